@@ -1,0 +1,330 @@
+//! Command-line parsing: raw arguments into one validated [`Cli`].
+//!
+//! Options come before COMMAND; the first word that is not an option, or `--`, starts COMMAND
+//! (like `nice`, `timeout`, `flock`). The original's forms `rcron CMD ARGS` and
+//! `rcron --conf FILE CMD ARGS` keep working. Invoked as `rcrond`, the binary is the daemon.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the user asked for.
+#[derive(Debug, PartialEq)]
+pub enum Role {
+    Wrapper(WrapperOpts),
+    Daemon { foreground: bool },
+    Status,
+    IsActive,
+    Check,
+    Version,
+    Help,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct WrapperOpts {
+    pub nice: Option<i32>,
+    pub lock: bool,
+    pub timeout: Option<Duration>,
+    pub kill_after: Duration,
+    pub no_wait: bool,
+    /// COMMAND and its arguments, untouched.
+    pub argv: Vec<OsString>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Cli {
+    /// `--conf FILE`, when given.
+    pub conf: Option<PathBuf>,
+    pub verbose: bool,
+    pub role: Role,
+}
+
+/// A usage error (exit 64).
+#[derive(Debug, PartialEq)]
+pub struct UsageError(pub String);
+
+pub const USAGE: &str = "\
+usage: rcron [OPTIONS] [--] COMMAND [ARGS...]   run COMMAND only if this node is active
+       rcron --daemon [--conf FILE] [--foreground]   the election daemon (also: rcrond)
+       rcron --status | --is-active | --check [--conf FILE]
+       rcron --version | --help
+
+options:
+  -c, --conf FILE      config file (default /etc/rcron/rcron.conf)
+      --nice N         niceness of the job, -20..19 (default: nice_level)
+      --lock           skip this run if the same command line is still running here
+      --timeout DUR    SIGTERM the job's process group after DUR (30s, 5m, 2h), exit 124
+      --kill-after DUR SIGKILL that long after the timeout's SIGTERM (default 5s)
+      --no-wait        decide from the current state at once (no handoff wait)
+  -v, --verbose        debug logging; also log to stderr
+      --daemon         run the election daemon
+  -f, --foreground     daemon: stay in the foreground and log to stderr too
+      --status         print this node's view as key=value lines
+      --is-active      exit 0 when this node is active, 1 when not
+      --check          validate the config: print every error, exit 0 or 78
+  -V, --version        print version, commit and target
+  -h, --help           this text
+
+exit codes (wrapper): passive 0; active: the job's own; killed by signal N: 128+N;
+timeout 124; usage 64; config error 78; command not executable 126, not found 127.
+";
+
+/// Parses `args` (without argv[0]); `invoked_as` is the basename of argv[0].
+pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
+    let mut conf = None;
+    let mut verbose = false;
+    let mut role: Option<Role> = if invoked_as == "rcrond" {
+        Some(Role::Daemon { foreground: false })
+    } else {
+        None
+    };
+    let mut foreground = false;
+    let mut w = WrapperOpts {
+        nice: None,
+        lock: false,
+        timeout: None,
+        kill_after: Duration::from_secs(5),
+        no_wait: false,
+        argv: Vec::new(),
+    };
+    let mut i = 0;
+    let set_role = |r: Role, role: &mut Option<Role>| -> Result<(), UsageError> {
+        match role {
+            Some(prev) if std::mem::discriminant(prev) != std::mem::discriminant(&r) => {
+                Err(UsageError(
+                    "conflicting modes (choose one of --daemon, --status, \
+                                --is-active, --check)"
+                        .into(),
+                ))
+            }
+            _ => {
+                *role = Some(r);
+                Ok(())
+            }
+        }
+    };
+    while i < args.len() {
+        let a = args[i].as_bytes();
+        if a == b"--" {
+            i += 1;
+            break;
+        }
+        if a.len() < 2 || a[0] != b'-' {
+            break;
+        }
+        // `--opt=value` and `-cVALUE` forms.
+        let (name, inline): (&[u8], Option<&OsStr>) = if a.starts_with(b"--") {
+            match a.iter().position(|&b| b == b'=') {
+                Some(p) => (&a[..p], Some(OsStr::from_bytes(&a[p + 1..]))),
+                None => (a, None),
+            }
+        } else if a.len() > 2 && a[1] == b'c' {
+            (&a[..2], Some(OsStr::from_bytes(&a[2..])))
+        } else {
+            (a, None)
+        };
+        let mut value = |what: &str| -> Result<OsString, UsageError> {
+            if let Some(v) = inline {
+                return Ok(v.to_os_string());
+            }
+            i += 1;
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| UsageError(format!("{what} needs a value")))
+        };
+        let flag = |inline: Option<&OsStr>, n: &[u8]| -> Result<(), UsageError> {
+            match inline {
+                Some(_) => Err(UsageError(format!(
+                    "{} takes no value",
+                    String::from_utf8_lossy(n)
+                ))),
+                None => Ok(()),
+            }
+        };
+        match name {
+            b"-c" | b"--conf" => {
+                let v = value("--conf")?;
+                if v.is_empty() {
+                    return Err(UsageError("--conf needs a file name".into()));
+                }
+                conf = Some(PathBuf::from(v));
+            }
+            b"--nice" => {
+                let v = value("--nice")?;
+                let n = v.to_str().and_then(|s| s.parse::<i32>().ok());
+                match n {
+                    Some(n) if (-20..=19).contains(&n) => w.nice = Some(n),
+                    _ => {
+                        return Err(UsageError(format!(
+                            "--nice: {v:?} is not an integer in -20..19"
+                        )));
+                    }
+                }
+            }
+            b"--timeout" => w.timeout = Some(duration(&value("--timeout")?)?),
+            b"--kill-after" => w.kill_after = duration(&value("--kill-after")?)?,
+            b"--lock" => {
+                flag(inline, name)?;
+                w.lock = true
+            }
+            b"--no-wait" => {
+                flag(inline, name)?;
+                w.no_wait = true
+            }
+            b"-v" | b"--verbose" => {
+                flag(inline, name)?;
+                verbose = true
+            }
+            b"-f" | b"--foreground" => {
+                flag(inline, name)?;
+                foreground = true
+            }
+            b"--daemon" => {
+                flag(inline, name)?;
+                set_role(Role::Daemon { foreground: false }, &mut role)?
+            }
+            b"--status" => set_role(Role::Status, &mut role)?,
+            b"--is-active" => set_role(Role::IsActive, &mut role)?,
+            b"--check" => set_role(Role::Check, &mut role)?,
+            b"-V" | b"--version" => set_role(Role::Version, &mut role)?,
+            b"-h" | b"--help" => set_role(Role::Help, &mut role)?,
+            _ => {
+                let shown = String::from_utf8_lossy(a);
+                return Err(UsageError(format!(
+                    "unknown option {shown:?} (use -- before a COMMAND that starts with -)"
+                )));
+            }
+        }
+        i += 1;
+    }
+    w.argv = args[i.min(args.len())..].to_vec();
+    let role = match role {
+        Some(Role::Daemon { .. }) => Role::Daemon { foreground },
+        Some(r) => r,
+        None if w.argv.is_empty() => return Err(UsageError("no COMMAND given".into())),
+        None => Role::Wrapper(w),
+    };
+    let non_wrapper = !matches!(role, Role::Wrapper(_));
+    if non_wrapper && i < args.len() {
+        let extra = args[i].to_string_lossy();
+        return Err(UsageError(format!("unexpected argument {extra:?}")));
+    }
+    Ok(Cli {
+        conf,
+        verbose,
+        role,
+    })
+}
+
+/// `30s`, `5m`, `2h`, `1d`, `250ms`, or bare seconds.
+pub fn duration(v: &OsStr) -> Result<Duration, UsageError> {
+    let bad = || UsageError(format!("{v:?} is not a duration like 30s, 5m, 2h"));
+    let s = v.to_str().ok_or_else(bad)?;
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    if ms == 0 {
+        return Err(UsageError(format!("{s:?}: a duration must be positive")));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Cli, UsageError> {
+        let v: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse("rcron", &v)
+    }
+
+    fn argv(c: &Cli) -> Vec<String> {
+        match &c.role {
+            Role::Wrapper(w) => w.argv.iter().map(|a| a.to_string_lossy().into()).collect(),
+            r => panic!("not a wrapper: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn original_forms_keep_working() {
+        let c = p(&["echo", "a  b", "$HOME"]).unwrap();
+        assert_eq!(argv(&c), ["echo", "a  b", "$HOME"]);
+        assert_eq!(c.conf, None);
+        let c = p(&["--conf", "/x.conf", "ls", "-l"]).unwrap();
+        assert_eq!(c.conf, Some("/x.conf".into()));
+        assert_eq!(argv(&c), ["ls", "-l"]);
+    }
+
+    #[test]
+    fn options_stop_at_the_first_word_or_double_dash() {
+        let c = p(&["-c/a", "--lock", "--timeout=5m", "--", "-weird", "--lock"]).unwrap();
+        assert_eq!(c.conf, Some("/a".into()));
+        assert_eq!(argv(&c), ["-weird", "--lock"]);
+        let Role::Wrapper(w) = c.role else { panic!() };
+        assert!(w.lock);
+        assert_eq!(w.timeout, Some(Duration::from_secs(300)));
+        let c = p(&[
+            "--conf=/b",
+            "--nice",
+            "-5",
+            "--no-wait",
+            "cmd",
+            "--conf",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(argv(&c), ["cmd", "--conf", "x"]);
+    }
+
+    #[test]
+    fn roles() {
+        assert_eq!(
+            p(&["--daemon", "-f"]).unwrap().role,
+            Role::Daemon { foreground: true }
+        );
+        assert_eq!(p(&["--status", "--conf", "x"]).unwrap().role, Role::Status);
+        assert_eq!(p(&["--is-active"]).unwrap().role, Role::IsActive);
+        let c = parse("rcrond", &[]).unwrap();
+        assert_eq!(c.role, Role::Daemon { foreground: false });
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            &[][..],
+            &["--lock"],
+            &["--bogus", "x"],
+            &["--nice", "30", "x"],
+            &["--timeout", "5x", "x"],
+            &["--timeout", "0", "x"],
+            &["--conf"],
+            &["--status", "--daemon"],
+            &["--check", "extra"],
+            &["--lock=yes", "x"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?} should be a usage error");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s: &str| duration(OsStr::new(s)).map(|d| d.as_millis());
+        assert_eq!(d("30s"), Ok(30_000));
+        assert_eq!(d("5m"), Ok(300_000));
+        assert_eq!(d("2h"), Ok(7_200_000));
+        assert_eq!(d("250ms"), Ok(250));
+        assert_eq!(d("7"), Ok(7_000));
+        assert!(d("s").is_err());
+        assert!(d("99999999999999999999h").is_err());
+    }
+}

@@ -1,0 +1,974 @@
+//! `rcron.conf`: the hand-rolled parser and the validated configuration.
+//!
+//! Owns: turning bytes into a [`Config`] or a list of every error with its line number.
+//! Guarantees: never panics on any input; every configuration the original C rcron accepted
+//! (its six keys, `k v` / `k = v` / `k\tv`, quoted values, column-1 comments) parses to the
+//! same meaning. Additions: `k=v`, trailing comments, CR-LF, the daemon's keys, and errors
+//! (not silent fallbacks) for bad values, unknown keys and duplicated single-valued keys.
+//! Pure: no I/O except [`load`], which reads one bounded file.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// Default configuration path, as in the original rcron.
+pub const DEFAULT_PATH: &str = "/etc/rcron/rcron.conf";
+/// Longest accepted line, in bytes. Longer lines are an error, not a truncation.
+pub const MAX_LINE: usize = 4096;
+/// Largest accepted file, in bytes.
+pub const MAX_FILE: usize = 4 << 20;
+/// Bounds of the fixed-size lists; a config beyond them is an error at load.
+pub const MAX_PEERS: usize = 16;
+pub const MAX_VIPS: usize = 20;
+pub const MAX_TRACK_IF: usize = 8;
+
+/// The two states a node can be in, as written in the state file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Active,
+    Passive,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Active => "active",
+            State::Passive => "passive",
+        }
+    }
+}
+
+/// How a VRRPv3 IPv4 checksum is computed (see shared/vrrp-interop.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V3Checksum {
+    /// Pseudo-header with the packet's actual destination: keepalived >= 1.3.7.
+    PseudoHeader,
+    /// Pseudo-header with 224.0.0.18 as destination: FRR, old keepalived.
+    PseudoMulticast,
+    /// No pseudo-header (RFC 9568, keepalived `v3_checksum_as_v2`).
+    NoPseudoHeader,
+}
+
+/// A validated configuration. Daemon-only keys are optional here; [`Config::daemon_errors`]
+/// says what the daemon still needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub cluster_name: String,
+    pub state_file: PathBuf,
+    pub default_state: State,
+    /// syslog facility code (already shifted: LOG_CRON = 9 << 3).
+    pub syslog_facility: u8,
+    /// syslog severity 0..7 of the per-job lines.
+    pub syslog_level: u8,
+    pub nice_level: i32,
+    pub interface: Option<String>,
+    pub virtual_router_id: Option<u8>,
+    pub priority: u8,
+    /// Advert interval in centiseconds.
+    pub advert_int_cs: u16,
+    pub vrrp_version: u8,
+    pub v3_checksum: V3Checksum,
+    pub unicast_src_ip: Option<Ipv4Addr>,
+    pub unicast_peers: heapless::Vec<Ipv4Addr, MAX_PEERS>,
+    pub auth_pass: Option<[u8; 8]>,
+    pub virtual_ipaddress: heapless::Vec<Ipv4Addr, MAX_VIPS>,
+    pub preempt: bool,
+    /// Preempt delay in centiseconds.
+    pub preempt_delay_cs: u32,
+    pub track_interface: heapless::Vec<String, MAX_TRACK_IF>,
+    pub track_script: Option<String>,
+    pub track_interval_cs: u32,
+    pub track_fall: u32,
+    pub track_rise: u32,
+    pub notify_active: Option<String>,
+    pub notify_passive: Option<String>,
+    pub notify_fault: Option<String>,
+    pub control_socket: PathBuf,
+    pub pid_file: PathBuf,
+    pub lock_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cluster_name: "default_cluster".into(),
+            state_file: "/var/run/rcron/state".into(),
+            default_state: State::Passive,
+            syslog_facility: 9 << 3,
+            syslog_level: 6,
+            nice_level: 19,
+            interface: None,
+            virtual_router_id: None,
+            priority: 100,
+            advert_int_cs: 100,
+            vrrp_version: 2,
+            v3_checksum: V3Checksum::PseudoHeader,
+            unicast_src_ip: None,
+            unicast_peers: heapless::Vec::new(),
+            auth_pass: None,
+            virtual_ipaddress: heapless::Vec::new(),
+            preempt: true,
+            preempt_delay_cs: 0,
+            track_interface: heapless::Vec::new(),
+            track_script: None,
+            track_interval_cs: 100,
+            track_fall: 1,
+            track_rise: 1,
+            notify_active: None,
+            notify_passive: None,
+            notify_fault: None,
+            control_socket: "/var/run/rcron/rcron.sock".into(),
+            pid_file: "/var/run/rcron/rcrond.pid".into(),
+            lock_dir: "/var/run/rcron".into(),
+        }
+    }
+}
+
+impl Config {
+    /// True when the config sets up an election, so an rcron daemon is expected on this node
+    /// (shared/interface.md, "Handoff").
+    pub fn expects_daemon(&self) -> bool {
+        self.virtual_router_id.is_some()
+    }
+
+    /// What the daemon needs beyond what the wrapper needs (line 0: not tied to a line).
+    pub fn daemon_errors(&self) -> Vec<ConfigError> {
+        let mut errs = Vec::new();
+        if self.interface.is_none() {
+            errs.push(ConfigError::new(
+                0,
+                "`interface` is required for the daemon",
+            ));
+        }
+        if self.virtual_router_id.is_none() {
+            errs.push(ConfigError::new(
+                0,
+                "`virtual_router_id` is required for the daemon",
+            ));
+        }
+        errs
+    }
+}
+
+/// One problem in a config file. `line` is 1-based; 0 means the file as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: usize,
+    pub msg: String,
+}
+
+impl ConfigError {
+    fn new(line: usize, msg: impl Into<String>) -> Self {
+        ConfigError {
+            line,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.msg)
+        } else {
+            write!(f, "line {}: {}", self.line, self.msg)
+        }
+    }
+}
+
+/// Why a config could not be had.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read (missing, unreadable, too large, not a regular file).
+    Io(PathBuf, String),
+    /// The file was read and has these errors.
+    Invalid(PathBuf, Vec<ConfigError>),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io(p, e) => write!(f, "{}: {}", p.display(), e),
+            LoadError::Invalid(p, errs) => {
+                for (i, e) in errs.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    if e.line == 0 {
+                        write!(f, "{}: {}", p.display(), e.msg)?;
+                    } else {
+                        write!(f, "{}:{}: {}", p.display(), e.line, e.msg)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reads and parses `path`, refusing anything that is not a regular file of at most
+/// [`MAX_FILE`] bytes (a FIFO or a device would otherwise hang or flood the reader).
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let bytes = crate::sys::read_regular_file(path, MAX_FILE)
+        .map_err(|e| LoadError::Io(path.to_path_buf(), e))?;
+    parse(&bytes).map_err(|errs| LoadError::Invalid(path.to_path_buf(), errs))
+}
+
+/// Parses a whole file. Returns every error found, in line order.
+pub fn parse(input: &[u8]) -> Result<Config, Vec<ConfigError>> {
+    let mut p = Parser {
+        cfg: Config::default(),
+        errs: Vec::new(),
+        seen: [0; KEYS.len()],
+    };
+    for (idx, raw) in input.split(|&b| b == b'\n').enumerate() {
+        p.line(idx + 1, raw);
+    }
+    p.cross_check();
+    if p.errs.is_empty() {
+        Ok(p.cfg)
+    } else {
+        Err(p.errs)
+    }
+}
+
+/// Every key, whether it takes a list, and its index in `Parser::seen`.
+const KEYS: [(&str, bool); 29] = [
+    ("cluster_name", false),
+    ("state_file", false),
+    ("default_state", false),
+    ("syslog_facility", false),
+    ("syslog_level", false),
+    ("nice_level", false),
+    ("interface", false),
+    ("virtual_router_id", false),
+    ("priority", false),
+    ("advert_int", false),
+    ("vrrp_version", false),
+    ("v3_checksum", false),
+    ("unicast_src_ip", false),
+    ("unicast_peer", true),
+    ("auth_pass", false),
+    ("virtual_ipaddress", true),
+    ("preempt", false),
+    ("preempt_delay", false),
+    ("track_interface", true),
+    ("track_script", false),
+    ("track_interval", false),
+    ("track_fall", false),
+    ("track_rise", false),
+    ("notify_active", false),
+    ("notify_passive", false),
+    ("notify_fault", false),
+    ("control_socket", false),
+    ("pid_file", false),
+    ("lock_dir", false),
+];
+
+struct Parser {
+    cfg: Config,
+    errs: Vec<ConfigError>,
+    /// Line where each key was first set (0 = not yet).
+    seen: [usize; KEYS.len()],
+}
+
+/// Splits one line into `(key, values)`; `Ok(None)` for blank and comment lines.
+fn tokenize(line: &str) -> Result<Option<(&str, Vec<&str>)>, String> {
+    let s = line.trim_start_matches([' ', '\t']);
+    if s.is_empty() || s.starts_with('#') || s.starts_with(';') {
+        return Ok(None);
+    }
+    let key_end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    if key_end == 0 {
+        return Err(format!("expected a key, found {:?}", first_char(s)));
+    }
+    let key = &s[..key_end];
+    let mut rest = &s[key_end..];
+    let sep = rest.len() - rest.trim_start_matches([' ', '\t', '=']).len();
+    rest = &rest[sep..];
+    let mut values = Vec::new();
+    loop {
+        if rest.is_empty() || rest.starts_with('#') || rest.starts_with(';') {
+            break;
+        }
+        if sep == 0 && values.is_empty() {
+            return Err(format!(
+                "unexpected {:?} after key `{key}`",
+                first_char(rest)
+            ));
+        }
+        let (value, after) = if let Some(q) = rest.strip_prefix(['"', '\'']) {
+            let quote = rest.as_bytes()[0] as char;
+            match q.find(quote) {
+                Some(end) => (&q[..end], &q[end + 1..]),
+                None => return Err(format!("unterminated {quote} quote")),
+            }
+        } else {
+            let end = rest.find([' ', '\t']).unwrap_or(rest.len());
+            let v = &rest[..end];
+            if let Some(pos) = v.find(['"', '\'']) {
+                return Err(format!("unexpected quote in value {:?}", &v[..=pos]));
+            }
+            (v, &rest[end..])
+        };
+        values.push(value);
+        let trimmed = after.trim_start_matches([' ', '\t']);
+        if trimmed.len() == after.len() && !trimmed.is_empty() {
+            return Err(format!("expected whitespace after value {value:?}"));
+        }
+        rest = trimmed;
+    }
+    if values.is_empty() {
+        return Err(format!("key `{key}` has no value"));
+    }
+    Ok(Some((key, values)))
+}
+
+fn first_char(s: &str) -> char {
+    s.chars().next().unwrap_or(' ')
+}
+
+impl Parser {
+    fn err(&mut self, line: usize, msg: impl Into<String>) {
+        self.errs.push(ConfigError::new(line, msg));
+    }
+
+    fn line(&mut self, n: usize, raw: &[u8]) {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.len() > MAX_LINE {
+            return self.err(
+                n,
+                format!("line is {} bytes long (at most {MAX_LINE})", raw.len()),
+            );
+        }
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return self.err(n, "line is not valid UTF-8 text");
+        };
+        if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
+            return self.err(n, format!("control character {c:?} in line"));
+        }
+        match tokenize(text) {
+            Ok(None) => {}
+            Ok(Some((key, values))) => self.key(n, key, &values),
+            Err(e) => self.err(n, e),
+        }
+    }
+
+    fn key(&mut self, n: usize, key: &str, values: &[&str]) {
+        let Some(idx) = KEYS.iter().position(|(k, _)| *k == key) else {
+            let hint = if key == "vrrp_unicast_bind" {
+                " (keepalived-era guides: the key is `unicast_src_ip`)"
+            } else if key == "vrrp_unicast_peer" {
+                " (keepalived-era guides: the key is `unicast_peer`)"
+            } else {
+                ""
+            };
+            return self.err(n, format!("unknown key `{key}`{hint}"));
+        };
+        let list = KEYS[idx].1;
+        if !list {
+            if self.seen[idx] != 0 {
+                let first = self.seen[idx];
+                return self.err(
+                    n,
+                    format!("duplicate key `{key}` (first set on line {first})"),
+                );
+            }
+            if values.len() != 1 {
+                return self.err(
+                    n,
+                    format!("key `{key}` takes one value, found {}", values.len()),
+                );
+            }
+        }
+        if self.seen[idx] == 0 {
+            self.seen[idx] = n;
+        }
+        let v = values[0];
+        let r: Result<(), String> = match key {
+            "cluster_name" => nonempty(v).map(|v| self.cfg.cluster_name = v.into()),
+            "state_file" => path(v).map(|p| self.cfg.state_file = p),
+            "default_state" => parse_state(v).map(|s| self.cfg.default_state = s),
+            "syslog_facility" => parse_facility(v).map(|f| self.cfg.syslog_facility = f),
+            "syslog_level" => parse_level(v).map(|l| self.cfg.syslog_level = l),
+            "nice_level" => int_in(v, -20, 19).map(|x| self.cfg.nice_level = x as i32),
+            "interface" => parse_ifname(v).map(|s| self.cfg.interface = Some(s)),
+            "virtual_router_id" => {
+                int_in(v, 1, 255).map(|x| self.cfg.virtual_router_id = Some(x as u8))
+            }
+            "priority" => int_in(v, 1, 255).map(|x| self.cfg.priority = x as u8),
+            "advert_int" => parse_centis(v, 1, 4095).map(|x| self.cfg.advert_int_cs = x as u16),
+            "vrrp_version" => int_in(v, 2, 3).map(|x| self.cfg.vrrp_version = x as u8),
+            "v3_checksum" => parse_checksum(v).map(|c| self.cfg.v3_checksum = c),
+            "unicast_src_ip" => parse_ip(v).map(|ip| self.cfg.unicast_src_ip = Some(ip)),
+            "unicast_peer" => {
+                self.list_ips(n, key, values, true);
+                Ok(())
+            }
+            "virtual_ipaddress" => {
+                self.list_ips(n, key, values, false);
+                Ok(())
+            }
+            "auth_pass" => parse_pass(v).map(|p| self.cfg.auth_pass = Some(p)),
+            "preempt" => parse_bool(v).map(|b| self.cfg.preempt = b),
+            "preempt_delay" => parse_centis(v, 0, 360_000).map(|x| self.cfg.preempt_delay_cs = x),
+            "track_interface" => {
+                for v in values {
+                    let r = parse_ifname(v).and_then(|s| {
+                        self.cfg.track_interface.push(s).map_err(|_| {
+                            format!("more than {MAX_TRACK_IF} track_interface entries")
+                        })
+                    });
+                    if let Err(e) = r {
+                        self.err(n, format!("track_interface: {e}"));
+                    }
+                }
+                Ok(())
+            }
+            "track_script" => nonempty(v).map(|v| self.cfg.track_script = Some(v.into())),
+            "track_interval" => parse_centis(v, 1, 360_000).map(|x| self.cfg.track_interval_cs = x),
+            "track_fall" => int_in(v, 1, 1000).map(|x| self.cfg.track_fall = x as u32),
+            "track_rise" => int_in(v, 1, 1000).map(|x| self.cfg.track_rise = x as u32),
+            "notify_active" => nonempty(v).map(|v| self.cfg.notify_active = Some(v.into())),
+            "notify_passive" => nonempty(v).map(|v| self.cfg.notify_passive = Some(v.into())),
+            "notify_fault" => nonempty(v).map(|v| self.cfg.notify_fault = Some(v.into())),
+            "control_socket" => path(v).map(|p| self.cfg.control_socket = p),
+            "pid_file" => path(v).map(|p| self.cfg.pid_file = p),
+            "lock_dir" => path(v).map(|p| self.cfg.lock_dir = p),
+            _ => Err(format!("unknown key `{key}`")),
+        };
+        if let Err(e) = r {
+            self.err(n, format!("{key}: {e}"));
+        }
+    }
+
+    fn list_ips(&mut self, n: usize, key: &str, values: &[&str], peers: bool) {
+        for v in values {
+            let ip = if peers { parse_ip(v) } else { parse_vip(v) };
+            let list_full = match ip {
+                Err(e) => {
+                    self.err(n, format!("{key}: {e}"));
+                    continue;
+                }
+                Ok(ip) => {
+                    let list: &mut dyn ListPush = if peers {
+                        &mut self.cfg.unicast_peers
+                    } else {
+                        &mut self.cfg.virtual_ipaddress
+                    };
+                    if list.contains_ip(ip) {
+                        self.err(n, format!("{key}: {ip} is listed twice"));
+                        continue;
+                    }
+                    list.push_ip(ip)
+                }
+            };
+            if !list_full {
+                let max = if peers { MAX_PEERS } else { MAX_VIPS };
+                self.err(n, format!("{key}: more than {max} addresses"));
+                return;
+            }
+        }
+    }
+
+    /// Rules that involve several keys; reported on the line of the later key.
+    fn cross_check(&mut self) {
+        let seen = self.seen;
+        let line_of = |k: &str| {
+            KEYS.iter()
+                .position(|(key, _)| *key == k)
+                .map(|i| seen[i])
+                .unwrap_or(0)
+        };
+        let v3 = self.cfg.vrrp_version == 3;
+        let adv_line = line_of("advert_int");
+        if !v3 && self.cfg.advert_int_cs % 100 != 0 {
+            let l = adv_line;
+            self.err(
+                l,
+                "advert_int: VRRPv2 needs whole seconds (fractions need vrrp_version 3)",
+            );
+        }
+        if !v3 && self.cfg.advert_int_cs > 25500 {
+            self.err(adv_line, "advert_int: VRRPv2 allows at most 255 seconds");
+        }
+        if v3 && self.cfg.auth_pass.is_some() {
+            let l = line_of("auth_pass");
+            self.err(
+                l,
+                "auth_pass: VRRPv3 has no authentication; remove it or use vrrp_version 2",
+            );
+        }
+        if let Some(src) = self.cfg.unicast_src_ip {
+            if self.cfg.unicast_peers.contains(&src) {
+                let l = line_of("unicast_peer");
+                self.err(
+                    l,
+                    format!("unicast_peer: {src} is this node's own unicast_src_ip"),
+                );
+            }
+        }
+    }
+}
+
+/// A fixed-capacity list of addresses (peers or virtual addresses).
+trait ListPush {
+    fn contains_ip(&self, ip: Ipv4Addr) -> bool;
+    /// False when the list is full.
+    fn push_ip(&mut self, ip: Ipv4Addr) -> bool;
+}
+
+impl<const N: usize> ListPush for heapless::Vec<Ipv4Addr, N> {
+    fn contains_ip(&self, ip: Ipv4Addr) -> bool {
+        self.contains(&ip)
+    }
+    fn push_ip(&mut self, ip: Ipv4Addr) -> bool {
+        self.push(ip).is_ok()
+    }
+}
+
+fn nonempty(v: &str) -> Result<&str, String> {
+    if v.is_empty() {
+        Err("empty value".into())
+    } else {
+        Ok(v)
+    }
+}
+
+fn path(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        Err("empty path".into())
+    } else if v.contains('\0') {
+        Err("path contains a NUL byte".into())
+    } else {
+        Ok(PathBuf::from(v))
+    }
+}
+
+fn parse_state(v: &str) -> Result<State, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "active" => Ok(State::Active),
+        "passive" => Ok(State::Passive),
+        _ => Err(format!("expected `active` or `passive`, found {v:?}")),
+    }
+}
+
+/// Facility names with or without `LOG_`, any case; returns the code shifted by 3.
+pub fn parse_facility(v: &str) -> Result<u8, String> {
+    let up = v.to_ascii_uppercase();
+    let name = up.strip_prefix("LOG_").unwrap_or(&up);
+    let code = match name {
+        "KERN" => 0,
+        "USER" => 1,
+        "MAIL" => 2,
+        "DAEMON" => 3,
+        "AUTH" => 4,
+        "SYSLOG" => 5,
+        "LPR" => 6,
+        "NEWS" => 7,
+        "UUCP" => 8,
+        "CRON" => 9,
+        "AUTHPRIV" => 10,
+        "FTP" => 11,
+        _ => match name
+            .strip_prefix("LOCAL")
+            .and_then(|d| d.parse::<u8>().ok())
+        {
+            Some(d) if d <= 7 && name.len() == 6 => 16 + d,
+            _ => return Err(format!("unknown syslog facility {v:?}")),
+        },
+    };
+    Ok(code << 3)
+}
+
+/// Severity names with or without `LOG_`, any case.
+pub fn parse_level(v: &str) -> Result<u8, String> {
+    let up = v.to_ascii_uppercase();
+    let name = up.strip_prefix("LOG_").unwrap_or(&up);
+    Ok(match name {
+        "EMERG" => 0,
+        "ALERT" => 1,
+        "CRIT" => 2,
+        "ERR" | "ERROR" => 3,
+        "WARNING" | "WARN" => 4,
+        "NOTICE" => 5,
+        "INFO" => 6,
+        "DEBUG" => 7,
+        _ => return Err(format!("unknown syslog level {v:?}")),
+    })
+}
+
+fn int_in(v: &str, min: i64, max: i64) -> Result<i64, String> {
+    let x: i64 = v
+        .parse()
+        .map_err(|_| format!("expected an integer, found {v:?}"))?;
+    if x < min || x > max {
+        return Err(format!("{x} is out of range {min}..{max}"));
+    }
+    Ok(x)
+}
+
+/// A decimal number of seconds with at most two decimals, as centiseconds in `min..=max`.
+pub fn parse_centis(v: &str, min: u32, max: u32) -> Result<u32, String> {
+    let bad = || format!("expected seconds like `1` or `0.05`, found {v:?}");
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if int.is_empty() && frac.is_empty() {
+        return Err(bad());
+    }
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(int) || !all_digits(frac) || int.len() > 7 {
+        return Err(bad());
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 2 {
+        return Err(format!("{v:?} is finer than 0.01 s"));
+    }
+    let whole: u32 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
+    let mut cs: u32 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| bad())?
+    };
+    if frac.len() == 1 {
+        cs *= 10;
+    }
+    let total = whole * 100 + cs;
+    if total < min || total > max {
+        return Err(format!(
+            "{v} s is out of range {}..{} s",
+            Centis(min),
+            Centis(max)
+        ));
+    }
+    Ok(total)
+}
+
+/// Displays centiseconds as seconds (`150` -> `1.5`).
+pub struct Centis(pub u32);
+
+impl fmt::Display for Centis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (s, c) = (self.0 / 100, self.0 % 100);
+        match c {
+            0 => write!(f, "{s}"),
+            c if c % 10 == 0 => write!(f, "{s}.{}", c / 10),
+            c => write!(f, "{s}.{c:02}"),
+        }
+    }
+}
+
+fn parse_ifname(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.len() > 15 {
+        return Err(format!("interface name {v:?} must be 1..15 bytes"));
+    }
+    if v.contains(['/', ':']) || v == "." || v == ".." {
+        return Err(format!("{v:?} is not a valid interface name"));
+    }
+    Ok(v.into())
+}
+
+fn parse_ip(v: &str) -> Result<Ipv4Addr, String> {
+    let ip: Ipv4Addr = v
+        .parse()
+        .map_err(|_| format!("{v:?} is not an IPv4 address"))?;
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+        return Err(format!("{ip} cannot be a node address"));
+    }
+    Ok(ip)
+}
+
+/// A virtual address: `a.b.c.d` or keepalived's `a.b.c.d/len` (the length is not carried).
+fn parse_vip(v: &str) -> Result<Ipv4Addr, String> {
+    let (addr, len) = v.split_once('/').unwrap_or((v, "32"));
+    match len.parse::<u8>() {
+        Ok(l) if l <= 32 => {}
+        _ => return Err(format!("bad prefix length in {v:?}")),
+    }
+    parse_ip(addr)
+}
+
+fn parse_pass(v: &str) -> Result<[u8; 8], String> {
+    if v.is_empty() || v.len() > 8 {
+        return Err("the VRRPv2 password is 1..8 bytes".into());
+    }
+    let mut out = [0u8; 8];
+    out[..v.len()].copy_from_slice(v.as_bytes());
+    Ok(out)
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("expected yes or no, found {v:?}")),
+    }
+}
+
+fn parse_checksum(v: &str) -> Result<V3Checksum, String> {
+    match v {
+        "keepalived" | "pseudo" => Ok(V3Checksum::PseudoHeader),
+        "multicast" | "frr" => Ok(V3Checksum::PseudoMulticast),
+        "none" | "rfc9568" | "as_v2" => Ok(V3Checksum::NoPseudoHeader),
+        _ => Err(format!("expected keepalived, frr or rfc9568, found {v:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> Config {
+        match parse(s.as_bytes()) {
+            Ok(c) => c,
+            Err(e) => panic!("{s:?} should parse, got {e:?}"),
+        }
+    }
+
+    fn errs(s: &str) -> Vec<(usize, String)> {
+        match parse(s.as_bytes()) {
+            Ok(c) => panic!("{s:?} should fail, parsed to {c:?}"),
+            Err(e) => e.into_iter().map(|e| (e.line, e.msg)).collect(),
+        }
+    }
+
+    /// Configs the original C rcron accepts, with the values it gave them.
+    #[test]
+    fn original_syntax_parses_to_the_same_meaning() {
+        let table: &[(&str, &str, &str, State, u8, u8, i32)] = &[
+            // (config, cluster, state_file, default_state, facility, level, nice)
+            (
+                "",
+                "default_cluster",
+                "/var/run/rcron/state",
+                State::Passive,
+                9 << 3,
+                6,
+                19,
+            ),
+            (
+                "cluster_name = web\nstate_file = /tmp/st\ndefault_state = active\n\
+                 syslog_facility = LOG_DAEMON\nsyslog_level = LOG_NOTICE\nnice_level = 5\n",
+                "web",
+                "/tmp/st",
+                State::Active,
+                3 << 3,
+                5,
+                5,
+            ),
+            (
+                "# comment\n;another\ncluster_name\tdb\nstate_file   \"/var/lib/my state\"\n",
+                "db",
+                "/var/lib/my state",
+                State::Passive,
+                9 << 3,
+                6,
+                19,
+            ),
+            (
+                "cluster_name==x\ndefault_state PASSIVE\nsyslog_facility LOG_LOCAL3\n",
+                "x",
+                "/var/run/rcron/state",
+                State::Passive,
+                19 << 3,
+                6,
+                19,
+            ),
+            (
+                "cluster_name 'a#b'\nnice_level -20\nsyslog_level LOG_DEBUG\n",
+                "a#b",
+                "/var/run/rcron/state",
+                State::Passive,
+                9 << 3,
+                7,
+                -20,
+            ),
+            // A bare value keeps `#` and `=` that are not at a token start, as the original did.
+            (
+                "cluster_name a#b=c\n",
+                "a#b=c",
+                "/var/run/rcron/state",
+                State::Passive,
+                72,
+                6,
+                19,
+            ),
+        ];
+        for (src, cluster, state, def, fac, lvl, nice) in table {
+            let c = ok(src);
+            assert_eq!(c.cluster_name, *cluster, "{src:?}");
+            assert_eq!(c.state_file, PathBuf::from(state), "{src:?}");
+            assert_eq!(c.default_state, *def, "{src:?}");
+            assert_eq!(c.syslog_facility, *fac, "{src:?}");
+            assert_eq!(c.syslog_level, *lvl, "{src:?}");
+            assert_eq!(c.nice_level, *nice, "{src:?}");
+        }
+    }
+
+    #[test]
+    fn additions_kv_without_blank_trailing_comments_crlf_and_lower_case_names() {
+        let c = ok(
+            "cluster_name=web # the web pair\r\nsyslog_facility=cron\r\n\
+                    syslog_level = warning ; quiet\r\n   # indented comment\r\n",
+        );
+        assert_eq!(c.cluster_name, "web");
+        assert_eq!(c.syslog_facility, 9 << 3);
+        assert_eq!(c.syslog_level, 4);
+    }
+
+    #[test]
+    fn daemon_keys_parse() {
+        let c = ok(
+            "interface eth0\nvirtual_router_id 51\npriority 150\nvrrp_version 3\n\
+                    advert_int 0.05\nunicast_src_ip 192.0.2.1\nunicast_peer 192.0.2.2 192.0.2.3\n\
+                    unicast_peer 192.0.2.4\nvirtual_ipaddress 192.0.2.100/24\npreempt no\n\
+                    preempt_delay 2.5\ntrack_interface eth1 eth2\ntrack_script \"/bin/check x\"\n\
+                    track_interval 3\ntrack_fall 2\ntrack_rise 4\nnotify_active /bin/a\n\
+                    v3_checksum frr\n",
+        );
+        assert_eq!(c.interface.as_deref(), Some("eth0"));
+        assert_eq!(c.virtual_router_id, Some(51));
+        assert_eq!(c.priority, 150);
+        assert_eq!(c.vrrp_version, 3);
+        assert_eq!(c.advert_int_cs, 5);
+        assert_eq!(c.unicast_src_ip, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        let peers: Vec<_> = c.unicast_peers.iter().map(|p| p.octets()[3]).collect();
+        assert_eq!(peers, [2, 3, 4]);
+        assert_eq!(
+            c.virtual_ipaddress.as_slice(),
+            &[Ipv4Addr::new(192, 0, 2, 100)]
+        );
+        assert!(!c.preempt);
+        assert_eq!(c.preempt_delay_cs, 250);
+        assert_eq!(c.track_interface.len(), 2);
+        assert_eq!(c.track_script.as_deref(), Some("/bin/check x"));
+        assert_eq!(
+            (c.track_interval_cs, c.track_fall, c.track_rise),
+            (300, 2, 4)
+        );
+        assert_eq!(c.notify_active.as_deref(), Some("/bin/a"));
+        assert_eq!(c.v3_checksum, V3Checksum::PseudoMulticast);
+        assert!(c.expects_daemon());
+        assert!(c.daemon_errors().is_empty());
+    }
+
+    #[test]
+    fn v2_password_is_zero_padded_to_8_bytes() {
+        let c = ok("auth_pass 1111\n");
+        assert_eq!(c.auth_pass, Some(*b"1111\0\0\0\0"));
+    }
+
+    /// Broken configs, with the exact line each error is reported on.
+    #[test]
+    fn broken_configs_report_every_error_with_its_line() {
+        let table: &[(&str, &[usize], &str)] = &[
+            ("bogus_key 1\n", &[1], "unknown key `bogus_key`"),
+            ("\n\nnice_level 20\n", &[3], "out of range"),
+            ("nice_level abc\n", &[1], "expected an integer"),
+            (
+                "default_state inactive\n",
+                &[1],
+                "expected `active` or `passive`",
+            ),
+            (
+                "cluster_name a\ncluster_name b\n",
+                &[2],
+                "duplicate key `cluster_name` (first set on line 1)",
+            ),
+            ("cluster_name\n", &[1], "has no value"),
+            ("cluster_name \"abc\n", &[1], "unterminated"),
+            ("cluster_name a b\n", &[1], "takes one value"),
+            (
+                "syslog_facility LOG_BOGUS\n",
+                &[1],
+                "unknown syslog facility",
+            ),
+            ("syslog_level LOG_LOUD\n", &[1], "unknown syslog level"),
+            ("= value\n", &[1], "expected a key"),
+            ("priority 0\n", &[1], "out of range"),
+            ("virtual_router_id 256\n", &[1], "out of range"),
+            ("advert_int 0.5\n", &[1], "whole seconds"),
+            (
+                "vrrp_version 3\nadvert_int 0.001\n",
+                &[2],
+                "finer than 0.01",
+            ),
+            ("vrrp_version 3\nauth_pass x\n", &[2], "no authentication"),
+            ("auth_pass 123456789\n", &[1], "1..8 bytes"),
+            ("unicast_peer 192.0.2.300\n", &[1], "not an IPv4 address"),
+            ("unicast_peer 192.0.2.2 192.0.2.2\n", &[1], "listed twice"),
+            (
+                "unicast_src_ip 192.0.2.1\nunicast_peer 192.0.2.1\n",
+                &[2],
+                "own unicast_src_ip",
+            ),
+            (
+                "vrrp_unicast_bind 192.0.2.1\n",
+                &[1],
+                "the key is `unicast_src_ip`",
+            ),
+            ("interface averyveryverylongname\n", &[1], "1..15 bytes"),
+            ("preempt maybe\n", &[1], "expected yes or no"),
+            ("cluster_name a\"b\n", &[1], "unexpected quote"),
+            ("cluster_name 'a'b\n", &[1], "expected whitespace"),
+            ("cluster_name x\0y\n", &[1], "control character"),
+            // Every error at once, not only the first.
+            (
+                "nice_level 99\nok_not 1\n\npriority 300\n",
+                &[1, 2, 4],
+                "out of range",
+            ),
+        ];
+        for (src, lines, needle) in table {
+            let e = errs(src);
+            let got: Vec<usize> = e.iter().map(|(l, _)| *l).collect();
+            assert_eq!(&got, lines, "{src:?}: {e:?}");
+            assert!(
+                e[0].1.contains(needle),
+                "{src:?}: {:?} lacks {needle:?}",
+                e[0].1
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_bytes_are_errors_not_panics() {
+        let mut long = b"cluster_name ".to_vec();
+        long.resize(1_000_000, b'a');
+        let e = parse(&long).unwrap_err();
+        assert!(e[0].msg.contains("bytes long"));
+        assert!(parse(&[0xff, 0xfe, b'\n', 0x80]).is_err());
+        // A pseudo-random byte soup never panics.
+        let mut x: u32 = 12345;
+        for _ in 0..2000 {
+            let buf: Vec<u8> = (0..64)
+                .map(|_| {
+                    x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            let _ = parse(&buf);
+        }
+    }
+
+    #[test]
+    fn centiseconds_parse_and_display() {
+        assert_eq!(parse_centis("1", 1, 4095), Ok(100));
+        assert_eq!(parse_centis("0.1", 1, 4095), Ok(10));
+        assert_eq!(parse_centis("0.01", 1, 4095), Ok(1));
+        assert_eq!(parse_centis("40.95", 1, 4095), Ok(4095));
+        assert_eq!(parse_centis(".5", 1, 4095), Ok(50));
+        assert!(parse_centis("41", 1, 4095).is_err());
+        assert!(parse_centis("0", 1, 4095).is_err());
+        assert!(parse_centis("1e3", 1, 4095).is_err());
+        assert!(parse_centis("99999999999", 1, 4095).is_err());
+        assert_eq!(Centis(150).to_string(), "1.5");
+        assert_eq!(Centis(5).to_string(), "0.05");
+        assert_eq!(Centis(300).to_string(), "3");
+    }
+}

@@ -1,0 +1,169 @@
+//! rcron: run a cron job on exactly one node of a group.
+//!
+//! `main` maps the command line to a role and the role's result to an exit code; it does
+//! nothing else.
+
+#![deny(unsafe_code)]
+
+mod cli;
+mod config;
+mod job;
+mod logging;
+mod statefile;
+mod sys;
+mod wrapper;
+
+use cli::Role;
+use config::Config;
+use std::path::Path;
+
+/// Exit codes from sysexits.h.
+const EX_USAGE: i32 = 64;
+const EX_CONFIG: i32 = 78;
+
+fn main() {
+    std::process::exit(real_main());
+}
+
+fn real_main() -> i32 {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    let tag = Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rcron".into());
+    let rest: Vec<_> = args.collect();
+    let cli = match cli::parse(&tag, &rest) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{tag}: {}\n{}", e.0, cli::USAGE);
+            return EX_USAGE;
+        }
+    };
+    let foreground = matches!(cli.role, Role::Daemon { foreground: true });
+    logging::init(
+        &tag,
+        Config::default().syslog_facility,
+        foreground || cli.verbose,
+        cli.verbose,
+    );
+    match &cli.role {
+        Role::Help => {
+            print!("{}", cli::USAGE);
+            0
+        }
+        Role::Version => {
+            println!(
+                "rcron {} (commit {}, target {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("RCRON_COMMIT"),
+                env!("RCRON_TARGET")
+            );
+            0
+        }
+        Role::Check => check(cli.conf.as_deref()),
+        role => {
+            let wrapper = matches!(role, Role::Wrapper(_));
+            let cfg = match load_config(cli.conf.as_deref(), wrapper) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            logging::set_facility(cfg.syslog_facility);
+            match role {
+                Role::Wrapper(w) => wrapper::run(&cfg, w),
+                Role::Status => status(&cfg, true),
+                Role::IsActive => status(&cfg, false),
+                _ => {
+                    log::error!("the election daemon is not built yet");
+                    70
+                }
+            }
+        }
+    }
+}
+
+/// Loads the config as the contract says: an explicit `--conf` must exist; a missing default
+/// file means defaults (with a warning) for the wrapper and an error for the daemon.
+/// Errors go to stderr (cron mails them) and to syslog.
+fn load_config(conf: Option<&Path>, wrapper: bool) -> Result<Config, i32> {
+    let path = conf.unwrap_or(Path::new(config::DEFAULT_PATH));
+    if conf.is_none() && wrapper && !path.exists() && std::fs::symlink_metadata(path).is_err() {
+        log::warn!("{} does not exist; using defaults", path.display());
+        return Ok(Config::default());
+    }
+    match config::load(path) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let msg = e.to_string();
+            for line in msg.lines() {
+                eprintln!("rcron: config error: {line}");
+                logging::syslog_only(3, &format!("config error: {line}"));
+            }
+            Err(EX_CONFIG)
+        }
+    }
+}
+
+/// `--check`: every error with its line, exit 0 or 78.
+fn check(conf: Option<&Path>) -> i32 {
+    let path = conf.unwrap_or(Path::new(config::DEFAULT_PATH));
+    let result = config::load(path).and_then(|c| {
+        let errs = if c.expects_daemon() {
+            c.daemon_errors()
+        } else {
+            Vec::new()
+        };
+        if errs.is_empty() {
+            Ok(c)
+        } else {
+            Err(config::LoadError::Invalid(path.into(), errs))
+        }
+    });
+    match result {
+        Ok(c) => {
+            let mode = if c.expects_daemon() {
+                "election (rcron daemon)"
+            } else {
+                "state file only"
+            };
+            println!("{}: OK ({mode})", path.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            EX_CONFIG
+        }
+    }
+}
+
+/// `--status` (print) and `--is-active` (exit code only).
+fn status(cfg: &Config, print: bool) -> i32 {
+    let (state, why, reading) = wrapper::file_state(cfg);
+    if print {
+        println!("state={}", state.as_str());
+        println!("source=state_file");
+        let trust = match why {
+            wrapper::Reason::StateFile => "file",
+            wrapper::Reason::Default => "default_state",
+            wrapper::Reason::StaleDaemonFile => "stale_daemon_file",
+        };
+        println!("decided_by={trust}");
+        println!("cluster={}", cfg.cluster_name);
+        println!("state_file={}", cfg.state_file.display());
+        match &reading {
+            Ok(r) => {
+                if let Some(m) = &r.master {
+                    println!("master={m}");
+                }
+                if let Some(p) = r.priority {
+                    println!("priority={p}");
+                }
+                if let Some(p) = r.pid {
+                    println!("pid={p}");
+                }
+            }
+            Err(e) => println!("state_file_error={e}"),
+        }
+    }
+    if state == config::State::Active { 0 } else { 1 }
+}

@@ -1,0 +1,232 @@
+//! The state file: `active` or `passive` on the first line, then optional `key=value` lines.
+//!
+//! Owns: the format, a bounded non-blocking reader and the atomic writer.
+//! Guarantees: reading never blocks (FIFO), never reads more than [`MAX_READ`] bytes, never
+//! panics; a reader never sees a half-written file (temp file, fsync, rename); the writer never
+//! writes through a symlink planted at the state file or its temp file.
+//!
+//! Freshness: a file written by rcron's daemon carries `pid=` and `mono_ms=` (CLOCK_MONOTONIC
+//! at the last refresh) and `valid_ms=`. rcron's wrapper treats such a file as `passive` when
+//! the pid is gone or the stamp is older than `valid_ms`: a dead or frozen daemon never leaves
+//! a trusted `active` behind. A plain `active` (keepalived notify scripts) has no stamp and is
+//! read as before.
+
+use crate::config::State;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The most the reader looks at.
+pub const MAX_READ: usize = 4096;
+
+/// What a state file says. `state` is `None` when the first line is not exactly
+/// `active` or `passive` (after trimming blanks and CR).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub state: Option<State>,
+    pub pid: Option<u32>,
+    pub mono_ms: Option<u64>,
+    pub valid_ms: Option<u64>,
+    pub master: Option<String>,
+    pub priority: Option<u8>,
+    pub since: Option<u64>,
+}
+
+/// Parses the bytes of a state file (or its first [`MAX_READ`] bytes).
+pub fn parse(bytes: &[u8]) -> Reading {
+    let mut lines = bytes.split(|&b| b == b'\n');
+    let first = lines.next().unwrap_or(&[]);
+    let first = std::str::from_utf8(first).unwrap_or("").trim();
+    let mut r = Reading {
+        state: match first {
+            "active" => Some(State::Active),
+            "passive" => Some(State::Passive),
+            _ => None,
+        },
+        ..Reading::default()
+    };
+    for line in lines {
+        let Ok(line) = std::str::from_utf8(line) else {
+            continue;
+        };
+        let Some((k, v)) = line.trim().split_once('=') else {
+            continue;
+        };
+        match k {
+            "pid" => r.pid = v.parse().ok(),
+            "mono_ms" => r.mono_ms = v.parse().ok(),
+            "valid_ms" => r.valid_ms = v.parse().ok(),
+            "master" => r.master = Some(v.chars().take(64).collect()),
+            "priority" => r.priority = v.parse().ok(),
+            "since" => r.since = v.parse().ok(),
+            _ => {}
+        }
+    }
+    r
+}
+
+/// Reads a state file without blocking and without reading more than [`MAX_READ`] bytes.
+pub fn read(path: &Path) -> Result<Reading, String> {
+    let mut buf = [0u8; MAX_READ];
+    let n = crate::sys::read_regular_prefix(path, &mut buf)?;
+    Ok(parse(&buf[..n]))
+}
+
+/// Why a reading is or is not trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// The file says this, and nothing contradicts it.
+    Says(State),
+    /// Missing, unreadable, or not exactly `active`/`passive`: use `default_state`.
+    Unknown,
+    /// Written by an rcron daemon that is gone or no longer refreshes it: passive.
+    Stale,
+}
+
+/// Decides how far to trust a reading. `now_ms` is CLOCK_MONOTONIC; `alive` tells whether a
+/// pid still exists.
+pub fn judge(r: &Reading, now_ms: u64, alive: impl Fn(u32) -> bool) -> Trust {
+    let Some(state) = r.state else {
+        return Trust::Unknown;
+    };
+    if let Some(pid) = r.pid {
+        if !alive(pid) {
+            return Trust::Stale;
+        }
+    }
+    if let Some(stamp) = r.mono_ms {
+        let valid = r.valid_ms.unwrap_or(3000);
+        if stamp > now_ms || now_ms - stamp > valid {
+            return Trust::Stale;
+        }
+    }
+    Trust::Says(state)
+}
+
+/// What the daemon writes: the state, then the fields a reader needs.
+pub fn render(r: &Reading) -> String {
+    let mut s = String::with_capacity(128);
+    s.push_str(r.state.unwrap_or(State::Passive).as_str());
+    s.push('\n');
+    let mut field = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&v);
+            s.push('\n');
+        }
+    };
+    field("since", r.since.map(|v| v.to_string()));
+    field("master", r.master.clone());
+    field("priority", r.priority.map(|v| v.to_string()));
+    field("pid", r.pid.map(|v| v.to_string()));
+    field("mono_ms", r.mono_ms.map(|v| v.to_string()));
+    field("valid_ms", r.valid_ms.map(|v| v.to_string()));
+    s
+}
+
+/// Replaces `path` with `content` atomically: a temp file in the same directory, created
+/// exclusively and without following symlinks, fsynced, then renamed over `path`.
+pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), String> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_symlink() {
+            return Err(format!(
+                "{} is a symlink; refusing to replace it",
+                path.display()
+            ));
+        }
+    }
+    let tmp = temp_path(path);
+    // A temp file left by a crash of a process with our pid: unlink never follows a symlink.
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let r = f.write_all(content).and_then(|_| f.sync_all());
+    drop(f);
+    if let Err(e) = r.and_then(|_| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("{}: {e}", path.display()));
+    }
+    Ok(())
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_line_must_be_exactly_active_or_passive() {
+        let table: &[(&[u8], Option<State>)] = &[
+            (b"active\n", Some(State::Active)),
+            (b"passive", Some(State::Passive)),
+            (b"  active \r\n", Some(State::Active)),
+            (b"active\nsince=1\n", Some(State::Active)),
+            // The original's substring match counted these as active: a bug we fix.
+            (b"inactive\n", None),
+            (b"activeX\n", None),
+            (b"ACTIVE\n", None),
+            (b"", None),
+            (b"\nactive\n", None),
+            (&[0xff, 0x00, 0x13], None),
+        ];
+        for (bytes, want) in table {
+            assert_eq!(parse(bytes).state, *want, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn daemon_fields_round_trip() {
+        let r = Reading {
+            state: Some(State::Active),
+            pid: Some(42),
+            mono_ms: Some(1000),
+            valid_ms: Some(3000),
+            master: Some("192.0.2.1".into()),
+            priority: Some(150),
+            since: Some(1_700_000_000),
+        };
+        assert_eq!(parse(render(&r).as_bytes()), r);
+    }
+
+    #[test]
+    fn a_stamped_file_is_stale_when_its_daemon_is_gone_or_silent() {
+        let mut r = parse(b"active\npid=7\nmono_ms=10000\nvalid_ms=3000\n");
+        assert_eq!(judge(&r, 12_000, |_| true), Trust::Says(State::Active));
+        assert_eq!(
+            judge(&r, 13_001, |_| true),
+            Trust::Stale,
+            "not refreshed in time"
+        );
+        assert_eq!(
+            judge(&r, 12_000, |_| false),
+            Trust::Stale,
+            "daemon pid gone"
+        );
+        assert_eq!(
+            judge(&r, 9_000, |_| true),
+            Trust::Stale,
+            "stamp from another boot"
+        );
+        r.state = None;
+        assert_eq!(judge(&r, 12_000, |_| true), Trust::Unknown);
+        // A keepalived notify script's plain line is trusted as it is.
+        assert_eq!(
+            judge(&parse(b"active\n"), 5, |_| false),
+            Trust::Says(State::Active)
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The OS boundary: every `unsafe` call of rcron lives in this module, wrapped once, each
+//! block with a `// SAFETY:` line. Everything else is `#![deny(unsafe_code)]`.
+//!
+//! Also holds the few safe helpers that every role needs around files and processes.
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Reads a whole regular file of at most `max` bytes. FIFOs, devices and directories are
+/// refused without blocking (opened `O_NONBLOCK`, checked with `fstat` before any read).
+pub fn read_regular_file(path: &Path, max: usize) -> Result<Vec<u8>, String> {
+    let mut f = open_nonblocking(path)?;
+    let mut buf = Vec::new();
+    (&mut f)
+        .take(max as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() > max {
+        return Err(format!("file is larger than {max} bytes"));
+    }
+    Ok(buf)
+}
+
+/// Reads at most `buf.len()` bytes from the start of a regular file; returns how many.
+pub fn read_regular_prefix(path: &Path, buf: &mut [u8]) -> Result<usize, String> {
+    let mut f = open_nonblocking(path)?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read: {e}")),
+        }
+    }
+    Ok(n)
+}
+
+fn open_nonblocking(path: &Path) -> Result<File, String> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    Ok(f)
+}
+
+/// Sets this process's niceness to `level` (absolute, like the original's `setpriority`).
+pub fn set_nice(level: i32) -> Result<(), std::io::Error> {
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, level) };
+    if r == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Local time of `secs` since the epoch, as (month 0..11, day 1..31, hour, minute, second).
+pub fn local_time(secs: i64) -> Option<(usize, u32, u32, u32, u32)> {
+    let t: libc::time_t = secs as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live, properly aligned locals; localtime_r is re-entrant.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    if r.is_null() {
+        return None;
+    }
+    Some((
+        tm.tm_mon.clamp(0, 11) as usize,
+        tm.tm_mday as u32,
+        tm.tm_hour as u32,
+        tm.tm_min as u32,
+        tm.tm_sec as u32,
+    ))
+}
+
+/// Milliseconds on CLOCK_MONOTONIC: system-wide, so comparable between processes of one boot.
+pub fn monotonic_ms() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(ts) => ts.tv_sec() as u64 * 1000 + ts.tv_nsec() as u64 / 1_000_000,
+        Err(_) => 0,
+    }
+}
+
+/// Makes `cmd`'s child start with an empty signal mask. The wrapper blocks the signals it
+/// forwards (to read them from a signalfd); a mask survives `exec`, and std does not reset it.
+pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls sigemptyset and
+    // pthread_sigmask on a local set: both async-signal-safe, no allocation, no locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            if libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

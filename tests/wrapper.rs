@@ -1,0 +1,443 @@
+//! The crontab wrapper, run as the real binary: run/skip by state, exit codes, argv, nice,
+//! timeout, lock, signal forwarding, and the syslog lines it really sends.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn passive_skips_the_job_and_logs_ignore() {
+    let s = Sandbox::new("passive");
+    let conf = s.conf("");
+    s.set_state("passive\n");
+    let marker = s.path("ran");
+    let o = s.rcron(&[
+        "--conf",
+        conf.to_str().unwrap(),
+        "touch",
+        marker.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0);
+    assert!(!marker.exists(), "job ran on a passive node");
+    let logs = s.logs();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(
+        logs[0].contains("cluster=test state=passive status=ignore cmd=touch "),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn active_runs_the_job_and_returns_its_exit_code() {
+    let s = Sandbox::new("active");
+    let conf = s.conf("");
+    s.set_state("active\n");
+    let o = s.rcron(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(code(&o), 3, "the job's own failure must come back");
+    assert_eq!(stdout(&o), "out\n", "stdout passes through untouched");
+    assert_eq!(stderr(&o), "err\n", "stderr passes through untouched");
+    let logs = s.logs().join("\n");
+    assert!(
+        logs.contains("state=active status=start cmd=sh -c echo out;"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("state=active status=fail exit=3 dur=0 dur_ms="),
+        "{logs}"
+    );
+}
+
+#[test]
+fn state_file_decisions() {
+    // (state file content or None for missing, default_state, job expected to run)
+    let cases: &[(Option<&str>, &str, bool)] = &[
+        (Some("active\n"), "passive", true),
+        (Some("  active\r\n"), "passive", true),
+        (Some("passive\n"), "active", false),
+        (None, "passive", false),
+        (None, "active", true),
+        (Some("inactive\n"), "passive", false),
+        (Some("garbage"), "active", true),
+        (Some(""), "passive", false),
+        // Written by an rcron daemon whose pid is gone: passive whatever default_state says.
+        (Some("active\npid=999999999\nmono_ms=1\n"), "active", false),
+    ];
+    for (i, (content, default, runs)) in cases.iter().enumerate() {
+        let s = Sandbox::new(&format!("decide{i}"));
+        let conf = s.conf(&format!("default_state {default}\n"));
+        if let Some(c) = content {
+            s.set_state(c);
+        }
+        let marker = s.path("ran");
+        let o = s.rcron(&[
+            "-c",
+            conf.to_str().unwrap(),
+            "touch",
+            marker.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "case {i}: {}", stderr(&o));
+        assert_eq!(
+            marker.exists(),
+            *runs,
+            "case {i}: state {content:?} default {default}"
+        );
+    }
+}
+
+#[test]
+fn fifo_and_huge_state_files_never_hang() {
+    let s = Sandbox::new("fifo");
+    let conf = s.conf("default_state active\n");
+    let st = s.path("state");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&st)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = std::time::Instant::now();
+    let o = s.rcron(&["-c", conf.to_str().unwrap(), "true"]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "a FIFO state file blocked the wrapper"
+    );
+    assert!(
+        s.logs().join("\n").contains("state=active status=ok"),
+        "FIFO -> default_state"
+    );
+    std::fs::remove_file(&st).unwrap();
+    // 20 MB of one line: not trusted, default_state (active here) applies, read is bounded.
+    std::fs::write(&st, "active".repeat(3_500_000)).unwrap();
+    let o = s.rcron(&["-c", conf.to_str().unwrap(), "true"]);
+    assert_eq!(code(&o), 0);
+    let logs = s.logs().join("\n");
+    assert!(logs.contains("state=active status=ok"), "{logs}");
+}
+
+#[test]
+fn exit_codes() {
+    let s = Sandbox::new("exit");
+    let conf = s.conf("");
+    let c = conf.to_str().unwrap();
+    s.set_state("active\n");
+    let noexec = s.write("noexec.sh", "#!/bin/sh\necho hi\n");
+    let cases: &[(&[&str], i32)] = &[
+        (&["true"], 0),
+        (&["false"], 1),
+        (&["sh", "-c", "kill -9 $$"], 137),
+        (&["sh", "-c", "kill -TERM $$"], 143),
+        (&["--timeout", "1s", "sleep", "30"], 124),
+        (&[noexec.to_str().unwrap()], 126),
+        (&["/nonexistent/command"], 127),
+        (&["no-such-command-anywhere"], 127),
+    ];
+    for (args, want) in cases {
+        let mut a = vec!["-c", c];
+        a.extend_from_slice(args);
+        let o = s.rcron(&a);
+        assert_eq!(code(&o), *want, "{args:?}: {}", stderr(&o));
+    }
+    let logs = s.logs().join("\n");
+    assert!(logs.contains("status=timeout exit=124"), "{logs}");
+    assert!(
+        logs.contains("status=fail exit=137 dur=0 dur_ms="),
+        "{logs}"
+    );
+    assert!(logs.contains("status=fail exit=127"), "{logs}");
+    // Usage errors: 64; config errors: 78 (the job runs nowhere).
+    assert_eq!(code(&s.rcron(&["-c", c])), 64);
+    assert_eq!(code(&s.rcron(&["--bogus", "true"])), 64);
+    let missing = s.path("missing.conf");
+    let o = s.rcron(&["-c", missing.to_str().unwrap(), "true"]);
+    assert_eq!(code(&o), 78, "an explicit --conf that does not exist");
+    assert!(stderr(&o).contains("missing.conf"), "{}", stderr(&o));
+}
+
+#[test]
+fn argv_arrives_untouched_without_a_second_shell_parse() {
+    let s = Sandbox::new("argv");
+    let conf = s.conf("");
+    s.set_state("active\n");
+    let o = s.rcron(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "printf",
+        "%s|",
+        "a  b",
+        "$HOME",
+        "*",
+        "x;y",
+    ]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(stdout(&o), "a  b|$HOME|*|x;y|");
+}
+
+#[test]
+fn nice_level_is_seen_by_the_job() {
+    let s = Sandbox::new("nice");
+    s.set_state("active\n");
+    let conf = s.conf("nice_level 7\n");
+    let o = s.rcron(&["-c", conf.to_str().unwrap(), "nice"]);
+    assert_eq!(stdout(&o).trim(), "7");
+    let o = s.rcron(&["-c", conf.to_str().unwrap(), "--nice", "12", "nice"]);
+    assert_eq!(stdout(&o).trim(), "12", "--nice overrides nice_level");
+    let conf = s.conf("");
+    let o = s.rcron(&["-c", conf.to_str().unwrap(), "nice"]);
+    assert_eq!(stdout(&o).trim(), "19", "default nice_level is 19");
+}
+
+#[test]
+fn timeout_kills_the_whole_process_group_including_a_background_grandchild() {
+    let s = Sandbox::new("timeout");
+    let conf = s.conf("");
+    s.set_state("active\n");
+    let pidfile = s.path("grandchild.pid");
+    let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+    let o = s.rcron(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "--timeout",
+        "1s",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(code(&o), 124);
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || !pid_alive(pid)),
+        "grandchild {pid} survived"
+    );
+    // A job that ignores SIGTERM is SIGKILLed after --kill-after.
+    let script = format!(
+        "trap '' TERM; sleep 300 & echo $! > {}; wait",
+        pidfile.display()
+    );
+    let t = std::time::Instant::now();
+    let o = s.rcron(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "--timeout",
+        "1s",
+        "--kill-after",
+        "1s",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(code(&o), 124);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || !pid_alive(pid)),
+        "grandchild {pid} survived"
+    );
+}
+
+#[test]
+fn lock_skips_an_overlapping_run_of_the_same_command_line() {
+    let s = Sandbox::new("lock");
+    let conf = s.conf("");
+    s.set_state("active\n");
+    let count = s.path("count");
+    let script = format!("echo x >> {}; sleep 2", count.display());
+    let c = conf.to_str().unwrap().to_string();
+    let mut first = s
+        .command(RCRON, &["-c", &c, "--lock", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || count.exists()));
+    let o = s.rcron(&["-c", &c, "--lock", "sh", "-c", &script]);
+    assert_eq!(code(&o), 0, "a skipped run exits 0");
+    assert!(first.wait().unwrap().success());
+    assert_eq!(
+        std::fs::read_to_string(&count).unwrap(),
+        "x\n",
+        "the overlapping run ran"
+    );
+    assert!(s.logs().join("\n").contains("status=skip reason=locked"));
+    // Once the first run is over, the next one runs.
+    let o = s.rcron(&["-c", &c, "--lock", "sh", "-c", &script]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "x\nx\n");
+}
+
+#[test]
+fn signals_to_the_wrapper_reach_the_job() {
+    let s = Sandbox::new("signal");
+    let conf = s.conf("");
+    s.set_state("active\n");
+    let got = s.path("got");
+    let pidfile = s.path("job.pid");
+    let script = format!(
+        "echo $$ > {p}; trap 'echo TERM > {g}; exit 5' TERM; while :; do sleep 0.1; done",
+        p = pidfile.display(),
+        g = got.display()
+    );
+    // No unshare here: the signal must reach rcron itself, not a wrapper around it.
+    let mut child = std::process::Command::new(RCRON)
+        .args(["-c", conf.to_str().unwrap(), "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || pidfile.exists()));
+    std::thread::sleep(Duration::from_millis(100));
+    unsafe_free_kill(child.id(), "TERM");
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(5), "the job's trap decided the exit code");
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "TERM\n");
+}
+
+fn unsafe_free_kill(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn syslog_lines_use_the_configured_facility_and_level() {
+    let s = Sandbox::new("syslog");
+    let conf = s.write(
+        "web.conf",
+        &format!(
+            "cluster_name web\nstate_file {}\nsyslog_facility LOG_LOCAL3\nsyslog_level LOG_NOTICE\n",
+            s.path("state").display()
+        ),
+    );
+    s.set_state("active\n");
+    let o = s.rcron(&["-c", conf.to_str().unwrap(), "echo", "hello  world"]);
+    assert_eq!(code(&o), 0);
+    let logs = s.logs();
+    assert_eq!(logs.len(), 2, "one line at start, one at the end: {logs:?}");
+    // <PRI> = LOCAL3 (19) * 8 + NOTICE (5) = 157; tag rcron[pid] as openlog(LOG_PID) gave.
+    for l in &logs {
+        assert!(l.starts_with("<157>"), "{l}");
+        assert!(l.contains(" rcron["), "{l}");
+    }
+    assert!(logs[0].ends_with("]: cluster=web state=active status=start cmd=echo hello  world"));
+    let end = &logs[1];
+    assert!(
+        end.contains("]: cluster=web state=active status=ok exit=0 dur=0 dur_ms="),
+        "{end}"
+    );
+    assert!(end.ends_with(" cmd=echo hello  world"), "{end}");
+    s.set_state("passive\n");
+    s.rcron(&["-c", conf.to_str().unwrap(), "echo", "x"]);
+    let logs = s.logs();
+    assert!(logs[0].starts_with("<157>"));
+    assert!(logs[0].ends_with("]: cluster=web state=passive status=ignore cmd=echo x"));
+}
+
+#[test]
+fn broken_configs_stop_the_job_with_78_and_name_file_and_line() {
+    let s = Sandbox::new("badconf");
+    s.set_state("active\n");
+    let marker = s.path("ran");
+    let m = marker.to_str().unwrap();
+    let bad = s.write("bad.conf", "cluster_name ok\nnice_level 99\nwhat is this\n");
+    let o = s.rcron(&["-c", bad.to_str().unwrap(), "touch", m]);
+    assert_eq!(code(&o), 78);
+    assert!(!marker.exists());
+    let err = stderr(&o);
+    assert!(
+        err.contains("bad.conf:2: nice_level: 99 is out of range"),
+        "{err}"
+    );
+    assert!(err.contains("bad.conf:3: unknown key `what`"), "{err}");
+    assert!(
+        s.logs().join("\n").contains("bad.conf:2:"),
+        "config errors reach syslog too"
+    );
+    // Random bytes and a 1 MB line: 78, never a panic.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let noise: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let p = s.path("noise.conf");
+    std::fs::write(&p, &noise).unwrap();
+    let o = s.rcron(&["-c", p.to_str().unwrap(), "touch", m]);
+    assert_eq!(code(&o), 78);
+    assert!(!stderr(&o).contains("panicked"));
+    let p = s.write(
+        "long.conf",
+        &format!("cluster_name {}\n", "a".repeat(1 << 20)),
+    );
+    let o = s.rcron(&["-c", p.to_str().unwrap(), "touch", m]);
+    assert_eq!(code(&o), 78);
+    assert!(
+        stderr(&o).contains("long.conf:1: line is"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!marker.exists());
+}
+
+#[test]
+fn check_validates_and_prints_every_error() {
+    let s = Sandbox::new("check");
+    let good = s.conf("interface eth0\nvirtual_router_id 5\n");
+    let o = s.rcron(&["--check", "--conf", good.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("OK"));
+    let bad = s.write(
+        "bad.conf",
+        "priority 0\n\nvrrp_version 4\nvirtual_router_id 3\n",
+    );
+    let o = s.rcron(&["--check", "--conf", bad.to_str().unwrap()]);
+    assert_eq!(code(&o), 78);
+    let err = stderr(&o);
+    assert!(err.contains("bad.conf:1: priority"), "{err}");
+    assert!(err.contains("bad.conf:3: vrrp_version"), "{err}");
+}
+
+#[test]
+fn status_and_is_active_read_the_state_file() {
+    let s = Sandbox::new("status");
+    let conf = s.conf("");
+    let c = conf.to_str().unwrap();
+    s.set_state("active\n");
+    assert_eq!(code(&s.rcron(&["--is-active", "-c", c])), 0);
+    let o = s.rcron(&["--status", "-c", c]);
+    assert!(stdout(&o).contains("state=active\n"), "{}", stdout(&o));
+    s.set_state("passive\n");
+    assert_eq!(code(&s.rcron(&["--is-active", "-c", c])), 1);
+    assert!(stdout(&s.rcron(&["--status", "-c", c])).contains("state=passive\n"));
+}
+
+#[test]
+fn version_and_help() {
+    let s = Sandbox::new("version");
+    let o = s.rcron(&["--version"]);
+    assert_eq!(code(&o), 0);
+    let v = stdout(&o);
+    assert!(
+        v.starts_with("rcron ") && v.contains("commit ") && v.contains("target "),
+        "{v}"
+    );
+    let o = s.rcron(&["--help"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("usage: rcron"));
+}
