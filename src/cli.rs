@@ -13,7 +13,13 @@ use std::time::Duration;
 #[derive(Debug, PartialEq)]
 pub enum Role {
     Wrapper(WrapperOpts),
-    Daemon { foreground: bool },
+    Daemon {
+        foreground: bool,
+    },
+    /// Internal: the election worker the supervisor runs (`--worker`).
+    Worker {
+        foreground: bool,
+    },
     Status,
     IsActive,
     Check,
@@ -74,11 +80,7 @@ timeout 124; usage 64; config error 78; command not executable 126, not found 12
 pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
     let mut conf = None;
     let mut verbose = false;
-    let mut role: Option<Role> = if invoked_as == "rcrond" {
-        Some(Role::Daemon { foreground: false })
-    } else {
-        None
-    };
+    let mut role: Option<Role> = None;
     let mut foreground = false;
     let mut w = WrapperOpts {
         nice: None,
@@ -184,6 +186,7 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
                 flag(inline, name)?;
                 set_role(Role::Daemon { foreground: false }, &mut role)?
             }
+            b"--worker" => set_role(Role::Worker { foreground: false }, &mut role)?,
             b"--status" => set_role(Role::Status, &mut role)?,
             b"--is-active" => set_role(Role::IsActive, &mut role)?,
             b"--check" => set_role(Role::Check, &mut role)?,
@@ -199,8 +202,13 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
         i += 1;
     }
     w.argv = args[i.min(args.len())..].to_vec();
+    // Invoked as `rcrond` (a link or the supervisor's worker), the default role is the daemon.
+    if role.is_none() && invoked_as == "rcrond" && i >= args.len() {
+        role = Some(Role::Daemon { foreground });
+    }
     let role = match role {
         Some(Role::Daemon { .. }) => Role::Daemon { foreground },
+        Some(Role::Worker { .. }) => Role::Worker { foreground },
         Some(r) => r,
         None if w.argv.is_empty() => return Err(UsageError("no COMMAND given".into())),
         None => Role::Wrapper(w),

@@ -7,10 +7,18 @@
 
 mod cli;
 mod config;
+mod control;
+mod daemon;
+mod election;
+mod hooks;
 mod job;
 mod logging;
+mod net;
+mod receive;
 mod statefile;
+mod supervisor;
 mod sys;
+mod wire;
 mod wrapper;
 
 use cli::Role;
@@ -36,11 +44,20 @@ fn real_main() -> i32 {
     let cli = match cli::parse(&tag, &rest) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{tag}: {}\n{}", e.0, cli::USAGE);
+            let short: String = cli::USAGE
+                .lines()
+                .take(4)
+                .map(|l| format!("{l}\n"))
+                .collect();
+            eprintln!("{tag}: {}\n{short}(see {tag} --help)", e.0);
             return EX_USAGE;
         }
     };
-    let foreground = matches!(cli.role, Role::Daemon { foreground: true });
+    // The worker logs to stderr only when its supervisor does (it inherits stderr).
+    let foreground = matches!(
+        cli.role,
+        Role::Daemon { foreground: true } | Role::Worker { foreground: true }
+    );
     logging::init(
         &tag,
         Config::default().syslog_facility,
@@ -69,14 +86,20 @@ fn real_main() -> i32 {
                 Err(code) => return code,
             };
             logging::set_facility(cfg.syslog_facility);
+            let foreground_log = *role == (Role::Daemon { foreground: true });
+            let conf_path = cli
+                .conf
+                .clone()
+                .unwrap_or_else(|| config::DEFAULT_PATH.into());
             match role {
                 Role::Wrapper(w) => wrapper::run(&cfg, w),
                 Role::Status => status(&cfg, true),
                 Role::IsActive => status(&cfg, false),
-                _ => {
-                    log::error!("the election daemon is not built yet");
-                    70
+                Role::Daemon { foreground } => {
+                    supervisor::run(cfg, &conf_path, *foreground, foreground_log)
                 }
+                Role::Worker { .. } => daemon::run(cfg, &conf_path, true),
+                Role::Help | Role::Version | Role::Check => 0,
             }
         }
     }
@@ -136,8 +159,35 @@ fn check(conf: Option<&Path>) -> i32 {
     }
 }
 
-/// `--status` (print) and `--is-active` (exit code only).
+/// `--status` (print) and `--is-active` (exit code only). With an election configured the
+/// daemon answers; a daemon that does not answer means passive.
 fn status(cfg: &Config, print: bool) -> i32 {
+    if cfg.expects_daemon() {
+        let answer = control::query(
+            &cfg.control_socket,
+            "status",
+            std::time::Duration::from_secs(1),
+        );
+        let state = match &answer {
+            Ok(a) => control::field(a, "state").unwrap_or("passive").to_string(),
+            Err(_) => "passive".to_string(),
+        };
+        if print {
+            match &answer {
+                Ok(a) => print!("{a}"),
+                Err(e) => {
+                    println!("state=passive");
+                    println!("daemon=unreachable");
+                    println!("error={e}");
+                }
+            }
+        }
+        return if state == "active" { 0 } else { 1 };
+    }
+    file_status(cfg, print)
+}
+
+fn file_status(cfg: &Config, print: bool) -> i32 {
     let (state, why, reading) = wrapper::file_state(cfg);
     if print {
         println!("state={}", state.as_str());

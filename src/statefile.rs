@@ -129,6 +129,12 @@ pub fn render(r: &Reading) -> String {
 /// Replaces `path` with `content` atomically: a temp file in the same directory, created
 /// exclusively and without following symlinks, fsynced, then renamed over `path`.
 pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), String> {
+    write_atomic_opt(path, content, true)
+}
+
+/// As [`write_atomic`]; `sync: false` skips the fsync (a periodic refresh: readers still never
+/// see a partial file, only a crash of the whole machine could lose the refresh).
+pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), String> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.file_type().is_symlink() {
             return Err(format!(
@@ -147,7 +153,9 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), String> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let r = f.write_all(content).and_then(|_| f.sync_all());
+    let r = f
+        .write_all(content)
+        .and_then(|_| if sync { f.sync_all() } else { Ok(()) });
     drop(f);
     if let Err(e) = r.and_then(|_| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);

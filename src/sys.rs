@@ -108,3 +108,55 @@ pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// A raw IPv4 socket for IP protocol `proto`, non-blocking and close-on-exec.
+pub fn raw_socket(proto: u8) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let ty = libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes plain integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, ty, proto as libc::c_int) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by socket(), is valid and owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// The `IFF_*` flags of interface `name` (SIOCGIFFLAGS).
+pub fn interface_flags(name: &str) -> std::io::Result<i32> {
+    use std::os::fd::AsRawFd;
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: req is a live, initialised ifreq with a NUL-terminated name (checked length);
+    // SIOCGIFFLAGS writes only ifr_flags inside it.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds ifr_flags.
+    Ok(unsafe { req.ifr_ifru.ifru_flags } as i32)
+}
+
+/// Makes `cmd`'s child the leader of a new session (detached from the terminal), with an
+/// empty signal mask.
+pub fn new_session_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    unblock_signals_in_child(cmd);
+    // SAFETY: the closure runs between fork and exec and only calls setsid, which is
+    // async-signal-safe; it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

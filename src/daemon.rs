@@ -1,0 +1,715 @@
+//! The election worker: one `poll(2)` loop around the raw VRRP socket, the control socket,
+//! a signalfd and the supervisor's pipes; the election itself is `election::Election`.
+//!
+//! Owns: the state file (written at every transition, refreshed regularly), the hooks, the
+//! counters. Guarantees: a transition is on disk before its hook runs; a master that leaves
+//! (TERM, fault, supervisor gone) sends a priority-0 advert and writes `passive` first;
+//! nothing received (packet, request, signal) can panic the loop.
+
+use crate::config::{Config, State};
+use crate::control::{self, Client, Progress, Request};
+use crate::election::{Action, Election, Params, Role};
+use crate::hooks::{Notifier, Tracker};
+use crate::net::{self, VrrpSocket};
+use crate::receive::{self, Drops, Filter};
+use crate::statefile::{self, Reading};
+use crate::sys::monotonic_ms;
+use crate::wire;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+/// How often the links (interface, track_interface) are checked.
+const LINK_CHECK_MS: u64 = 100;
+
+/// Everything the loop derives from the config.
+struct Setup {
+    cfg: Config,
+    ifname: String,
+    vrid: u8,
+    own_ip: Ipv4Addr,
+    params: Params,
+}
+
+impl Setup {
+    fn new(cfg: Config) -> Result<Setup, String> {
+        let errs = cfg.daemon_errors();
+        if !errs.is_empty() {
+            let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            return Err(msgs.join("; "));
+        }
+        let ifname = cfg.interface.clone().unwrap_or_default();
+        let vrid = cfg.virtual_router_id.unwrap_or(0);
+        let own_ip = match cfg.unicast_src_ip {
+            Some(ip) => ip,
+            None => net::primary_addr(&ifname)
+                .ok_or_else(|| format!("interface {ifname} has no IPv4 address"))?,
+        };
+        let params = Params {
+            version: cfg.vrrp_version,
+            priority: cfg.priority,
+            advert_ms: cfg.advert_int_cs as u64 * 10,
+            preempt: cfg.preempt,
+            preempt_delay_ms: cfg.preempt_delay_cs as u64 * 10,
+            own_ip,
+        };
+        Ok(Setup {
+            cfg,
+            ifname,
+            vrid,
+            own_ip,
+            params,
+        })
+    }
+
+    fn filter(&self) -> Filter<'_> {
+        Filter {
+            version: self.cfg.vrrp_version,
+            vrid: self.vrid,
+            peers: &self.cfg.unicast_peers,
+            own_ip: self.own_ip,
+            auth: self.cfg.auth_pass,
+            advert_cs: self.cfg.advert_int_cs,
+            vips: &self.cfg.virtual_ipaddress,
+        }
+    }
+
+    fn open_socket(&self) -> std::io::Result<VrrpSocket> {
+        let bind = if self.cfg.unicast_peers.is_empty() {
+            None
+        } else {
+            Some(self.own_ip)
+        };
+        VrrpSocket::open(&self.ifname, bind, self.own_ip)
+    }
+
+    /// How often the state file is rewritten, and how long a copy stays valid.
+    fn refresh_ms(&self) -> u64 {
+        self.params.advert_ms.clamp(100, 1000)
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    rx: u64,
+    tx: u64,
+    tx_errors: u64,
+    transitions: u64,
+    addr_mismatch: u64,
+    drops: Drops,
+}
+
+pub struct Worker {
+    s: Setup,
+    conf_path: PathBuf,
+    election: Election,
+    sock: VrrpSocket,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    c: Counters,
+    notifier: Notifier,
+    tracker: Option<Tracker>,
+    link_fault: bool,
+    next_link_check: u64,
+    next_refresh: u64,
+    next_heartbeat: u64,
+    since_wall: u64,
+    last_mismatch_log: Option<u64>,
+    supervised: bool,
+}
+
+/// Runs the worker until TERM or the supervisor goes away; returns the exit code.
+pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
+    let config_error = !cfg.daemon_errors().is_empty();
+    let setup = match Setup::new(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            return if config_error { 78 } else { 71 };
+        }
+    };
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGCHLD,
+    ] {
+        mask.add(s);
+    }
+    let sfd = match mask
+        .thread_block()
+        .and_then(|_| SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            log::error!("signalfd: {e}");
+            return 71;
+        }
+    };
+    let sock = match setup.open_socket() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("raw VRRP socket on {}: {e}", setup.ifname);
+            return 71;
+        }
+    };
+    if let Some(dir) = setup.cfg.control_socket.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let listener = match control::listen(&setup.cfg.control_socket) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("control socket {}: {e}", setup.cfg.control_socket.display());
+            return 71;
+        }
+    };
+    if supervised {
+        set_nonblocking_stdout();
+    }
+    let now = monotonic_ms();
+    let tracker = setup.cfg.track_script.as_deref().map(|cmd| {
+        Tracker::new(
+            cmd,
+            setup.cfg.track_interval_cs as u64 * 10,
+            setup.cfg.track_fall,
+            setup.cfg.track_rise,
+            now,
+        )
+    });
+    let mut w = Worker {
+        election: Election::new(setup.params),
+        conf_path: conf_path.to_path_buf(),
+        sock,
+        listener,
+        clients: Vec::new(),
+        c: Counters::default(),
+        notifier: Notifier::default(),
+        tracker,
+        link_fault: false,
+        next_link_check: now,
+        next_refresh: now,
+        next_heartbeat: now,
+        since_wall: wall_secs(),
+        last_mismatch_log: None,
+        supervised,
+        s: setup,
+    };
+    log::info!(
+        "rcrond starting: cluster={} interface={} vrid={} priority={} version={} advert_int_ms={} {}",
+        w.s.cfg.cluster_name,
+        w.s.ifname,
+        w.s.vrid,
+        w.s.params.priority,
+        w.s.params.version,
+        w.s.params.advert_ms,
+        if w.s.cfg.unicast_peers.is_empty() {
+            "multicast".to_string()
+        } else {
+            format!(
+                "unicast src={} peers={}",
+                w.s.own_ip,
+                join(&w.s.cfg.unicast_peers)
+            )
+        }
+    );
+    w.write_state(now, true);
+    let acts = if w.links_ok() {
+        w.election.start(now)
+    } else {
+        w.link_fault = true;
+        let mut a = w.election.start(now);
+        a.extend(w.election.set_fault(now, true));
+        a
+    };
+    w.act(now, &acts);
+    let code = w.run_loop(&sfd);
+    w.leave();
+    code
+}
+
+fn join(list: &[Ipv4Addr]) -> String {
+    list.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn wall_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn set_nonblocking_stdout() {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let out = std::io::stdout();
+    if let Ok(fl) = fcntl(out.as_fd(), FcntlArg::F_GETFL) {
+        let fl = OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK;
+        let _ = fcntl(out.as_fd(), FcntlArg::F_SETFL(fl));
+    }
+}
+
+enum Stop {
+    Term,
+    SupervisorGone,
+}
+
+impl Worker {
+    fn run_loop(&mut self, sfd: &SignalFd) -> i32 {
+        let mut buf = [0u8; 2048];
+        loop {
+            let now = monotonic_ms();
+            let timeout = self.next_wakeup(now).saturating_sub(now);
+            let stdin = std::io::stdin();
+            let listener_fd = self.listener.as_fd();
+            let mut fds: Vec<PollFd> = Vec::with_capacity(4 + self.clients.len());
+            fds.push(PollFd::new(self.sock.fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(listener_fd, PollFlags::POLLIN));
+            fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+            if self.supervised {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+            for c in &self.clients {
+                fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+            }
+            let to = PollTimeout::try_from(timeout.min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+            let _ = poll(&mut fds, to);
+            let supervisor_gone = self.supervised
+                && fds.get(3).and_then(|f| f.revents()).is_some_and(|r| {
+                    r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLIN)
+                });
+            drop(fds);
+            let now = monotonic_ms();
+            // Packets first: a waiting advert must reset the down timer before it fires.
+            self.drain_socket(now, &mut buf);
+            if let Some(stop) = self.signals(now, sfd) {
+                return self.stop_code(stop);
+            }
+            if supervisor_gone && self.supervisor_really_gone() {
+                return self.stop_code(Stop::SupervisorGone);
+            }
+            self.tick(now);
+            self.serve_clients(now);
+        }
+    }
+
+    fn stop_code(&mut self, stop: Stop) -> i32 {
+        match stop {
+            Stop::Term => log::info!("SIGTERM: resigning"),
+            Stop::SupervisorGone => log::warn!("supervisor gone: resigning"),
+        }
+        0
+    }
+
+    /// stdin is the supervisor's pipe: EOF means it died.
+    fn supervisor_really_gone(&self) -> bool {
+        let mut b = [0u8; 16];
+        matches!(nix::unistd::read(std::io::stdin().as_fd(), &mut b), Ok(0))
+    }
+
+    fn next_wakeup(&self, now: u64) -> u64 {
+        let mut t = self.next_link_check.min(self.next_refresh);
+        if self.supervised {
+            t = t.min(self.next_heartbeat);
+        }
+        if let Some(e) = self.election.poll_at() {
+            t = t.min(e);
+        }
+        if let Some(tr) = &self.tracker {
+            t = t.min(tr.next_at());
+            if tr.running() {
+                t = t.min(now + 100);
+            }
+        }
+        if self.notifier.busy() {
+            t = t.min(now + 100);
+        }
+        for c in &self.clients {
+            t = t.min(c.deadline);
+        }
+        t
+    }
+
+    fn tick(&mut self, now: u64) {
+        if now >= self.next_link_check {
+            self.next_link_check = now + LINK_CHECK_MS;
+            let down = !self.links_ok();
+            if down != self.link_fault {
+                self.link_fault = down;
+                log::info!("link {}", if down { "down: fault" } else { "up again" });
+                self.update_fault(now);
+            }
+        }
+        if let Some(tr) = &mut self.tracker {
+            if let Some(f) = tr.poll(now) {
+                log::info!(
+                    "track_script {}",
+                    if f { "failing: fault" } else { "ok again" }
+                );
+                self.update_fault(now);
+            }
+        }
+        let acts = self.election.poll(now);
+        self.act(now, &acts);
+        if now >= self.next_refresh {
+            self.write_state(now, false);
+        }
+        if self.supervised && now >= self.next_heartbeat {
+            // Unbuffered: the supervisor must see each beat at once.
+            let _ = nix::unistd::write(std::io::stdout(), b".");
+            self.next_heartbeat = now + self.heartbeat_ms();
+        }
+        self.notifier.poll(now);
+    }
+
+    /// Heartbeat period for the supervisor's hang detection.
+    fn heartbeat_ms(&self) -> u64 {
+        (self.s.params.advert_ms / 2).clamp(10, 500)
+    }
+
+    fn links_ok(&self) -> bool {
+        net::interface_up(&self.s.ifname)
+            && self
+                .s
+                .cfg
+                .track_interface
+                .iter()
+                .all(|i| net::interface_up(i))
+    }
+
+    fn update_fault(&mut self, now: u64) {
+        let fault = self.link_fault || self.tracker.as_ref().is_some_and(|t| t.fault);
+        let acts = self.election.set_fault(now, fault);
+        self.act(now, &acts);
+    }
+
+    fn drain_socket(&mut self, now: u64, buf: &mut [u8]) {
+        for _ in 0..256 {
+            let pkt = match self.sock.recv(buf) {
+                Ok(Some(p)) => p,
+                Ok(None) => return,
+                Err(e) => {
+                    log::debug!("recv: {e}");
+                    return;
+                }
+            };
+            match receive::check(&self.s.filter(), pkt) {
+                Ok(a) => {
+                    self.c.rx += 1;
+                    if a.addr_mismatch {
+                        self.c.addr_mismatch += 1;
+                        if self
+                            .last_mismatch_log
+                            .is_none_or(|t| now.saturating_sub(t) > 60_000)
+                        {
+                            self.last_mismatch_log = Some(now);
+                            log::warn!(
+                                "advert from {} carries other virtual addresses than ours: a \
+                                 keepalived peer drops such adverts; make virtual_ipaddress equal",
+                                a.src
+                            );
+                        }
+                    }
+                    let acts = self
+                        .election
+                        .on_advert(now, a.src, a.priority, a.interval_ms);
+                    self.act(now, &acts);
+                }
+                Err(d) => self.c.drops.count(d),
+            }
+        }
+    }
+
+    /// Returns `Some` when the loop must stop.
+    fn signals(&mut self, now: u64, sfd: &SignalFd) -> Option<Stop> {
+        let mut stop = None;
+        while let Ok(Some(info)) = sfd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => stop = Some(Stop::Term),
+                Ok(Signal::SIGHUP) => self.reload(now),
+                Ok(Signal::SIGUSR1) => {
+                    for line in self.status_text(now).lines() {
+                        log::info!("status: {line}");
+                    }
+                }
+                Ok(Signal::SIGCHLD) => {
+                    self.notifier.poll(now);
+                    if let Some(t) = &mut self.tracker {
+                        if t.poll(now).is_some() {
+                            self.update_fault(now);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        stop
+    }
+
+    /// SIGHUP: a broken new config keeps the old one running and logs every error.
+    fn reload(&mut self, now: u64) {
+        let cfg = match crate::config::load(&self.conf_path) {
+            Ok(c) => c,
+            Err(e) => {
+                for l in e.to_string().lines() {
+                    log::error!("reload refused, keeping the running config: {l}");
+                }
+                return;
+            }
+        };
+        let setup = match Setup::new(cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("reload refused, keeping the running config: {e}");
+                return;
+            }
+        };
+        let reopen = setup.ifname != self.s.ifname
+            || setup.own_ip != self.s.own_ip
+            || setup.cfg.unicast_peers.is_empty() != self.s.cfg.unicast_peers.is_empty();
+        if reopen {
+            match setup.open_socket() {
+                Ok(sock) => self.sock = sock,
+                Err(e) => {
+                    log::error!("reload refused: socket on {}: {e}", setup.ifname);
+                    return;
+                }
+            }
+        }
+        if setup.vrid != self.s.vrid || setup.params.version != self.s.params.version {
+            // Another virtual router: leave this one properly and start over.
+            let acts = self.election.shutdown();
+            self.act(now, &acts);
+            self.election = Election::new(setup.params);
+            self.s = setup;
+            let acts = self.election.start(now);
+            self.act(now, &acts);
+        } else {
+            self.s = setup;
+            let acts = self.election.reconfigure(now, self.s.params);
+            self.act(now, &acts);
+        }
+        log::info!("config reloaded from {}", self.conf_path.display());
+        self.write_state(now, true);
+    }
+
+    fn act(&mut self, now: u64, acts: &[Action]) {
+        for a in acts {
+            match *a {
+                Action::Send { priority } => self.send_advert(priority),
+                Action::Transition { from, to, reason } => {
+                    self.c.transitions += 1;
+                    self.since_wall = wall_secs();
+                    let (f, t) = (from.state().as_str(), to.state().as_str());
+                    log::info!(
+                        "cluster={} state={f}=>{t} role={:?}=>{:?} reason={}",
+                        self.s.cfg.cluster_name,
+                        from,
+                        to,
+                        reason.as_str()
+                    );
+                    self.write_state(now, true);
+                    let hook = match to {
+                        Role::Master => &self.s.cfg.notify_active,
+                        Role::Backup => &self.s.cfg.notify_passive,
+                        Role::Fault => &self.s.cfg.notify_fault,
+                    };
+                    if let Some(cmd) = hook.clone() {
+                        if from != to {
+                            let env = vec![
+                                ("RCRON_STATE", to.state().as_str().to_string()),
+                                ("RCRON_ROLE", format!("{to:?}").to_lowercase()),
+                                ("RCRON_REASON", reason.as_str().to_string()),
+                                ("RCRON_CLUSTER", self.s.cfg.cluster_name.clone()),
+                            ];
+                            self.notifier.push(&cmd, env);
+                        }
+                    }
+                    self.notifier.poll(now);
+                }
+            }
+        }
+    }
+
+    fn send_advert(&mut self, priority: u8) {
+        let cfg = &self.s.cfg;
+        let spec = wire::AdvertSpec {
+            version: cfg.vrrp_version,
+            vrid: self.s.vrid,
+            priority,
+            interval_cs: cfg.advert_int_cs,
+            auth: if cfg.vrrp_version == 2 {
+                cfg.auth_pass
+            } else {
+                None
+            },
+            addrs: &cfg.virtual_ipaddress,
+        };
+        let mut buf = [0u8; wire::MAX_MSG];
+        let single = [wire::MCAST_GROUP];
+        let dsts: &[Ipv4Addr] = if cfg.unicast_peers.is_empty() {
+            &single
+        } else {
+            &cfg.unicast_peers
+        };
+        for &dst in dsts {
+            match wire::emit(&spec, self.s.own_ip, dst, cfg.v3_checksum, &mut buf) {
+                Ok(n) => match self.sock.send(&buf[..n], dst) {
+                    Ok(()) => self.c.tx += 1,
+                    Err(e) => {
+                        self.c.tx_errors += 1;
+                        log::debug!("send to {dst}: {e}");
+                    }
+                },
+                Err(e) => log::error!("cannot encode advert: {e}"),
+            }
+        }
+    }
+
+    /// Writes the state file; `sync`: a transition (fsync), else a refresh.
+    fn write_state(&mut self, now: u64, sync: bool) {
+        let refresh = self.s.refresh_ms();
+        self.next_refresh = now + refresh;
+        let r = Reading {
+            state: Some(self.election.role().state()),
+            since: Some(self.since_wall),
+            master: self.election.master().map(|(ip, _)| ip.to_string()),
+            priority: Some(self.s.params.priority),
+            pid: Some(std::process::id()),
+            mono_ms: Some(now),
+            valid_ms: Some(3 * refresh),
+        };
+        let path = &self.s.cfg.state_file;
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = statefile::write_atomic_opt(path, statefile::render(&r).as_bytes(), sync) {
+            log::error!("state file: {e}");
+        }
+    }
+
+    /// The `--status` answer.
+    fn status_text(&self, now: u64) -> String {
+        use std::fmt::Write as _;
+        let e = &self.election;
+        let mut s = String::with_capacity(1024);
+        let _ = writeln!(s, "state={}", e.role().state().as_str());
+        let _ = writeln!(s, "role={}", format!("{:?}", e.role()).to_lowercase());
+        let _ = writeln!(s, "cluster={}", self.s.cfg.cluster_name);
+        let _ = writeln!(s, "interface={}", self.s.ifname);
+        let _ = writeln!(s, "vrid={}", self.s.vrid);
+        let _ = writeln!(s, "version={}", self.s.params.version);
+        let _ = writeln!(s, "priority={}", self.s.params.priority);
+        let _ = writeln!(s, "own_ip={}", self.s.own_ip);
+        match e.master() {
+            Some((ip, p)) => {
+                let _ = writeln!(s, "master={ip}");
+                let _ = writeln!(s, "master_priority={p}");
+            }
+            None => {
+                let _ = writeln!(s, "master=");
+            }
+        }
+        match e.last_rx() {
+            Some(t) => {
+                let _ = writeln!(s, "last_advert_age_ms={}", now.saturating_sub(t));
+            }
+            None => {
+                let _ = writeln!(s, "last_advert_age_ms=");
+            }
+        }
+        let _ = writeln!(s, "advert_int_ms={}", self.s.params.advert_ms);
+        let _ = writeln!(s, "master_adver_int_ms={}", e.master_adver_ms());
+        let _ = writeln!(s, "master_down_ms={}", e.master_down_ms());
+        let mode = if self.s.cfg.unicast_peers.is_empty() {
+            "multicast"
+        } else {
+            "unicast"
+        };
+        let _ = writeln!(s, "mode={mode}");
+        let _ = writeln!(s, "peers={}", join(&self.s.cfg.unicast_peers));
+        let fault = self.link_fault || self.tracker.as_ref().is_some_and(|t| t.fault);
+        let _ = writeln!(s, "fault={}", if fault { "yes" } else { "no" });
+        let _ = writeln!(s, "since={}", self.since_wall);
+        let _ = writeln!(s, "transitions={}", self.c.transitions);
+        let _ = writeln!(s, "rx_adverts={}", self.c.rx);
+        let _ = writeln!(s, "tx_adverts={}", self.c.tx);
+        let _ = writeln!(s, "tx_errors={}", self.c.tx_errors);
+        let _ = writeln!(s, "rx_addr_mismatch={}", self.c.addr_mismatch);
+        let _ = writeln!(s, "drops_total={}", self.c.drops.total());
+        for (k, v) in self.c.drops.iter() {
+            let _ = writeln!(s, "drop_{k}={v}");
+        }
+        let _ = writeln!(s, "pid={}", std::process::id());
+        s
+    }
+
+    fn serve_clients(&mut self, now: u64) {
+        for _ in 0..control::MAX_CLIENTS {
+            if self.clients.len() >= control::MAX_CLIENTS {
+                break;
+            }
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if let Some(c) = Client::new(stream, now) {
+                        self.clients.push(c);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let mut i = 0;
+        while i < self.clients.len() {
+            let progress = self.clients[i].read();
+            match progress {
+                Progress::Pending if now < self.clients[i].deadline => i += 1,
+                Progress::Pending | Progress::Gone => {
+                    self.clients.swap_remove(i);
+                }
+                Progress::Line(req) => {
+                    let c = self.clients.swap_remove(i);
+                    let text = match req {
+                        Some(Request::Status) => self.status_text(now),
+                        Some(Request::State) => {
+                            format!("state={}\n", self.election.role().state().as_str())
+                        }
+                        None => "error=bad request\n".to_string(),
+                    };
+                    c.answer(&text);
+                }
+            }
+        }
+    }
+
+    /// Leaving: priority-0 advert if master, `passive` on disk, socket removed.
+    fn leave(&mut self) {
+        let now = monotonic_ms();
+        let acts = self.election.shutdown();
+        self.act(now, &acts);
+        self.write_state(now, true);
+        let _ = std::fs::remove_file(&self.s.cfg.control_socket);
+        let _ = self.listener.as_raw_fd();
+    }
+}
+
+/// The passive state a supervisor writes when its worker is gone.
+pub fn write_passive(cfg: &Config) {
+    let r = Reading {
+        state: Some(State::Passive),
+        since: Some(wall_secs()),
+        ..Reading::default()
+    };
+    if let Some(dir) = cfg.state_file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = statefile::write_atomic(&cfg.state_file, statefile::render(&r).as_bytes()) {
+        log::error!("state file: {e}");
+    }
+}

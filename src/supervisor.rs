@@ -1,0 +1,276 @@
+//! The supervisor: the `rcron --daemon` process. It keeps the pid file, runs the election
+//! worker (the same binary, re-executed) and restarts it when it dies or hangs, so no cron
+//! shell monitor is needed.
+//!
+//! Owns: the pid file and the worker process. Guarantees: whenever the worker is gone or has
+//! stopped sending heartbeats for [`hang_ms`], `passive` is written to the state file before
+//! anything else happens; restarts are rate-limited (exponential back-off up to 30 s);
+//! SIGTERM stops the worker (which resigns), writes `passive`, removes the pid file and the
+//! control socket, and exits 0. If the supervisor itself dies, the worker sees its pipe close
+//! and resigns too.
+
+use crate::config::Config;
+use crate::daemon::write_passive;
+use crate::sys::monotonic_ms;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the worker may go without a heartbeat before it counts as hung: well inside the
+/// master-down interval, so `passive` is on disk before a peer can take over.
+pub fn hang_ms(cfg: &Config) -> u64 {
+    let advert = cfg.advert_int_cs as u64 * 10;
+    (3 * advert).clamp(300, 3000)
+}
+
+/// Extra time a new worker gets for its first heartbeat.
+const STARTUP_GRACE_MS: u64 = 2000;
+
+/// Daemonizes unless `foreground`, then supervises. Returns the exit code.
+pub fn run(cfg: Config, conf_path: &Path, foreground: bool, log_stderr: bool) -> i32 {
+    let errs = cfg.daemon_errors();
+    if !errs.is_empty() {
+        for e in errs {
+            log::error!("{}: {e}", conf_path.display());
+        }
+        return 78;
+    }
+    if !foreground {
+        return detach(&cfg, conf_path);
+    }
+    if let Some(pid) = running_pid(&cfg) {
+        log::error!("already running as pid {pid} ({})", cfg.pid_file.display());
+        return 1;
+    }
+    for p in [&cfg.pid_file, &cfg.state_file, &cfg.control_socket] {
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+    let pid_text = format!("{}\n", std::process::id());
+    if let Err(e) = crate::statefile::write_atomic(&cfg.pid_file, pid_text.as_bytes()) {
+        log::error!("pid file: {e}");
+        return 73;
+    }
+    write_passive(&cfg);
+    let code = supervise(cfg.clone(), conf_path, log_stderr);
+    write_passive(&cfg);
+    let _ = std::fs::remove_file(&cfg.pid_file);
+    let _ = std::fs::remove_file(&cfg.control_socket);
+    code
+}
+
+/// The pid in the pid file, if that process still exists.
+fn running_pid(cfg: &Config) -> Option<u32> {
+    let text = std::fs::read_to_string(&cfg.pid_file).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    (pid != std::process::id() && crate::wrapper::pid_alive(pid)).then_some(pid)
+}
+
+/// Starts `rcron --daemon --foreground` in a new session and waits until it has written its
+/// pid file (exit 0) or died (exit 1).
+fn detach(cfg: &Config, conf_path: &Path) -> i32 {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("rcrond")
+        .args(["--daemon", "--foreground", "--conf"])
+        .arg(conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    crate::sys::new_session_in_child(&mut cmd);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("cannot start the daemon: {e}");
+            return 71;
+        }
+    };
+    let want = child.id();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(st)) = child.try_wait() {
+            log::error!("daemon exited at start ({st}); see syslog");
+            return 1;
+        }
+        let pid = std::fs::read_to_string(&cfg.pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        if pid == Some(want) {
+            return 0;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    log::error!("daemon did not write {} in time", cfg.pid_file.display());
+    1
+}
+
+fn spawn_worker(conf_path: &Path, foreground: bool) -> std::io::Result<Child> {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("rcrond").arg("--worker");
+    if foreground {
+        cmd.arg("--foreground");
+    }
+    cmd.arg("--conf")
+        .arg(conf_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    crate::sys::unblock_signals_in_child(&mut cmd);
+    cmd.spawn()
+}
+
+fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGCHLD,
+    ] {
+        mask.add(s);
+    }
+    let sfd = match mask
+        .thread_block()
+        .and_then(|_| SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            log::error!("signalfd: {e}");
+            return 71;
+        }
+    };
+    let mut backoff_ms: u64 = 0;
+    let mut restarts: u64 = 0;
+    loop {
+        let mut child = match spawn_worker(conf_path, log_stderr) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("cannot start the worker: {e}");
+                return 71;
+            }
+        };
+        let started = monotonic_ms();
+        let worker = Pid::from_raw(child.id() as i32);
+        let mut out = child.stdout.take();
+        // Start-up grace: the first heartbeat may take a while on a loaded machine.
+        let mut last_beat = monotonic_ms() + STARTUP_GRACE_MS;
+        let mut stopping = false;
+        let ended = loop {
+            let now = monotonic_ms();
+            let hang = hang_ms(&cfg);
+            let left = (last_beat + hang).saturating_sub(now);
+            let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(o) = &out {
+                fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
+            }
+            let to = PollTimeout::try_from(left.clamp(1, 1000) as i32).unwrap_or(PollTimeout::MAX);
+            let _ = poll(&mut fds, to);
+            let beat = fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+            drop(fds);
+            if beat {
+                let mut b = [0u8; 256];
+                match out.as_mut().map(|o| o.read(&mut b)) {
+                    Some(Ok(n)) if n > 0 => last_beat = monotonic_ms(),
+                    _ => out = None, // EOF: the worker is exiting; SIGCHLD follows.
+                }
+            }
+            while let Ok(Some(info)) = sfd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
+                        stopping = true;
+                        let _ = kill(worker, Signal::SIGTERM);
+                    }
+                    Ok(Signal::SIGHUP) => {
+                        match crate::config::load(conf_path) {
+                            Ok(c) => cfg = c,
+                            Err(e) => log::error!("reload: {e}"),
+                        }
+                        let _ = kill(worker, Signal::SIGHUP);
+                    }
+                    Ok(Signal::SIGUSR1) => {
+                        let _ = kill(worker, Signal::SIGUSR1);
+                    }
+                    _ => {}
+                }
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                break Some(st);
+            }
+            if stopping {
+                // The worker resigns and exits; give it 5 s.
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_secs(5) {
+                    if let Ok(Some(st)) = child.try_wait() {
+                        return if st.success() {
+                            0
+                        } else {
+                            st.code().unwrap_or(1)
+                        };
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                log::warn!("worker did not stop in 5 s: killed");
+                let _ = kill(worker, Signal::SIGKILL);
+                let _ = child.wait();
+                return 0;
+            }
+            if monotonic_ms().saturating_sub(last_beat) >= hang_ms(&cfg) {
+                write_passive(&cfg);
+                log::error!(
+                    "worker {worker} sent no heartbeat for {} ms: hung; passive, killing it",
+                    hang_ms(&cfg)
+                );
+                let _ = kill(worker, Signal::SIGKILL);
+                let _ = child.wait();
+                break None;
+            }
+        };
+        if let Some(st) = ended {
+            write_passive(&cfg);
+            if matches!(st.code(), Some(64) | Some(78)) {
+                log::error!("worker refused the config ({st}); stopping");
+                return 78;
+            }
+            log::error!("worker {worker} died ({st}); passive");
+        }
+        restarts += 1;
+        // A worker that ran for a minute resets the back-off.
+        if monotonic_ms().saturating_sub(started) > 60_000 {
+            backoff_ms = 0;
+        }
+        backoff_ms = if backoff_ms == 0 {
+            100
+        } else {
+            (backoff_ms * 2).min(30_000)
+        };
+        log::info!("restarting the worker in {backoff_ms} ms (restart {restarts})");
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(backoff_ms) {
+            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            let left = Duration::from_millis(backoff_ms).saturating_sub(t.elapsed());
+            let _ = poll(
+                &mut fds,
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+            );
+            while let Ok(Some(info)) = sfd.read_signal() {
+                if matches!(
+                    Signal::try_from(info.ssi_signo as i32),
+                    Ok(Signal::SIGTERM) | Ok(Signal::SIGINT)
+                ) {
+                    return 0;
+                }
+            }
+        }
+    }
+}
