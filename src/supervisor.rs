@@ -71,7 +71,10 @@ pub fn run(cfg: Config, conf_path: &Path, foreground: bool, log_stderr: bool) ->
 fn running_pid(cfg: &Config) -> Option<u32> {
     let text = std::fs::read_to_string(&cfg.pid_file).ok()?;
     let pid: u32 = text.trim().parse().ok()?;
-    (pid != std::process::id() && crate::wrapper::pid_alive(pid)).then_some(pid)
+    let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.windows(5).any(|w| w == b"rcron"))
+        .unwrap_or(true);
+    (pid != std::process::id() && crate::wrapper::pid_alive(pid) && ours).then_some(pid)
 }
 
 /// Starts `rcron --daemon --foreground` in a new session and waits until it has written its
@@ -194,7 +197,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
                     Ok(Signal::SIGHUP) => {
                         match crate::config::load(conf_path) {
                             Ok(c) => cfg = c,
-                            Err(e) => log::error!("reload: {e}"),
+                            Err(e) => log::error!("reload refused (supervisor): {e}"),
                         }
                         let _ = kill(worker, Signal::SIGHUP);
                     }

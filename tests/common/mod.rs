@@ -164,3 +164,5 @@ pub fn pid_alive(pid: u32) -> bool {
             })
             .unwrap_or(true)
 }
+
+pub mod net;

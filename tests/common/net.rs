@@ -1,0 +1,237 @@
+//! Real test hosts: one network namespace per host, all joined by a bridge in a namespace of
+//! their own, addresses from 192.0.2.0/24 only. Everything is named with the test's pid and
+//! a tag, so tests run in parallel, and torn down on drop (processes killed, namespaces gone).
+#![allow(dead_code)]
+
+use super::RCRON;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub fn sh(cmd: &str) {
+    let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
+    assert!(st.success(), "command failed: {cmd}");
+}
+
+pub fn sh_out(cmd: &str) -> String {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub struct Host {
+    pub ns: String,
+    pub ifname: String,
+    pub ip: Ipv4Addr,
+    pub dir: PathBuf,
+    children: Mutex<Vec<Child>>,
+}
+
+pub struct Lab {
+    pub bridge_ns: String,
+    pub hosts: Vec<Host>,
+}
+
+impl Lab {
+    /// `n` hosts, 192.0.2.11, .12, ... on interface `vr0` each.
+    pub fn new(tag: &str, n: usize) -> Lab {
+        super::require_root();
+        let id = format!("{}{}", tag, std::process::id() % 100_000);
+        let bridge_ns = format!("rcbr{id}");
+        sh(&format!("ip netns add {bridge_ns}"));
+        sh(&format!(
+            "ip -n {bridge_ns} link add br0 type bridge && ip -n {bridge_ns} link set br0 up && \
+             ip -n {bridge_ns} link set lo up"
+        ));
+        let mut hosts = Vec::new();
+        let base = std::env::temp_dir().join(format!("rcron-lab-{id}"));
+        let _ = std::fs::remove_dir_all(&base);
+        for i in 0..n {
+            let ns = format!("rc{id}h{i}");
+            let ip = Ipv4Addr::new(192, 0, 2, 11 + i as u8);
+            let a = format!("ra{id}{i}");
+            let b = format!("rb{id}{i}");
+            assert!(a.len() <= 15, "interface name too long: {a}");
+            sh(&format!("ip netns add {ns}"));
+            sh(&format!("ip link add {a} type veth peer name {b}"));
+            sh(&format!(
+                "ip link set {a} netns {ns} && ip -n {ns} link set {a} name vr0"
+            ));
+            sh(&format!("ip link set {b} netns {bridge_ns}"));
+            sh(&format!(
+                "ip -n {bridge_ns} link set {b} master br0 && ip -n {bridge_ns} link set {b} up"
+            ));
+            sh(&format!(
+                "ip -n {ns} addr add {ip}/24 dev vr0 && ip -n {ns} link set vr0 up && \
+                 ip -n {ns} link set lo up"
+            ));
+            let dir = base.join(format!("h{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            hosts.push(Host {
+                ns,
+                ifname: "vr0".into(),
+                ip,
+                dir,
+                children: Mutex::new(Vec::new()),
+            });
+        }
+        Lab { bridge_ns, hosts }
+    }
+
+    pub fn peers_of(&self, i: usize) -> Vec<Ipv4Addr> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, h)| h.ip)
+            .collect()
+    }
+
+    /// An rcron config for host `i`: unicast to every other host, plus `extra` lines.
+    pub fn rcron_conf(&self, i: usize, extra: &str) -> PathBuf {
+        let h = &self.hosts[i];
+        let peers: Vec<String> = self.peers_of(i).iter().map(|p| p.to_string()).collect();
+        let text = format!(
+            "cluster_name lab\ninterface vr0\nunicast_src_ip {}\nunicast_peer {}\n{}\n\
+             state_file {d}/state\ncontrol_socket {d}/rcron.sock\npid_file {d}/rcrond.pid\n\
+             lock_dir {d}\n",
+            h.ip,
+            peers.join(" "),
+            extra,
+            d = h.dir.display()
+        );
+        let p = h.dir.join("rcron.conf");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for h in &self.hosts {
+            h.kill_all();
+            let _ = Command::new("ip").args(["netns", "del", &h.ns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.bridge_ns])
+            .status();
+        if let Some(h) = self.hosts.first() {
+            if let Some(base) = h.dir.parent() {
+                let _ = std::fs::remove_dir_all(base);
+            }
+        }
+    }
+}
+
+impl Host {
+    /// Runs a command inside this host's namespace, in the background; killed on drop.
+    pub fn spawn(&self, argv: &[&str], log: &str) -> u32 {
+        let out = std::fs::File::create(self.dir.join(log)).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.children.lock().unwrap().push(child);
+        pid
+    }
+
+    /// Starts `rcron --daemon --foreground` with this config; returns the supervisor's pid
+    /// (`ip netns exec` execs, so it is rcron itself).
+    pub fn start_rcron(&self, conf: &PathBuf) -> u32 {
+        let c = conf.to_str().unwrap().to_string();
+        self.spawn(
+            &[RCRON, "--daemon", "--foreground", "--conf", &c],
+            "rcron.log",
+        )
+    }
+
+    /// Runs a command in this host's namespace and waits for it.
+    pub fn run(&self, argv: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(argv)
+            .output()
+            .unwrap()
+    }
+
+    /// First line of the state file ("" when missing).
+    pub fn state(&self) -> String {
+        self.state_at(&self.dir.join("state"))
+    }
+
+    pub fn state_at(&self, p: &PathBuf) -> String {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// `rcron --status` as key=value pairs.
+    pub fn status(&self) -> String {
+        let conf = self.dir.join("rcron.conf");
+        let o = Command::new(RCRON)
+            .args(["--status", "--conf", conf.to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn status_field(&self, key: &str) -> Option<String> {
+        let s = self.status();
+        s.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+    }
+
+    pub fn link(&self, up: bool) {
+        sh(&format!(
+            "ip -n {} link set vr0 {}",
+            self.ns,
+            if up { "up" } else { "down" }
+        ));
+    }
+
+    /// Sends `sig` (e.g. "KILL") to pid.
+    pub fn signal(pid: u32, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status();
+    }
+
+    /// Kills every process this host started (and their process groups' workers).
+    pub fn kill_all(&self) {
+        let mut ch = self.children.lock().unwrap();
+        for c in ch.iter_mut() {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &c.id().to_string()])
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        ch.clear();
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// Reaps exited children (so a killed daemon does not linger as a zombie).
+    pub fn reap(&self) {
+        for c in self.children.lock().unwrap().iter_mut() {
+            let _ = c.try_wait();
+        }
+    }
+}
+
+/// Polls `f` every 10 ms until it is true or `limit` passes.
+pub fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    super::wait_for(limit, || f())
+}
