@@ -156,3 +156,122 @@ pub fn check(f: &Filter, packet: &[u8]) -> Result<Accepted, Drop> {
         addr_mismatch: !adv.same_addrs(f.vips),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::V3Checksum;
+
+    const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    const STRANGER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 9);
+    const VIP: [Ipv4Addr; 1] = [Ipv4Addr::new(192, 0, 2, 100)];
+
+    /// A whole IPv4 packet (as a raw socket delivers it) around an emitted advert.
+    fn packet(spec: &wire::AdvertSpec, src: Ipv4Addr, dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
+        let mut msg = [0u8; wire::MAX_MSG];
+        let n = wire::emit(spec, src, dst, V3Checksum::PseudoHeader, &mut msg).unwrap();
+        let mut p = vec![0x45, 0xc0, 0, 0, 0, 1, 0, 0, ttl, 112, 0, 0];
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        let total = (20 + n) as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&msg[..n]);
+        p
+    }
+
+    fn spec(version: u8, vrid: u8, prio: u8) -> wire::AdvertSpec<'static> {
+        wire::AdvertSpec {
+            version,
+            vrid,
+            priority: prio,
+            interval_cs: if version == 2 { 100 } else { 10 },
+            auth: None,
+            addrs: &VIP,
+        }
+    }
+
+    fn unicast(version: u8) -> Filter<'static> {
+        const PEERS: [Ipv4Addr; 1] = [PEER];
+        Filter {
+            version,
+            vrid: 7,
+            peers: &PEERS,
+            own_ip: ME,
+            auth: None,
+            advert_cs: if version == 2 { 100 } else { 10 },
+            vips: &VIP,
+        }
+    }
+
+    #[test]
+    fn a_peers_advert_for_our_group_is_accepted() {
+        let a = check(&unicast(3), &packet(&spec(3, 7, 150), PEER, ME, 255)).unwrap();
+        assert_eq!((a.src, a.priority, a.interval_ms, a.addr_mismatch), (PEER, 150, 100, false));
+    }
+
+    #[test]
+    fn each_rule_drops_with_its_own_reason() {
+        let f = unicast(3);
+        let table: &[(Vec<u8>, Drop)] = &[
+            (packet(&spec(3, 7, 150), STRANGER, ME, 255), Drop::NotPeer),
+            (packet(&spec(3, 7, 150), ME, ME, 255), Drop::Own),
+            (packet(&spec(3, 7, 150), PEER, STRANGER, 255), Drop::WrongDst),
+            (packet(&spec(3, 8, 150), PEER, ME, 255), Drop::OtherVrid),
+            (packet(&spec(2, 7, 150), PEER, ME, 255), Drop::Version),
+            (vec![0x45, 0, 0], Drop::Wire(WireError::Truncated)),
+        ];
+        for (p, want) in table {
+            assert_eq!(check(&f, p), Err(*want));
+        }
+        let mut bad = packet(&spec(3, 7, 150), PEER, ME, 255);
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(check(&f, &bad), Err(Drop::Wire(WireError::BadChecksum)));
+    }
+
+    #[test]
+    fn multicast_needs_ttl_255_and_the_group_address() {
+        let f = Filter { peers: &[], ..unicast(3) };
+        let ok = packet(&spec(3, 7, 100), STRANGER, wire::MCAST_GROUP, 255);
+        assert!(check(&f, &ok).is_ok(), "any sender in multicast mode");
+        let hop = packet(&spec(3, 7, 100), STRANGER, wire::MCAST_GROUP, 254);
+        assert_eq!(check(&f, &hop), Err(Drop::Ttl));
+        let uni = packet(&spec(3, 7, 100), STRANGER, ME, 255);
+        assert_eq!(check(&f, &uni), Err(Drop::WrongDst));
+    }
+
+    #[test]
+    fn v2_password_and_interval_must_match() {
+        let pass = *b"secret\0\0";
+        let f = Filter { auth: Some(pass), ..unicast(2) };
+        let good = wire::AdvertSpec { auth: Some(pass), ..spec(2, 7, 100) };
+        assert!(check(&f, &packet(&good, PEER, ME, 255)).is_ok());
+        let wrong = wire::AdvertSpec { auth: Some(*b"guess\0\0\0"), ..spec(2, 7, 100) };
+        assert_eq!(check(&f, &packet(&wrong, PEER, ME, 255)), Err(Drop::Auth));
+        assert_eq!(check(&f, &packet(&spec(2, 7, 100), PEER, ME, 255)), Err(Drop::Auth));
+        let slow = wire::AdvertSpec { interval_cs: 200, ..good };
+        assert_eq!(check(&f, &packet(&slow, PEER, ME, 255)), Err(Drop::Interval));
+    }
+
+    #[test]
+    fn another_address_list_is_accepted_but_flagged() {
+        let other = [Ipv4Addr::new(192, 0, 2, 200)];
+        let s = wire::AdvertSpec { addrs: &other, ..spec(3, 7, 100) };
+        let a = check(&unicast(3), &packet(&s, PEER, ME, 255)).unwrap();
+        assert!(a.addr_mismatch);
+    }
+
+    #[test]
+    fn every_drop_reason_has_a_counter() {
+        let mut d = Drops::default();
+        for r in [Drop::Ttl, Drop::NotPeer, Drop::Own, Drop::WrongDst, Drop::OtherVrid] {
+            d.count(r);
+        }
+        for r in [Drop::Version, Drop::Auth, Drop::Interval, Drop::Wire(WireError::BadType)] {
+            d.count(r);
+        }
+        assert_eq!(d.total(), 9);
+        assert!(d.iter().all(|(_, n)| n <= 1));
+    }
+}
