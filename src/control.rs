@@ -2,7 +2,9 @@
 //! connection with `key=value` lines, and the client side used by the wrapper, `--status`
 //! and `--is-active`.
 //!
-//! Requests (one line, at most [`MAX_REQUEST`] bytes): `status`, `state`.
+//! Requests (one line, at most [`MAX_REQUEST`] bytes): `status`, `state`, and
+//! `handoff CUT_MS` (the wrapper's run/skip question for the slot whose cut is CUT_MS on
+//! CLOCK_MONOTONIC; answered `decision=run|skip` once decided, see `handoff.rs`).
 //! Guarantees: the server never blocks on a client (non-blocking sockets, a per-client
 //! deadline, a fixed number of client slots); the client never waits longer than its timeout.
 
@@ -22,6 +24,7 @@ pub const CLIENT_DEADLINE_MS: u64 = 1000;
 pub enum Request {
     Status,
     State,
+    Handoff { cut_ms: u64 },
 }
 
 /// Parses one request line (without its newline).
@@ -30,7 +33,13 @@ pub fn parse_request(line: &[u8]) -> Option<Request> {
     match line {
         "status" => Some(Request::Status),
         "state" => Some(Request::State),
-        _ => None,
+        _ => {
+            let cut = line.strip_prefix("handoff ")?.trim();
+            if cut.is_empty() || cut.len() > 19 || !cut.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some(Request::Handoff { cut_ms: cut.parse().ok()? })
+        }
     }
 }
 
@@ -165,6 +174,10 @@ mod tests {
         assert_eq!(parse_request(b"status"), Some(Request::Status));
         assert_eq!(parse_request(b" state \r"), Some(Request::State));
         assert_eq!(parse_request(b"stat"), None);
+        assert_eq!(parse_request(b"handoff 12345"), Some(Request::Handoff { cut_ms: 12345 }));
+        assert_eq!(parse_request(b"handoff -1"), None);
+        assert_eq!(parse_request(b"handoff 99999999999999999999999"), None);
+        assert_eq!(parse_request(b"handoff "), None);
         assert_eq!(parse_request(&[0xff, 0]), None);
     }
 

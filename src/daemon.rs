@@ -9,6 +9,7 @@
 use crate::config::{Config, State};
 use crate::control::{self, Client, Progress, Request};
 use crate::election::{Action, Election, Params, Role};
+use crate::handoff::{self, Decision};
 use crate::hooks::{Notifier, Tracker};
 use crate::net::{self, VrrpSocket};
 use crate::receive::{self, Drops, Filter};
@@ -23,8 +24,21 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-/// How often the links (interface, track_interface) are checked.
+/// How often the links (interface, track_interface) are checked, at most.
 const LINK_CHECK_MS: u64 = 100;
+/// Slack on top of Master_Down_Interval before a waiting wrapper is told to skip.
+pub const HANDOFF_MARGIN_MS: u64 = 250;
+/// A cut far in the past or future never holds a wrapper longer than this.
+const MAX_HANDOFF_WAIT_MS: u64 = 15_000;
+/// Handoff questions waiting for their answer, at most.
+const MAX_PENDING: usize = 64;
+
+/// A wrapper waiting for its run/skip answer.
+struct Pending {
+    client: Client,
+    cut: u64,
+    deadline: u64,
+}
 
 /// Everything the loop derives from the config.
 struct Setup {
@@ -120,6 +134,11 @@ pub struct Worker {
     since_wall: u64,
     last_mismatch_log: Option<u64>,
     supervised: bool,
+    pending: Vec<Pending>,
+    master_since: Option<u64>,
+    master_until: Option<u64>,
+    last_master_tx: Option<u64>,
+    last_proof_rx: Option<u64>,
 }
 
 /// Runs the worker until TERM or the supervisor goes away; returns the exit code.
@@ -198,6 +217,11 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
         since_wall: wall_secs(),
         last_mismatch_log: None,
         supervised,
+        pending: Vec::new(),
+        master_since: None,
+        master_until: None,
+        last_master_tx: None,
+        last_proof_rx: None,
         s: setup,
     };
     log::info!(
@@ -297,6 +321,7 @@ impl Worker {
             }
             self.tick(now);
             self.serve_clients(now);
+            self.answer_pending(monotonic_ms());
         }
     }
 
@@ -334,12 +359,68 @@ impl Worker {
         for c in &self.clients {
             t = t.min(c.deadline);
         }
+        for p in &self.pending {
+            t = t.min(p.deadline);
+        }
+        if !self.pending.is_empty() && self.election.role() == Role::Master {
+            if let Some(s) = self.master_since {
+                let confirmed = s + self.confirm_ms();
+                if confirmed > now {
+                    t = t.min(confirmed);
+                }
+            }
+        }
         t
+    }
+
+    /// How long a new master holds the role before it runs a job nobody else covered.
+    fn confirm_ms(&self) -> u64 {
+        self.election.master_adver_ms().max(self.s.params.advert_ms)
+    }
+
+    fn view(&self, now: u64) -> handoff::View {
+        handoff::View {
+            now,
+            is_master: self.election.role() == Role::Master,
+            master_since: self.master_since,
+            master_until: self.master_until,
+            last_master_tx: self.last_master_tx,
+            last_proof_rx: self.last_proof_rx,
+            confirm_ms: self.confirm_ms(),
+        }
+    }
+
+    /// Answers every waiting wrapper whose slot can be decided now.
+    fn answer_pending(&mut self, now: u64) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let (cut, deadline) = (self.pending[i].cut, self.pending[i].deadline);
+            let mut d = handoff::decide(&self.view(now), cut, deadline);
+            if d == Decision::SendAdvertFirst {
+                self.send_advert(now, self.s.params.priority);
+                d = handoff::decide(&self.view(now), cut, deadline);
+                if d == Decision::SendAdvertFirst {
+                    d = Decision::Skip("advert_not_sent");
+                }
+            }
+            let (word, reason) = match d {
+                Decision::Run(r) => ("run", r),
+                Decision::Skip(r) => ("skip", r),
+                Decision::Wait | Decision::SendAdvertFirst => {
+                    i += 1;
+                    continue;
+                }
+            };
+            let p = self.pending.swap_remove(i);
+            let state = self.election.role().state().as_str();
+            log::debug!("handoff cut={cut}: {word} ({reason})");
+            p.client.answer(&format!("decision={word}\nreason={reason}\nstate={state}\n"));
+        }
     }
 
     fn tick(&mut self, now: u64) {
         if now >= self.next_link_check {
-            self.next_link_check = now + LINK_CHECK_MS;
+            self.next_link_check = now + self.s.params.advert_ms.clamp(10, LINK_CHECK_MS);
             let down = !self.links_ok();
             if down != self.link_fault {
                 self.link_fault = down;
@@ -403,6 +484,11 @@ impl Worker {
             match receive::check(&self.s.filter(), pkt) {
                 Ok(a) => {
                     self.c.rx += 1;
+                    if a.priority > 0 {
+                        // Only a node that holds itself master sends adverts: proof that a
+                        // master was alive now (see handoff.rs).
+                        self.last_proof_rx = Some(now);
+                    }
                     if a.addr_mismatch {
                         self.c.addr_mismatch += 1;
                         if self
@@ -503,9 +589,15 @@ impl Worker {
     fn act(&mut self, now: u64, acts: &[Action]) {
         for a in acts {
             match *a {
-                Action::Send { priority } => self.send_advert(priority),
+                Action::Send { priority } => self.send_advert(now, priority),
                 Action::Transition { from, to, reason } => {
                     self.c.transitions += 1;
+                    if to == Role::Master && from != Role::Master {
+                        self.master_since = Some(now);
+                        self.master_until = None;
+                    } else if from == Role::Master && to != Role::Master {
+                        self.master_until = Some(now);
+                    }
                     self.since_wall = wall_secs();
                     let (f, t) = (from.state().as_str(), to.state().as_str());
                     log::info!(
@@ -538,7 +630,7 @@ impl Worker {
         }
     }
 
-    fn send_advert(&mut self, priority: u8) {
+    fn send_advert(&mut self, now: u64, priority: u8) {
         let cfg = &self.s.cfg;
         let spec = wire::AdvertSpec {
             version: cfg.vrrp_version,
@@ -562,7 +654,12 @@ impl Worker {
         for &dst in dsts {
             match wire::emit(&spec, self.s.own_ip, dst, cfg.v3_checksum, &mut buf) {
                 Ok(n) => match self.sock.send(&buf[..n], dst) {
-                    Ok(()) => self.c.tx += 1,
+                    Ok(()) => {
+                        self.c.tx += 1;
+                        if priority > 0 && self.election.role() == Role::Master {
+                            self.last_master_tx = Some(now);
+                        }
+                    }
                     Err(e) => {
                         self.c.tx_errors += 1;
                         log::debug!("send to {dst}: {e}");
@@ -673,6 +770,18 @@ impl Worker {
                 Progress::Pending | Progress::Gone => {
                     self.clients.swap_remove(i);
                 }
+                Progress::Line(Some(Request::Handoff { cut_ms })) => {
+                    let c = self.clients.swap_remove(i);
+                    if self.pending.len() >= MAX_PENDING {
+                        c.answer("error=busy\n");
+                        continue;
+                    }
+                    let e = &self.election;
+                    let deadline = cut_ms
+                        .saturating_add(e.master_down_ms() + self.confirm_ms() + HANDOFF_MARGIN_MS)
+                        .min(now + MAX_HANDOFF_WAIT_MS);
+                    self.pending.push(Pending { client: c, cut: cut_ms, deadline });
+                }
                 Progress::Line(req) => {
                     let c = self.clients.swap_remove(i);
                     let text = match req {
@@ -680,7 +789,7 @@ impl Worker {
                         Some(Request::State) => {
                             format!("state={}\n", self.election.role().state().as_str())
                         }
-                        None => "error=bad request\n".to_string(),
+                        Some(Request::Handoff { .. }) | None => "error=bad request\n".to_string(),
                     };
                     c.answer(&text);
                 }

@@ -10,6 +10,7 @@ mod config;
 mod control;
 mod daemon;
 mod election;
+mod handoff;
 mod hooks;
 mod job;
 mod logging;
@@ -34,6 +35,7 @@ fn main() {
 }
 
 fn real_main() -> i32 {
+    let start_ms = sys::monotonic_ms();
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
     let tag = Path::new(&argv0)
@@ -92,7 +94,7 @@ fn real_main() -> i32 {
                 .clone()
                 .unwrap_or_else(|| config::DEFAULT_PATH.into());
             match role {
-                Role::Wrapper(w) => wrapper::run(&cfg, w),
+                Role::Wrapper(w) => wrapper::run(&cfg, w, start_ms),
                 Role::Status => status(&cfg, true),
                 Role::IsActive => status(&cfg, false),
                 Role::Daemon { foreground } => {

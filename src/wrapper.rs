@@ -85,11 +85,63 @@ pub fn cmd_line(argv: &[OsString]) -> String {
     s
 }
 
-/// Runs the wrapper role; returns the exit code.
-pub fn run(cfg: &Config, opts: &WrapperOpts) -> i32 {
+/// The slot's cut on CLOCK_MONOTONIC: the start of the current wall-clock second
+/// (see handoff.rs). `start_ms` is the wrapper's start on CLOCK_MONOTONIC.
+pub fn slot_cut(start_ms: u64) -> u64 {
+    let frac = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_millis() as u64)
+        .unwrap_or(0);
+    start_ms.saturating_sub(frac)
+}
+
+/// How long the wrapper waits for the daemon's answer: the longest the daemon may hold it
+/// (Master_Down_Interval + one advert + margin) plus a second. No answer in time: passive.
+pub fn handoff_bound(cfg: &Config) -> std::time::Duration {
+    let adv = cfg.advert_int_cs as u64 * 10;
+    let skew = if cfg.vrrp_version == 2 { 1000 } else { adv } * (256 - cfg.priority as u64) / 256;
+    let ms = 4 * adv + skew + crate::daemon::HANDOFF_MARGIN_MS + 1000;
+    std::time::Duration::from_millis(ms)
+}
+
+/// Asks the local daemon (shared/interface.md, "Handoff"). Returns the state to act on and a
+/// reason for the log; a daemon that does not answer in time means passive.
+pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64) -> (State, String) {
+    let (req, bound) = if no_wait {
+        ("state".to_string(), std::time::Duration::from_millis(500))
+    } else {
+        (format!("handoff {}", slot_cut(start_ms)), handoff_bound(cfg))
+    };
+    match crate::control::query(&cfg.control_socket, &req, bound) {
+        Ok(answer) => {
+            let field = |k| crate::control::field(&answer, k).unwrap_or("");
+            let run = if no_wait { field("state") == "active" } else { field("decision") == "run" };
+            let reason = if no_wait { "no_wait" } else { field("reason") };
+            (if run { State::Active } else { State::Passive }, reason.to_string())
+        }
+        Err(e) => {
+            log::warn!("daemon at {} did not answer ({e}): passive", cfg.control_socket.display());
+            (State::Passive, "daemon_unreachable".to_string())
+        }
+    }
+}
+
+/// Runs the wrapper role; returns the exit code. `start_ms`: CLOCK_MONOTONIC at start.
+pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> i32 {
     let cmd = cmd_line(&opts.argv);
     let level = cfg.syslog_level;
     let cluster = &cfg.cluster_name;
+    if cfg.expects_daemon() {
+        let (state, reason) = ask_daemon(cfg, opts.no_wait, start_ms);
+        if state == State::Passive {
+            logging::line(
+                level,
+                &format!("cluster={cluster} state=passive status=ignore reason={reason} cmd={cmd}"),
+            );
+            return 0;
+        }
+        return run_active(cfg, opts, &cmd);
+    }
     let (state, why, reading) = file_state(cfg);
     match (&reading, why) {
         (Err(e), _) => log::debug!("state file {}: {e}", cfg.state_file.display()),
@@ -111,6 +163,13 @@ pub fn run(cfg: &Config, opts: &WrapperOpts) -> i32 {
         );
         return 0;
     }
+    run_active(cfg, opts, &cmd)
+}
+
+/// This node is active: lock, nice, run, log.
+fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> i32 {
+    let level = cfg.syslog_level;
+    let cluster = &cfg.cluster_name;
     let _lock = if opts.lock {
         match take_lock(cfg, &opts.argv) {
             Ok(Some(l)) => Some(l),

@@ -1,0 +1,158 @@
+//! The run/skip decision for one scheduled job across a failover: the rule that makes a job
+//! run on exactly one node while the network between the nodes works.
+//!
+//! Owns: the decision, as a pure function of what the daemon saw. Guarantees: no I/O, no
+//! clock, never panics.
+//!
+//! The slot's cut `c` is the start of the wall-clock second in which the wrapper started (cron
+//! fires every node's wrapper at the same moment; the start of that second is a moment all
+//! nodes agree on). The node that was master at `c` runs the job; every other node skips it.
+//! A node knows it was master at `c` when it was master then and has sent an advert at or
+//! after `c` as master (it sends one at once if needed): that advert is what the others see.
+//! A backup skips once an advert (priority > 0) sent by a master arrived at or after `c`:
+//! that master was alive after the cut and so runs it. A backup without such proof waits;
+//! if it becomes master itself (and holds the role for one advert interval, so that a master
+//! it merely lost a few adverts from can answer), no master was alive after the cut: it runs.
+//! Otherwise, at the deadline, it skips.
+
+/// What the daemon knows at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct View {
+    pub now: u64,
+    pub is_master: bool,
+    /// When this node last became master.
+    pub master_since: Option<u64>,
+    /// When this node last stopped being master (None while master or never master).
+    pub master_until: Option<u64>,
+    /// When this node last sent an advert with priority > 0 as master, successfully.
+    pub last_master_tx: Option<u64>,
+    /// When an advert with priority > 0 from a peer last arrived.
+    pub last_proof_rx: Option<u64>,
+    /// How long a new master holds the role before it may run a job no one else proved.
+    pub confirm_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Run(&'static str),
+    Skip(&'static str),
+    /// Master at the cut but no advert sent since: send one now, then ask again.
+    SendAdvertFirst,
+    /// Not decided yet: ask again after the next event.
+    Wait,
+}
+
+/// The decision for the slot whose cut is `cut`, and that must be decided by `deadline`.
+pub fn decide(v: &View, cut: u64, deadline: u64) -> Decision {
+    let master_at_cut = v.master_since.is_some_and(|s| s <= cut)
+        && (v.is_master || v.master_until.is_some_and(|u| u > cut));
+    let sent_after_cut = v.last_master_tx.is_some_and(|t| t >= cut);
+    let proof = v.last_proof_rx.is_some_and(|t| t >= cut);
+    if master_at_cut {
+        if sent_after_cut {
+            return Decision::Run("master_at_cut");
+        }
+        if v.is_master {
+            return Decision::SendAdvertFirst;
+        }
+    }
+    if proof {
+        return Decision::Skip("master_alive_after_cut");
+    }
+    if v.is_master {
+        // Became master after the cut, and no master proved alive since the cut.
+        let held = v.master_since.map_or(0, |s| v.now.saturating_sub(s));
+        if held >= v.confirm_ms {
+            return Decision::Run("took_over");
+        }
+        return Decision::Wait;
+    }
+    if v.now >= deadline {
+        return Decision::Skip("no_master_in_time");
+    }
+    Decision::Wait
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CUT: u64 = 10_000;
+    const DEADLINE: u64 = 11_000;
+
+    fn master(since: u64) -> View {
+        View { now: CUT + 5, is_master: true, master_since: Some(since), confirm_ms: 100, ..View::default() }
+    }
+
+    fn backup() -> View {
+        View { now: CUT + 5, confirm_ms: 100, ..View::default() }
+    }
+
+    #[test]
+    fn master_at_the_cut_runs_once_its_advert_after_the_cut_is_out() {
+        let v = master(5_000);
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::SendAdvertFirst);
+        let v = View { last_master_tx: Some(CUT + 5), ..v };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("master_at_cut"));
+        // An advert sent before the cut proves nothing to the backups.
+        let v = View { last_master_tx: Some(CUT - 1), ..v };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::SendAdvertFirst);
+    }
+
+    #[test]
+    fn a_backup_with_an_advert_after_the_cut_skips() {
+        let v = View { last_proof_rx: Some(CUT), ..backup() };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
+        let v = View { last_proof_rx: Some(CUT - 1), ..backup() };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Wait, "an advert before the cut");
+    }
+
+    #[test]
+    fn a_backup_without_proof_waits_then_runs_if_it_takes_over() {
+        assert_eq!(decide(&backup(), CUT, DEADLINE), Decision::Wait);
+        let v = View { now: CUT + 400, ..master(CUT + 360) };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Wait, "holding for confirm_ms");
+        let v = View { now: CUT + 460, ..master(CUT + 360) };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("took_over"));
+    }
+
+    #[test]
+    fn a_new_master_that_had_proof_of_the_old_one_skips() {
+        let v = View { last_proof_rx: Some(CUT + 50), now: CUT + 900, ..master(CUT + 400) };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
+    }
+
+    #[test]
+    fn a_master_preempted_after_the_cut_runs_if_it_had_announced_itself() {
+        let v = View {
+            is_master: false,
+            master_since: Some(1_000),
+            master_until: Some(CUT + 50),
+            last_master_tx: Some(CUT + 10),
+            last_proof_rx: Some(CUT + 50),
+            ..backup()
+        };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("master_at_cut"));
+        // Preempted before it sent anything after the cut: the new master covers the slot.
+        let v = View { last_master_tx: Some(CUT - 20), ..v };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
+    }
+
+    #[test]
+    fn a_master_that_stepped_down_before_the_cut_is_not_master_at_the_cut() {
+        let v = View {
+            master_since: Some(1_000),
+            master_until: Some(CUT - 1),
+            last_master_tx: Some(CUT - 2),
+            last_proof_rx: Some(CUT + 30),
+            ..backup()
+        };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
+    }
+
+    #[test]
+    fn no_proof_and_no_takeover_by_the_deadline_skips() {
+        let v = View { now: DEADLINE, ..backup() };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("no_master_in_time"));
+    }
+}

@@ -1,0 +1,758 @@
+#!/usr/bin/env python3
+"""Failover benchmark: rcron's VRRP daemon against keepalived, measured in the same run on
+the same two hosts (network namespaces joined by a veth pair).
+
+usage (as root, from the repository):
+    cargo build --release
+    python3 tests/bench/failover.py [--binary target/release/rcron] [--keepalived PATH]
+                                    [--runs N | --quick] [--cpu-seconds S]
+
+What it measures, for rcron and for keepalived side by side:
+  * crash failover: SIGSTOP then SIGKILL of every process of the master (node A, priority
+    150), until the backup's (node B, priority 100) state file first reads `active`;
+  * graceful handover: SIGTERM to the master's main process, same end point;
+    both at VRRP v2 / advert 1 s, v3 / 0.1 s and v3 / 0.01 s, N runs each (default 5,
+    --quick 2), median / min / max in ms next to the protocol's master-down and skew times;
+  * RSS: VmRSS summed over node A's processes (rcron: supervisor + worker; keepalived:
+    parent + VRRP child), with the pair running steady at v3 / 0.01 s;
+  * CPU: utime + stime of node A's (master, 100 adverts/s) and node B's (backup) processes
+    over --cpu-seconds (default 60) at v3 / 0.01 s, as % of one core.
+The end of the output says whether each target of the issue is met, for information only.
+
+Hosts: namespaces bfA<pid> / bfB<pid>, interfaces vA (192.0.2.1/24) and vB (192.0.2.2/24),
+unicast between them, one virtual address 192.0.2.100. keepalived writes its state file
+through notify_master / notify_backup / notify_fault scripts (temp file + mv); rcron writes
+its own. Everything is torn down on exit (processes killed, namespaces deleted).
+A full run takes about 5-6 minutes. Not a test: it never fails on speed (exit 0).
+"""
+import argparse
+import atexit
+import datetime
+import os
+import shlex
+import shutil
+import signal
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PID = os.getpid()
+NS = {"A": f"bfA{PID}", "B": f"bfB{PID}"}
+IFN = {"A": "vA", "B": "vB"}
+IP = {"A": "192.0.2.1", "B": "192.0.2.2"}
+PRIO = {"A": 150, "B": 100}
+PEER = {"A": "B", "B": "A"}
+VIP = "192.0.2.100"
+VRID = 51
+SETTINGS = [  # label, VRRP version, advert interval in seconds
+    ("v2 / 1 s", 2, 1.0),
+    ("v3 / 0.1 s", 3, 0.1),
+    ("v3 / 0.01 s", 3, 0.01),
+]
+IMPLS = ["rcron", "keepalived"]
+
+_procs = []        # every Popen we started, for cleanup
+_namespaces = []   # namespaces we created
+_tmp = None
+KEEP = False       # --keep: leave configs and daemon logs in the temp dir
+
+
+# ---------------------------------------------------------------- hosts and cleanup
+
+def sh(cmd, check=True):
+    r = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"command failed: {cmd}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def setup_hosts():
+    for n in ("A", "B"):
+        sh(f"ip netns add {NS[n]}")
+        _namespaces.append(NS[n])
+    a, b = f"bfa{PID}", f"bfb{PID}"
+    sh(f"ip link add {a} type veth peer name {b}")
+    for n, dev in (("A", a), ("B", b)):
+        sh(f"ip link set {dev} netns {NS[n]}")
+        sh(f"ip -n {NS[n]} link set {dev} name {IFN[n]}")
+        sh(f"ip -n {NS[n]} addr add {IP[n]}/24 dev {IFN[n]}")
+        sh(f"ip -n {NS[n]} link set {IFN[n]} up")
+        sh(f"ip -n {NS[n]} link set lo up")
+
+
+def cleanup():
+    for p in _procs:
+        for pid in [p.pid] + children(p.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            p.wait(timeout=2)
+        except Exception:
+            pass
+    _procs.clear()
+    for ns in _namespaces:
+        # anything still running inside (e.g. a notify script) goes first
+        for pid in sh(f"ip netns pids {ns}", check=False).split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        sh(f"ip netns del {ns}", check=False)
+    _namespaces.clear()
+    if _tmp and not KEEP:
+        shutil.rmtree(_tmp, ignore_errors=True)
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def read_first_line(path):
+    try:
+        with open(path) as f:
+            return f.readline().strip()
+    except OSError:
+        return ""
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# ---------------------------------------------------------------- the two implementations
+
+class Node:
+    """One daemon (rcron or keepalived) on host A or B."""
+
+    def __init__(self, impl, host, version, advert, binaries):
+        self.impl, self.host = impl, host
+        self.dir = os.path.join(_tmp, f"{impl}-{host}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.state = os.path.join(self.dir, "state")
+        self.log = os.path.join(self.dir, "log")
+        self.version, self.advert, self.bin = version, advert, binaries[impl]
+        self.proc = None
+
+    # -- configs
+    def _rcron_conf(self):
+        h, d = self.host, self.dir
+        text = (f"cluster_name bench\ninterface {IFN[h]}\nvirtual_router_id {VRID}\n"
+                f"priority {PRIO[h]}\nvrrp_version {self.version}\n"
+                f"advert_int {self.advert:g}\nunicast_src_ip {IP[h]}\n"
+                f"unicast_peer {IP[PEER[h]]}\nvirtual_ipaddress {VIP}\n"
+                f"state_file {d}/state\ncontrol_socket {d}/rcron.sock\n"
+                f"pid_file {d}/rcrond.pid\nlock_dir {d}\n")
+        path = os.path.join(d, "rcron.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def _keepalived_conf(self):
+        h, d = self.host, self.dir
+        notify = os.path.join(d, "notify.sh")
+        with open(notify, "w") as f:
+            f.write("#!/bin/sh\n"
+                    f"printf '%s\\n' \"$1\" > {d}/state.tmp.$$ && mv -f {d}/state.tmp.$$ "
+                    f"{d}/state\n")
+        os.chmod(notify, 0o755)
+        text = f"""global_defs {{
+    script_user root
+    enable_script_security
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface {IFN[h]}
+    virtual_router_id {VRID}
+    priority {PRIO[h]}
+    advert_int {self.advert:g}
+    version {self.version}
+    unicast_src_ip {IP[h]}
+    unicast_peer {{
+        {IP[PEER[h]]}
+    }}
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+    notify_master "{notify} active"
+    notify_backup "{notify} passive"
+    notify_fault "{notify} fault"
+}}
+"""
+        path = os.path.join(d, "keepalived.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    # -- life cycle
+    def start(self):
+        for name in os.listdir(self.dir):
+            if name.startswith("state") or name.endswith(".pid") or name.endswith(".sock"):
+                os.unlink(os.path.join(self.dir, name))
+        if self.impl == "rcron":
+            argv = [self.bin, "--daemon", "--foreground", "--conf", self._rcron_conf()]
+        else:
+            argv = [self.bin, "-n", "-P", "-l", "-D", "-G", "-f", self._keepalived_conf(),
+                    "-p", os.path.join(self.dir, "keepalived.pid"),
+                    "-r", os.path.join(self.dir, "vrrp.pid")]
+        log = open(self.log, "a")
+        log.write(f"--- {time.monotonic():.3f} start: {shlex.join(argv)}\n")
+        log.flush()
+        # `ip netns exec` execs, so the pid is the daemon's main process
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NS[self.host]] + argv,
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     start_new_session=True)
+        log.close()
+        _procs.append(self.proc)
+
+    def main_pid(self):
+        return self.proc.pid if self.proc else None
+
+    def worker_pid(self):
+        """rcron's worker or keepalived's VRRP child (the only long-lived child)."""
+        if self.impl == "keepalived":
+            pid = read_pid(os.path.join(self.dir, "vrrp.pid"))
+            if pid and alive(pid):
+                return pid
+        kids = [k for k in children(self.proc.pid) if alive(k)]
+        return kids[0] if kids else None
+
+    def pids(self):
+        if not self.proc or not alive(self.proc.pid):
+            return []
+        w = self.worker_pid()
+        return [self.proc.pid] + ([w] if w else [])
+
+    def read_state(self):
+        return read_first_line(self.state)
+
+    def crash(self):
+        """Both processes die without a chance to resign: stop both, then kill both."""
+        ps = self.pids()
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in reversed(ps):  # worker / VRRP child first
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+
+    def terminate(self):
+        os.kill(self.proc.pid, signal.SIGTERM)
+
+    def stop(self, grace=3.0, kill=True):
+        """Ends the daemon and reaps it: SIGKILL at once (the next run starts from scratch
+        and flushes the virtual address), or SIGTERM first when `kill` is False."""
+        if not self.proc:
+            return
+        ps = self.pids()
+        if not kill and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in ps + [self.proc.pid]:
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        self.proc.wait()
+        deadline = time.monotonic() + 2
+        while any(alive(p) for p in ps) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        _procs.remove(self.proc)
+        self.proc = None
+
+
+def flush_vips():
+    for h in ("A", "B"):
+        sh(f"ip -n {NS[h]} addr del {VIP}/24 dev {IFN[h]}", check=False)
+        sh(f"ip -n {NS[h]} addr del {VIP}/32 dev {IFN[h]}", check=False)
+
+
+# ---------------------------------------------------------------- protocol figures
+
+def master_down(version, advert, prio=100):
+    if version == 2:
+        return 3 * advert + (256 - prio) / 256
+    return 3 * advert + (256 - prio) * advert / 256
+
+
+def skew(version, advert, prio=100):
+    return (256 - prio) / 256 if version == 2 else (256 - prio) * advert / 256
+
+
+# ---------------------------------------------------------------- measurements
+
+SNIFFER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+out = sys.stdout
+while True:
+    d, a = s.recvfrom(4096)
+    t = time.monotonic()
+    v = d[(d[0] & 15) * 4:]
+    if len(v) >= 3:
+        out.write("%.6f %s %d\n" % (t, a[0], v[2]))
+        out.flush()
+"""
+
+
+class Sniffer:
+    """Timestamps (CLOCK_MONOTONIC, shared by all namespaces) of every VRRP packet that
+    reaches host B, from a raw socket in B's namespace."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NS["B"], sys.executable, "-u",
+                                      "-c", SNIFFER], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, start_new_session=True)
+        _procs.append(self.proc)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.buf = b""
+        self.events = []  # (t, src, priority)
+
+    def drain(self, wait=0.0):
+        fd = self.proc.stdout.fileno()
+        if wait > 0:
+            select.select([fd], [], [], wait)
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.buf += chunk
+        *lines, self.buf = self.buf.split(b"\n")
+        for line in lines:
+            t, src, prio = line.decode().split()
+            self.events.append((float(t), src, int(prio)))
+
+    def clear(self):
+        self.drain()
+        self.events.clear()
+
+    def from_a(self):
+        return [(t, p) for t, src, p in self.events if src == IP["A"]]
+
+    def stop(self):
+        try:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait()
+        _procs.remove(self.proc)
+
+
+def wait_until(cond, limit_s, step=0.002):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def start_pair(impl, version, advert, binaries, sniffer):
+    """Starts A, waits until it is active, starts B, waits until it is passive, then lets
+    at least 3 adverts from A reach B (the settle time) and returns right after the last
+    one, so that every kill hits the same point of the advert cycle.
+    Returns (A, B, error or None)."""
+    flush_vips()
+    a = Node(impl, "A", version, advert, binaries)
+    b = Node(impl, "B", version, advert, binaries)
+    limit = 10 * master_down(version, advert) + 10
+    a.start()
+    if not wait_until(lambda: a.read_state() == "active" and len(a.pids()) == 2, limit):
+        return a, b, f"A did not become active: A={a.read_state()!r}"
+    b.start()
+    if not wait_until(lambda: b.read_state() == "passive" and len(b.pids()) == 2, limit):
+        return a, b, f"B did not become passive: B={b.read_state()!r}"
+    sniffer.clear()
+    t_settle = time.monotonic() + max(3 * advert, 0.1)
+    deadline = time.monotonic() + 10 * advert + 2
+    while True:
+        sniffer.drain(wait=min(advert, 0.05))
+        got = [t for t, p in sniffer.from_a() if p > 0]
+        if len(got) >= 3 and time.monotonic() >= t_settle:
+            # wait for the next advert and return as soon as it has arrived
+            n = len(got)
+            while len(got) == n and time.monotonic() < deadline:
+                sniffer.drain(wait=advert * 2)
+                got = [t for t, p in sniffer.from_a() if p > 0]
+            break
+        if time.monotonic() > deadline:
+            return a, b, f"only {len(got)} adverts from A reached B while settling"
+    if a.read_state() != "active" or b.read_state() != "passive":
+        return a, b, f"unstable after settle: A={a.read_state()!r} B={b.read_state()!r}"
+    return a, b, None
+
+
+def one_failover(impl, kind, version, advert, binaries, sniffer):
+    """Returns {"signal": ms from the signal to B's state file reading `active`,
+    "wire": ms from A's last advert (crash) or A's priority-0 advert (graceful) reaching B
+    to the same point}, or an error string."""
+    a, b, err = start_pair(impl, version, advert, binaries, sniffer)
+    try:
+        if err:
+            return err
+        limit_s = 10 * master_down(version, advert) + 5
+        t0 = time.monotonic()
+        if kind == "crash":
+            a.crash()
+        else:
+            a.terminate()
+        deadline = t0 + limit_s
+        while True:
+            if read_first_line(b.state) == "active":
+                t1 = time.monotonic()
+                break
+            if time.monotonic() > deadline:
+                return f"timeout: B still {b.read_state()!r} after {limit_s:.1f} s"
+            time.sleep(0.001)
+        sniffer.drain()
+        ev = [(t, p) for t, p in sniffer.from_a() if t <= t1]
+        if kind == "crash":
+            ref = [t for t, p in ev if p > 0]
+            ref = ref[-1] if ref else None
+        else:
+            ref = [t for t, p in ev if p == 0 and t >= t0 - 0.001]
+            ref = ref[0] if ref else None
+        return {"signal": (t1 - t0) * 1000.0,
+                "wire": (t1 - ref) * 1000.0 if ref is not None else None}
+    finally:
+        a.stop()
+        b.stop()
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def exec_runtime_ms(pids):
+    """se.sum_exec_runtime (ms, ns resolution) summed over every thread of `pids`."""
+    total = 0.0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/sched") as f:
+                    for line in f:
+                        if line.startswith("se.sum_exec_runtime"):
+                            total += float(line.split(":")[1])
+            except (OSError, ValueError):
+                pass
+    return total
+
+
+def threads(pids):
+    n = 0
+    for pid in pids:
+        try:
+            n += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            pass
+    return n
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def steady_figures(impl, binaries, seconds, sniffer):
+    """RSS of node A and CPU of A and B over `seconds` at v3 / 0.01 s."""
+    a, b, err = start_pair(impl, 3, 0.01, binaries, sniffer)
+    try:
+        if err:
+            return {"error": err}
+        pa, pb = a.pids(), b.pids()
+        rss_start = rss_kib(pa)
+        hz = os.sysconf("SC_CLK_TCK")
+        ra, rb = exec_runtime_ms(pa), exec_runtime_ms(pb)
+        ca, cb, t0 = cpu_ticks(pa), cpu_ticks(pb), time.monotonic()
+        sniffer.clear()
+        while time.monotonic() < t0 + seconds:
+            time.sleep(min(1.0, max(0.0, t0 + seconds - time.monotonic())))
+            sniffer.drain()  # keeps the pipe from filling; counts A's adverts
+        ca2, cb2, t1 = cpu_ticks(pa), cpu_ticks(pb), time.monotonic()
+        ra2, rb2 = exec_runtime_ms(pa), exec_runtime_ms(pb)
+        adverts = len([1 for t, p in sniffer.from_a() if t0 <= t <= t1])
+        states = (a.read_state(), b.read_state())
+        out = {
+            "rss_kib": rss_kib(pa),
+            "rss_start_kib": rss_start,
+            "rss_each": [rss_kib([p]) for p in pa],
+            "rss_b_kib": rss_kib(pb),
+            "cpu_a": 100.0 * (ca2 - ca) / hz / (t1 - t0),
+            "cpu_b": 100.0 * (cb2 - cb) / hz / (t1 - t0),
+            "run_a": 100.0 * (ra2 - ra) / 1000.0 / (t1 - t0),
+            "run_b": 100.0 * (rb2 - rb) / 1000.0 / (t1 - t0),
+            "threads_a": threads(pa),
+            "adverts_per_s": adverts / (t1 - t0),
+            "wall": t1 - t0,
+        }
+        if states != ("active", "passive"):
+            out["note"] = f"states changed during the window: A={states[0]} B={states[1]}"
+        if pa != a.pids() or pb != b.pids():
+            out["note"] = "a process was replaced during the window"
+        return out
+    finally:
+        a.stop()
+        b.stop()
+
+
+# ---------------------------------------------------------------- report
+
+def summary(values):
+    ok = [x for x in values if x is not None]
+    if not ok:
+        return None
+    return statistics.median(ok), min(ok), max(ok), len(ok)
+
+
+def fmt_stat(s, runs):
+    if s is None:
+        return "no data"
+    med, lo, hi, n = s
+    cell = f"{med:.1f} ({lo:.1f}-{hi:.1f})"
+    if n < runs:
+        cell += f" n={n}"
+    return cell
+
+
+def main():
+    global _tmp, KEEP
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=os.path.normpath(os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "target", "release", "rcron")),
+        help="rcron binary (default: target/release/rcron of this repository)")
+    ap.add_argument("--keepalived", default="/usr/sbin/keepalived", help="keepalived binary")
+    ap.add_argument("--runs", type=int, default=5, help="runs per case (default 5)")
+    ap.add_argument("--quick", action="store_true", help="2 runs per case")
+    ap.add_argument("--cpu-seconds", type=float, default=60.0,
+                    help="CPU measurement window at v3 / 0.01 s (default 60)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temp dir with configs and daemon logs")
+    args = ap.parse_args()
+    KEEP = args.keep
+    runs = 2 if args.quick else max(1, args.runs)
+    binaries = {"rcron": os.path.abspath(args.binary),
+                "keepalived": os.path.abspath(args.keepalived)}
+    for impl, path in binaries.items():
+        if not os.access(path, os.X_OK):
+            sys.exit(f"{impl} binary not found or not executable: {path}")
+    if os.geteuid() != 0:
+        sys.exit("needs root (network namespaces, raw sockets)")
+
+    started = time.monotonic()
+    print("command: " + shlex.join([sys.executable] + sys.argv))
+    print("date:    " + datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
+    kv = subprocess.run([binaries["keepalived"], "--version"], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True).stdout.splitlines()
+    rv = subprocess.run([binaries["rcron"], "--version"], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True).stdout.strip()
+    print(f"rcron:      {binaries['rcron']} ({rv or '?'})")
+    print(f"keepalived: {binaries['keepalived']} ({kv[0] if kv else '?'})")
+    print(f"host:       {os.uname().nodename}, {os.cpu_count()} CPUs, kernel "
+          f"{os.uname().release}, load {os.getloadavg()[0]:.2f}")
+    print(f"runs per case: {runs}, CPU window: {args.cpu_seconds:g} s")
+    print(flush=True)
+
+    _tmp = tempfile.mkdtemp(prefix="rcron-failover-")
+    atexit.register(cleanup)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+    odd = []
+    try:
+        setup_hosts()
+        sniffer = Sniffer()
+        results = {}  # (setting label, kind, impl) -> [{"signal": ms, "wire": ms}]
+        for label, ver, adv in SETTINGS:
+            for i in range(runs):
+                for kind in ("crash", "graceful"):
+                    for impl in IMPLS:  # interleaved, so drift on the machine hits both
+                        for attempt in range(3):
+                            r = one_failover(impl, kind, ver, adv, binaries, sniffer)
+                            if isinstance(r, dict):
+                                results.setdefault((label, kind, impl), []).append(r)
+                                shown = (f"{r['signal']:.1f} ms (wire "
+                                         + (f"{r['wire']:.1f}" if r["wire"] is not None
+                                            else "?") + " ms)")
+                            else:
+                                odd.append(f"{label} {kind} {impl} run {i + 1}: {r}")
+                                shown = r + (", retrying" if attempt < 2 else ", giving up")
+                            print(f"  [{time.monotonic() - started:6.1f} s] {label:12} "
+                                  f"{kind:8} {impl:10} run {i + 1}: {shown}",
+                                  file=sys.stderr, flush=True)
+                            if isinstance(r, dict):
+                                break
+        steady = {}
+        for impl in IMPLS:
+            print(f"  [{time.monotonic() - started:6.1f} s] {impl}: steady state "
+                  f"{args.cpu_seconds:g} s at v3 / 0.01 s", file=sys.stderr, flush=True)
+            steady[impl] = steady_figures(impl, binaries, args.cpu_seconds, sniffer)
+        sniffer.stop()
+    finally:
+        cleanup()
+
+    report(results, steady, runs, odd, time.monotonic() - started)
+    return 0
+
+
+def report(results, steady, runs, odd, elapsed):
+    W = 24
+    print("Failover, ms: median (min-max) over the runs; protocol figures are node B's "
+          "(priority 100).")
+    print("  signal: from the kill / SIGTERM of A to B's state file first reading `active`")
+    print("  wire:   from A's last advert (crash) or A's priority-0 advert (graceful)")
+    print("          arriving at B, to the same point")
+    print("Each kill is sent just after an advert from A has reached B, so both implementations")
+    print("lose their master at the same point of the advert cycle (the worst case).")
+    print("Both figures include the time until B's state file shows the change (keepalived:")
+    print("its notify script; rcron: its own write).")
+    print()
+    print(f"{'case':30} {'rcron':>{W}} {'keepalived':>{W}}   {'protocol':>18}")
+    print("-" * (30 + 2 * (W + 1) + 21))
+    med = {}
+    for label, ver, adv in SETTINGS:
+        md, sk = master_down(ver, adv) * 1000, skew(ver, adv) * 1000
+        for kind in ("crash", "graceful"):
+            for fig in ("signal", "wire"):
+                cells = []
+                for impl in IMPLS:
+                    vals = [r[fig] for r in results.get((label, kind, impl), [])]
+                    s = summary(vals)
+                    med[(label, kind, impl, fig)] = s[0] if s else None
+                    cells.append(fmt_stat(s, runs))
+                if fig == "signal":
+                    what = "crash (kill -9)" if kind == "crash" else "graceful (TERM)"
+                    name = f"{label} {what}"
+                    proto = f"master-down {md:.1f}" if kind == "crash" else f"skew {sk:.1f}"
+                else:
+                    name, proto = "  wire", ""
+                print(f"{name:30} {cells[0]:>{W}} {cells[1]:>{W}}   {proto:>18}")
+    print()
+
+    print("Steady state at v3 / 0.01 s (node A master, node B backup)")
+    print(f"{'figure':30} {'rcron':>{W}} {'keepalived':>{W}}")
+    print("-" * (30 + 2 * (W + 1)))
+
+    def row(name, fn):
+        cells = []
+        for impl in IMPLS:
+            st = steady.get(impl, {})
+            cells.append(fn(st) if "error" not in st and st else "error")
+        print(f"{name:30} {cells[0]:>{W}} {cells[1]:>{W}}")
+
+    row("RSS node A, KiB", lambda s: f"{s['rss_kib']}")
+    row("  main + child process", lambda s: " + ".join(str(x) for x in s["rss_each"]))
+    row("  at start of the window", lambda s: f"{s['rss_start_kib']}")
+    row("RSS node B, KiB", lambda s: f"{s['rss_b_kib']}")
+    row("CPU node A (master), % core", lambda s: f"{s['cpu_a']:.2f}")
+    row("CPU node B (backup), % core", lambda s: f"{s['cpu_b']:.2f}")
+    row("  A / B from sum_exec_runtime", lambda s: f"{s['run_a']:.3f} / {s['run_b']:.3f}")
+    row("adverts/s from A seen at B", lambda s: f"{s['adverts_per_s']:.1f}")
+    row("threads node A", lambda s: f"{s['threads_a']}")
+    row("window, s", lambda s: f"{s['wall']:.1f}")
+    for impl in IMPLS:
+        st = steady.get(impl, {})
+        if "error" in st:
+            odd.append(f"steady {impl}: {st['error']}")
+        if "note" in st:
+            odd.append(f"steady {impl}: {st['note']}")
+    print(f"CPU is utime+stime from /proc/PID/stat (in {1000 // os.sysconf('SC_CLK_TCK')} ms "
+          "ticks); the sum_exec_runtime row is the")
+    print("scheduler's run time of every thread, for cross-checking. keepalived also installs")
+    print("the virtual address on the master; rcron only advertises it.")
+    print()
+
+    print("Targets (informational; this benchmark never fails on speed)")
+
+    def target(name, ok, detail):
+        v = "no data" if ok is None else ("met" if ok else "NOT met")
+        print(f"  {name:52} {v:8} {detail}")
+
+    for label, ver, adv in SETTINGS:
+        md, sk = master_down(ver, adv) * 1000, skew(ver, adv) * 1000
+        r = med[(label, "crash", "rcron", "signal")]
+        k = med[(label, "crash", "keepalived", "signal")]
+        g = med[(label, "graceful", "rcron", "signal")]
+        both = r is not None and k is not None
+        target(f"{label}: crash no slower than keepalived",
+               (r <= k) if both else None,
+               f"({r:.1f} vs {k:.1f} ms)" if both else "")
+        target(f"{label}: crash within master-down + 5 ms",
+               (r <= md + 5) if r is not None else None,
+               f"({r:.1f} vs {md + 5:.1f} ms)" if r is not None else "")
+        target(f"{label}: graceful within skew + 5 ms",
+               (g <= sk + 5) if g is not None else None,
+               f"({g:.1f} vs {sk + 5:.1f} ms)" if g is not None else "")
+    st, ka = steady.get("rcron", {}), steady.get("keepalived", {})
+    have = "rss_kib" in st
+    target("RSS of the daemon (node A) under 1 MiB", (st["rss_kib"] < 1024) if have else None,
+           f"({st['rss_kib']} KiB; keepalived {ka.get('rss_kib', '?')} KiB)" if have else "")
+    target("CPU at 100 adverts/s (master) under 1% of a core",
+           (st["cpu_a"] < 1.0) if have else None,
+           f"({st['cpu_a']:.2f} %; backup {st['cpu_b']:.2f} %)" if have else "")
+    print("  (all on medians of the `signal` figures)")
+    if odd:
+        print()
+        print("Failed or odd runs (retried up to twice; not in the figures):")
+        for e in odd:
+            print("  " + e)
+    print()
+    if KEEP:
+        print(f"configs and logs kept in {_tmp}")
+    print(f"elapsed: {elapsed:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""Exactly-once torture harness: N hosts in network namespaces, each running an election
+daemon and a compressed cron that fires `rcron -- JOB SLOT` every second, with a fault on the
+current master every few seconds. Per slot it counts how many nodes ran the job.
+
+  tests/bench/torture.py [--impl rcron|keepalived] [--nodes 2] [--duration 60]
+                         [--fault-every 5] [--loss 0] [--advert 0.1] [--assert]
+                         [--binary target/release/rcron] [--json]
+
+--impl rcron       rcron daemons; the wrapper asks its daemon (handoff protocol).
+--impl keepalived  the baseline: keepalived 2.2.7 whose notify scripts write the state file,
+                   and the rcron wrapper in state-file mode (as the original rcron worked).
+Faults cycle on the current master: kill -9 (then restart), SIGSTOP 1.5 s then SIGCONT,
+SIGTERM (then restart), link down 1.5 s then up. --loss P drops P% of VRRP packets on every
+host (nftables). --assert exits 1 if any slot was missed or doubled.
+Needs root. Uses only 192.0.2.0/24 inside namespaces it creates, and removes them.
+"""
+import argparse, atexit, json, os, shutil, signal, subprocess, sys, tempfile, threading, time
+
+p = argparse.ArgumentParser()
+p.add_argument("--impl", choices=["rcron", "keepalived"], default="rcron")
+p.add_argument("--nodes", type=int, default=2)
+p.add_argument("--duration", type=float, default=60)
+p.add_argument("--fault-every", type=float, default=5)
+p.add_argument("--loss", type=int, default=0)
+p.add_argument("--advert", default="0.1")
+p.add_argument("--warmup", type=float, default=5)
+p.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "../../target/release/rcron"))
+p.add_argument("--assert", dest="check", action="store_true")
+p.add_argument("--json", action="store_true")
+p.add_argument("--tag", default="")
+args = p.parse_args()
+
+RCRON = os.path.abspath(args.binary)
+N = args.nodes
+PRIOS = [150, 100, 50, 40, 30][:N]
+TAG = (args.tag or "t") + str(os.getpid() % 100000)
+BR = f"tqbr{TAG}"
+NS = [f"tq{TAG}h{i}" for i in range(N)]
+IPS = [f"192.0.2.{11 + i}" for i in range(N)]
+BASE = tempfile.mkdtemp(prefix=f"rcron-torture-{TAG}-")
+DIRS = [os.path.join(BASE, f"h{i}") for i in range(N)]
+JOBLOG = os.path.join(BASE, "jobs.log")
+lock = threading.Lock()
+procs = {}          # node -> Popen of the daemon (rcron supervisor or keepalived parent)
+wrappers = []       # Popen of every wrapper, reaped at the end
+events = []         # (time, text)
+stop = threading.Event()
+
+
+def sh(cmd, check=True):
+    r = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and r.returncode != 0:
+        raise SystemExit(f"failed: {cmd}\n{r.stderr}")
+    return r.stdout
+
+
+def cleanup():
+    stop.set()
+    for i in range(N):
+        kill_daemon(i, "KILL", quiet=True)
+    for w in wrappers:
+        try:
+            w.wait(timeout=5)
+        except Exception:
+            w.kill()
+    for ns in NS + [BR]:
+        sh(f"ip netns del {ns}", check=False)
+    shutil.rmtree(BASE, ignore_errors=True)
+
+
+atexit.register(cleanup)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(2))
+
+
+def setup_hosts():
+    sh(f"ip netns add {BR}")
+    sh(f"ip -n {BR} link add br0 type bridge && ip -n {BR} link set br0 up")
+    for i in range(N):
+        a, b = f"qa{TAG}{i}", f"qb{TAG}{i}"
+        sh(f"ip netns add {NS[i]}")
+        sh(f"ip link add {a} type veth peer name {b}")
+        sh(f"ip link set {a} netns {NS[i]} && ip -n {NS[i]} link set {a} name vr0")
+        sh(f"ip link set {b} netns {BR} && ip -n {BR} link set {b} master br0 && ip -n {BR} link set {b} up")
+        sh(f"ip -n {NS[i]} addr add {IPS[i]}/24 dev vr0 && ip -n {NS[i]} link set vr0 up && ip -n {NS[i]} link set lo up")
+        os.makedirs(DIRS[i])
+        if args.loss:
+            sh(f"ip netns exec {NS[i]} nft add table inet t")
+            sh(f"ip netns exec {NS[i]} nft 'add chain inet t in {{ type filter hook input priority 0; }}'")
+            sh(f"ip netns exec {NS[i]} nft add rule inet t in meta l4proto 112 numgen random mod 100 '<' {args.loss} drop")
+
+
+def rcron_conf(i):
+    peers = " ".join(ip for j, ip in enumerate(IPS) if j != i)
+    d = DIRS[i]
+    path = os.path.join(d, "rcron.conf")
+    with open(path, "w") as f:
+        f.write(f"cluster_name torture\ninterface vr0\nvirtual_router_id 61\npriority {PRIOS[i]}\n"
+                f"vrrp_version 3\nadvert_int {args.advert}\nunicast_src_ip {IPS[i]}\n"
+                f"unicast_peer {peers}\nvirtual_ipaddress 192.0.2.100\n"
+                f"state_file {d}/state\ncontrol_socket {d}/rcron.sock\npid_file {d}/rcrond.pid\n"
+                f"lock_dir {d}\nsyslog_facility LOG_LOCAL7\n")
+    return path
+
+
+def keepalived_conf(i):
+    d = DIRS[i]
+    notify = os.path.join(d, "notify.sh")
+    with open(notify, "w") as f:
+        f.write(f"#!/bin/sh\necho \"$1\" > {d}/state.tmp && mv {d}/state.tmp {d}/state\n")
+    os.chmod(notify, 0o755)
+    peers = "\n".join(f"        {ip}" for j, ip in enumerate(IPS) if j != i)
+    path = os.path.join(d, "keepalived.conf")
+    with open(path, "w") as f:
+        f.write(f"""global_defs {{
+    script_user root
+    enable_script_security
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface vr0
+    virtual_router_id 61
+    priority {PRIOS[i]}
+    advert_int {args.advert}
+    version 3
+    unicast_src_ip {IPS[i]}
+    unicast_peer {{
+{peers}
+    }}
+    virtual_ipaddress {{
+        192.0.2.100/24
+    }}
+    notify_master "{notify} active"
+    notify_backup "{notify} passive"
+    notify_fault "{notify} passive"
+    notify_stop "{notify} passive"
+}}
+""")
+    # The wrapper reads the state file keepalived's notify scripts write (no election keys).
+    with open(os.path.join(d, "wrapper.conf"), "w") as f:
+        f.write(f"cluster_name torture\nstate_file {d}/state\nlock_dir {d}\nsyslog_facility LOG_LOCAL7\n")
+    return path
+
+
+def start_daemon(i):
+    d = DIRS[i]
+    log = open(os.path.join(d, "daemon.log"), "a")
+    if args.impl == "rcron":
+        cmd = ["ip", "netns", "exec", NS[i], RCRON, "--daemon", "--foreground", "--conf", os.path.join(d, "rcron.conf")]
+    else:
+        with open(os.path.join(d, "state"), "w") as f:
+            f.write("passive\n")
+        cmd = ["ip", "netns", "exec", NS[i], "keepalived", "-n", "-P", "-l", "-D", "-G",
+               "-f", os.path.join(d, "keepalived.conf"), "-p", os.path.join(d, "ka.pid"),
+               "-r", os.path.join(d, "ka-vrrp.pid")]
+    procs[i] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+
+
+def daemon_pids(i):
+    pr = procs.get(i)
+    if pr is None or pr.poll() is not None:
+        return []
+    kids = sh(f"pgrep -P {pr.pid}", check=False).split()
+    return [pr.pid] + [int(k) for k in kids]
+
+
+def kill_daemon(i, sig, quiet=False):
+    pids = daemon_pids(i)
+    if sig == "KILL":
+        for pid in pids:  # freeze first: a crash leaves no chance to resign
+            try: os.kill(pid, signal.SIGSTOP)
+            except OSError: pass
+    for pid in pids:
+        try: os.kill(pid, getattr(signal, "SIG" + sig))
+        except OSError: pass
+    if sig in ("KILL",) and i in procs:
+        try: procs[i].wait(timeout=5)
+        except Exception: pass
+
+
+def state(i):
+    try:
+        with open(os.path.join(DIRS[i], "state")) as f:
+            return f.readline().strip()
+    except OSError:
+        return ""
+
+
+def trusted_state(i):
+    """The state as rcron's wrapper would trust it: a file stamped by a daemon (pid=,
+    mono_ms=, valid_ms=) that is gone or silent reads as passive."""
+    try:
+        with open(os.path.join(DIRS[i], "state")) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    kv = dict(l.split("=", 1) for l in lines[1:] if "=" in l)
+    if "pid" in kv:
+        pid = kv["pid"]
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return "passive"
+        except (OSError, IndexError):
+            return "passive"
+    if "mono_ms" in kv:
+        now = time.clock_gettime(time.CLOCK_MONOTONIC) * 1000
+        if now - int(kv["mono_ms"]) > int(kv.get("valid_ms", "3000")):
+            return "passive"
+    return lines[0].strip()
+
+
+def note(text):
+    with lock:
+        events.append((time.time(), text))
+
+
+def cron(i):
+    conf = os.path.join(DIRS[i], "rcron.conf" if args.impl == "rcron" else "wrapper.conf")
+    nxt = int(time.time()) + 1
+    while not stop.is_set():
+        delay = nxt - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        slot = nxt
+        nxt += 1
+        if stop.is_set():
+            break
+        w = subprocess.Popen([RCRON, "--conf", conf, "--", "/bin/sh", "-c", f'echo "$0 $1" >> {JOBLOG}', str(slot), str(i)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with lock:
+            wrappers.append(w)
+
+
+def monitor(samples):
+    last = [None] * N
+    while not stop.is_set():
+        now = time.time()
+        cur = [trusted_state(i) for i in range(N)]
+        for i in range(N):
+            if cur[i] != last[i]:
+                samples["transitions"][i] += 1
+                last[i] = cur[i]
+        if sum(1 for s in cur if s == "active") > 1:
+            samples["double_active_ms"] += 10
+        time.sleep(0.01)
+
+
+FAULTS = ["kill9", "stop", "term", "link"]
+
+
+def faults(t_end):
+    k = 0
+    time.sleep(args.warmup)
+    while not stop.is_set() and time.time() + args.fault_every < t_end:
+        time.sleep(args.fault_every)
+        masters = [i for i in range(N) if state(i) == "active"]
+        if not masters:
+            note("fault skipped: no master")
+            continue
+        i = masters[0]
+        f = FAULTS[k % len(FAULTS)]
+        k += 1
+        note(f"fault {f} on node {i}")
+        if f == "kill9":
+            kill_daemon(i, "KILL")
+            time.sleep(1.0)
+            start_daemon(i)
+        elif f == "stop":
+            pids = daemon_pids(i)
+            for pid in pids: os.kill(pid, signal.SIGSTOP)
+            time.sleep(1.5)
+            for pid in pids: os.kill(pid, signal.SIGCONT)
+        elif f == "term":
+            kill_daemon(i, "TERM")
+            try: procs[i].wait(timeout=10)
+            except Exception: kill_daemon(i, "KILL")
+            time.sleep(1.0)
+            start_daemon(i)
+        elif f == "link":
+            sh(f"ip -n {NS[i]} link set vr0 down")
+            time.sleep(1.5)
+            sh(f"ip -n {NS[i]} link set vr0 up")
+    return k
+
+
+def main():
+    if os.geteuid() != 0:
+        raise SystemExit("torture.py needs root")
+    setup_hosts()
+    for i in range(N):
+        rcron_conf(i) if args.impl == "rcron" else keepalived_conf(i)
+        start_daemon(i)
+    t0 = time.time()
+    t_end = t0 + args.duration
+    samples = {"transitions": [0] * N, "double_active_ms": 0}
+    threads = [threading.Thread(target=cron, args=(i,), daemon=True) for i in range(N)]
+    threads.append(threading.Thread(target=monitor, args=(samples,), daemon=True))
+    for t in threads: t.start()
+    nfaults = [0]
+    ft = threading.Thread(target=lambda: nfaults.__setitem__(0, faults(t_end)), daemon=True)
+    ft.start()
+    while time.time() < t_end:
+        time.sleep(0.2)
+    last_slot = int(time.time())
+    stop.set()
+    ft.join(timeout=15)
+    for w in list(wrappers):
+        try: w.wait(timeout=10)
+        except Exception: w.kill()
+    first_slot = int(t0 + args.warmup) + 1
+    runs = {}
+    if os.path.exists(JOBLOG):
+        for line in open(JOBLOG):
+            parts = line.split()
+            if len(parts) == 2:
+                runs.setdefault(int(parts[0]), []).append(int(parts[1]))
+    slots = list(range(first_slot, last_slot))
+    missed = [s for s in slots if len(runs.get(s, [])) == 0]
+    doubled = [s for s in slots if len(runs.get(s, [])) > 1]
+    res = {
+        "impl": args.impl, "nodes": N, "advert": args.advert, "loss_pct": args.loss,
+        "duration_s": args.duration, "faults": nfaults[0], "slots": len(slots),
+        "missed": len(missed), "doubled": len(doubled),
+        "transitions": sum(samples["transitions"]) - N,
+        "double_active_ms": samples["double_active_ms"],
+        "missed_slots": [s - first_slot for s in missed], "doubled_slots": [s - first_slot for s in doubled],
+    }
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"impl={res['impl']} nodes={N} advert={args.advert}s loss={args.loss}% duration={args.duration:.0f}s "
+              f"faults={res['faults']} slots={res['slots']} missed={res['missed']} doubled={res['doubled']} "
+              f"transitions={res['transitions']} double_active_ms={res['double_active_ms']}")
+        for t, e in events:
+            print(f"  +{t - t0:6.2f}s slot {int(t) - first_slot:4d}: {e}")
+        if missed or doubled:
+            print(f"  missed slots (index): {res['missed_slots']}\n  doubled slots (index): {res['doubled_slots']}")
+            for s in missed + doubled:
+                print(f"  slot {s - first_slot}: ran on {runs.get(s, [])}")
+    if args.check and (missed or doubled or res["faults"] < 1):
+        sys.exit(1)
+
+
+main()

@@ -1,0 +1,810 @@
+//! Interoperability with the real keepalived 2.2.7 (Debian), issue 3: two hosts in network
+//! namespaces, host 0 runs rcron, host 1 runs keepalived, unicast between them.
+//!
+//! For each setting (v2 + PASS auth + no virtual address at 1 s; v2 + two virtual addresses at
+//! 1 s; v3 + one virtual address at 0.1 s) and both roles:
+//! - the higher priority wins, the other stays backup for several advert intervals;
+//! - the master is killed (rcron: its supervisor alone, whose worker then resigns, and a true
+//!   crash of supervisor and worker; keepalived: a true crash of both its processes) and the
+//!   other takes over within Master_Down_Interval plus a margin;
+//! - a sampler reads both nodes' state every 20 ms for the whole test: the two are never
+//!   both active for longer than one advert interval + 50 ms (a protocol transient), and
+//!   after every convergence exactly the expected one is active.
+//!
+//! keepalived's state is what its `notify` script writes (`active` for MASTER, `passive` for
+//! anything else), and counts only while its VRRP process is alive; rcron's is its state file,
+//! and counts only while the daemon whose pid it carries is alive (what `rcron --is-active`
+//! decides: a dead daemon's file is never trusted).
+//!
+//! Needs root, `keepalived` and `pkill`: fails, never skips, without them.
+
+mod common;
+use common::net::*;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const KEEPALIVED: &str = "keepalived";
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+/// One interop setting, shared by both sides' configs.
+#[derive(Clone, Copy)]
+struct Setting {
+    version: u8,
+    /// Advert interval in centiseconds.
+    advert_cs: u32,
+    vrid: u8,
+    auth: Option<&'static str>,
+    vips: &'static [&'static str],
+}
+
+const V2_PASS_NOVIP: Setting = Setting {
+    version: 2,
+    advert_cs: 100,
+    vrid: 51,
+    auth: Some("s3cret"),
+    vips: &[],
+};
+const V2_TWO_VIPS: Setting = Setting {
+    version: 2,
+    advert_cs: 100,
+    vrid: 52,
+    auth: None,
+    vips: &["192.0.2.100", "192.0.2.101"],
+};
+const V3_ONE_VIP: Setting = Setting {
+    version: 3,
+    advert_cs: 10,
+    vrid: 53,
+    auth: None,
+    vips: &["192.0.2.100"],
+};
+
+impl Setting {
+    fn advert(&self) -> Duration {
+        Duration::from_millis(self.advert_cs as u64 * 10)
+    }
+    fn advert_secs(&self) -> String {
+        if self.advert_cs % 100 == 0 {
+            format!("{}", self.advert_cs / 100)
+        } else {
+            format!("{}.{:02}", self.advert_cs / 100, self.advert_cs % 100)
+        }
+    }
+    /// Master_Down_Interval of a backup with priority `prio`.
+    fn master_down(&self, prio: u32) -> Duration {
+        let adv = self.advert_cs as u64 * 10;
+        let skew = if self.version == 2 {
+            (256 - prio as u64) * 1000 / 256
+        } else {
+            (256 - prio as u64) * adv / 256
+        };
+        Duration::from_millis(3 * adv + skew)
+    }
+    /// How long a takeover after a crash may take: 3 x advert + 2 s at 1 s; 1 s at 0.1 s.
+    fn takeover_bound(&self) -> Duration {
+        if self.advert_cs >= 100 {
+            3 * self.advert() + Duration::from_secs(2)
+        } else {
+            Duration::from_secs(1)
+        }
+    }
+    /// How long the first election may take (a backup's timer, then one more margin).
+    fn converge_bound(&self) -> Duration {
+        self.takeover_bound() + Duration::from_secs(1)
+    }
+    /// How long both may be active at once: one advert interval + 50 ms.
+    fn transient(&self) -> Duration {
+        self.advert() + Duration::from_millis(50)
+    }
+    /// How long "stays so" is checked: ~3 intervals, at least 1 s.
+    fn hold(&self) -> Duration {
+        (3 * self.advert()).max(Duration::from_secs(1))
+    }
+
+    fn rcron_extra(&self, prio: u32) -> String {
+        let mut s = format!(
+            "virtual_router_id {}\npriority {prio}\nvrrp_version {}\nadvert_int {}\npreempt yes\n",
+            self.vrid,
+            self.version,
+            self.advert_secs()
+        );
+        if let Some(p) = self.auth {
+            s += &format!("auth_pass {p}\n");
+        }
+        if !self.vips.is_empty() {
+            s += &format!("virtual_ipaddress {}\n", self.vips.join(" "));
+        }
+        s
+    }
+}
+
+/// The keepalived side of a lab host.
+struct Ka {
+    conf: PathBuf,
+    state: PathBuf,
+    vrrp_pidfile: PathBuf,
+    /// The VRRP child's pid (0 until known); shared with the sampler.
+    vrrp_pid: Arc<AtomicU32>,
+}
+
+fn check_tools() {
+    for t in [KEEPALIVED, "pkill"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(found, "{t} is not installed: these tests need it (apt-get install {t})");
+    }
+}
+
+/// Writes keepalived's config and notify script for host `i` of a 2-host lab.
+fn ka_setup(lab: &Lab, i: usize, set: &Setting, prio: u32) -> Ka {
+    let h = &lab.hosts[i];
+    let d = h.dir.display().to_string();
+    let state = h.dir.join("ka-state");
+    // keepalived runs `notify` as: SCRIPT TYPE NAME STATE PRIORITY. Written atomically so the
+    // sampler never sees a half-written file; every call is also logged, in order of arrival.
+    let script = h.dir.join("ka-notify.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             case \"$3\" in MASTER) s=active ;; *) s=passive ;; esac\n\
+             printf '%s\\n' \"$s\" > '{d}/ka-state.tmp.'$$ && mv -f '{d}/ka-state.tmp.'$$ '{d}/ka-state'\n\
+             echo \"$(date +%s.%N) $*\" >> '{d}/ka-notify.log'\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let peers: Vec<String> = lab.peers_of(i).iter().map(|p| format!("        {p}\n")).collect();
+    let auth = match set.auth {
+        Some(p) => format!(
+            "    authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}\n"
+        ),
+        None => String::new(),
+    };
+    let vips = if set.vips.is_empty() {
+        String::new()
+    } else {
+        let l: Vec<String> = set.vips.iter().map(|v| format!("        {v}/24\n")).collect();
+        format!("    virtual_ipaddress {{\n{}    }}\n", l.concat())
+    };
+    let text = format!(
+        "global_defs {{\n    router_id rcron_interop_h{i}\n    script_user root\n    \
+         enable_script_security\n}}\n\n\
+         vrrp_instance VI_1 {{\n    state BACKUP\n    interface vr0\n    version {ver}\n    \
+         virtual_router_id {vrid}\n    priority {prio}\n    advert_int {adv}\n    \
+         unicast_src_ip {src}\n    unicast_peer {{\n{peers}    }}\n{auth}{vips}    \
+         notify {script}\n}}\n",
+        ver = set.version,
+        vrid = set.vrid,
+        adv = set.advert_secs(),
+        src = h.ip,
+        peers = peers.concat(),
+        script = script.display(),
+    );
+    let conf = h.dir.join("keepalived.conf");
+    std::fs::write(&conf, text).unwrap();
+    Ka {
+        conf,
+        state,
+        vrrp_pidfile: h.dir.join("ka-vrrp.pid"),
+        vrrp_pid: Arc::new(AtomicU32::new(0)),
+    }
+}
+
+/// Starts keepalived in the foreground in host `h`'s namespace (log: `keepalived-RUN.log`);
+/// waits for its VRRP child and its first notification (BACKUP, init).
+fn ka_start(h: &Host, ka: &Ka, run: u32) -> u32 {
+    let _ = std::fs::remove_file(&ka.state);
+    let _ = std::fs::remove_file(&ka.vrrp_pidfile);
+    ka.vrrp_pid.store(0, Ordering::SeqCst);
+    let log = format!("keepalived-{run}.log");
+    let pid = h.spawn(
+        &[
+            KEEPALIVED,
+            "-n",
+            "-P",
+            "-l",
+            "-D",
+            "-G",
+            "-f",
+            ka.conf.to_str().unwrap(),
+            "-p",
+            h.dir.join("ka.pid").to_str().unwrap(),
+            "-r",
+            ka.vrrp_pidfile.to_str().unwrap(),
+        ],
+        &log,
+    );
+    let mut child = 0;
+    let ok = until(Duration::from_secs(10), || {
+        child = std::fs::read_to_string(&ka.vrrp_pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        child != 0 && pid_alive(child)
+    });
+    assert!(ok, "keepalived's VRRP process did not start:\n{}", h.log(&log));
+    ka.vrrp_pid.store(child, Ordering::SeqCst);
+    // "Entering BACKUP STATE (init)" runs the notify script: keepalived is now in the election.
+    let ok = until(Duration::from_secs(5), || h.state_at(&ka.state) == "passive");
+    assert!(
+        ok,
+        "keepalived's notify script did not report BACKUP at start (ka-state={:?}):\n{}",
+        h.state_at(&ka.state),
+        h.log(&log)
+    );
+    pid
+}
+
+/// A true crash of keepalived: both processes stopped first (so the VRRP child cannot see its
+/// parent die and stop gracefully, which it does: it sends priority 0), then killed.
+fn ka_crash(h: &Host, ka: &Ka) {
+    let pat = format!("keepalived .*-f {}", ka.conf.display());
+    pkill("STOP", &pat);
+    pkill("KILL", &pat);
+    let child = ka.vrrp_pid.load(Ordering::SeqCst);
+    let ok = until(Duration::from_secs(2), || {
+        h.reap();
+        !pid_alive(child)
+    });
+    assert!(ok, "keepalived's VRRP process {child} survived SIGKILL");
+}
+
+/// A true crash of rcron: supervisor and worker stopped, then killed, so nothing resigns.
+fn rcron_crash(h: &Host, conf: &Path, sup: u32) -> u32 {
+    let worker = worker_pid(h, sup);
+    let pat = format!("rcron.* --conf {}", conf.display());
+    pkill("STOP", &pat);
+    pkill("KILL", &pat);
+    let ok = until(Duration::from_secs(2), || {
+        h.reap();
+        !pid_alive(sup) && !pid_alive(worker)
+    });
+    assert!(ok, "rcron (supervisor {sup}, worker {worker}) survived pkill -9");
+    worker
+}
+
+fn pkill(sig: &str, pattern: &str) {
+    // Run directly (no shell) so that pkill cannot match a shell carrying the pattern.
+    let st = Command::new("pkill")
+        .args([&format!("-{sig}"), "-f", "--", pattern])
+        .status()
+        .unwrap();
+    assert!(st.success(), "pkill -{sig} -f '{pattern}' matched nothing");
+}
+
+/// The worker's pid: the only child of the supervisor.
+fn worker_pid(h: &Host, sup: u32) -> u32 {
+    let mut pid = 0;
+    let ok = until(Duration::from_secs(3), || {
+        pid = sh_out(&format!("pgrep -P {sup}"))
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        pid != 0
+    });
+    assert!(ok, "no worker under supervisor {sup}:\n{}", logs(h, "rcron"));
+    pid
+}
+
+/// The `pid=` of a state file (None when absent).
+fn file_pid(text: &str) -> Option<u32> {
+    text.lines().find_map(|l| l.strip_prefix("pid=")).and_then(|v| v.trim().parse().ok())
+}
+
+/// rcron's effective state: its state file says active and the daemon that wrote it lives.
+fn rcron_active(state: &Path) -> bool {
+    let text = std::fs::read_to_string(state).unwrap_or_default();
+    if text.lines().next() != Some("active") {
+        return false;
+    }
+    file_pid(&text).is_none_or(pid_alive)
+}
+
+/// keepalived's effective state: its notify file says active and its VRRP process lives.
+fn ka_active(state: &Path, vrrp_pid: u32) -> bool {
+    let first = std::fs::read_to_string(state).unwrap_or_default();
+    first.lines().next() == Some("active") && vrrp_pid != 0 && pid_alive(vrrp_pid)
+}
+
+fn is_active(conf: &Path) -> i32 {
+    let o = Command::new(RCRON)
+        .args(["--is-active", "--conf", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    code(&o)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    t: Instant,
+    rc: bool,
+    ka: bool,
+}
+
+/// Reads both nodes' effective state every 20 ms until dropped.
+struct Sampler {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(rc_state: PathBuf, ka_state: PathBuf, ka_pid: Arc<AtomicU32>) -> Sampler {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (samples.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                let rc = rcron_active(&rc_state);
+                let ka = ka_active(&ka_state, ka_pid.load(Ordering::SeqCst));
+                s.lock().unwrap().push(Sample {
+                    t: Instant::now(),
+                    rc,
+                    ka,
+                });
+                std::thread::sleep(SAMPLE_EVERY);
+            }
+        });
+        Sampler {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn between(&self, from: Instant, to: Instant) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.t >= from && s.t <= to)
+            .copied()
+            .collect()
+    }
+
+    fn all(&self) -> Vec<Sample> {
+        self.samples.lock().unwrap().clone()
+    }
+
+    /// The longest stretch during which both were active (upper bound: to the next sample).
+    fn longest_overlap(&self) -> Duration {
+        let all = self.all();
+        let mut longest = Duration::ZERO;
+        let mut start: Option<Instant> = None;
+        for s in &all {
+            match (s.rc && s.ka, start) {
+                (true, None) => start = Some(s.t),
+                (false, Some(t0)) => {
+                    longest = longest.max(s.t - t0);
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let (Some(t0), Some(last)) = (start, all.last()) {
+            longest = longest.max(last.t - t0 + SAMPLE_EVERY);
+        }
+        longest
+    }
+
+    /// Asserts that from `from` to now every sample shows exactly `rc`/`ka`.
+    fn assert_steady(&self, from: Instant, rc: bool, ka: bool, what: &str, lab: &Lab) {
+        let got = self.between(from, Instant::now());
+        assert!(
+            got.len() >= 10,
+            "{what}: the sampler took only {} samples",
+            got.len()
+        );
+        let bad: Vec<_> = got.iter().filter(|s| s.rc != rc || s.ka != ka).collect();
+        assert!(
+            bad.is_empty(),
+            "{what}: expected rcron active={rc} keepalived active={ka} at every sample; {} of {} \
+             differ, first at +{:?}: {:?}\n{}",
+            bad.len(),
+            got.len(),
+            bad[0].t - from,
+            bad[0],
+            diag(lab)
+        );
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts rcron's daemon with its own log file `rcron-RUN.log` (a restart keeps the old log).
+fn start_rcron_run(h: &Host, conf: &Path, run: u32) -> u32 {
+    h.spawn(
+        &[RCRON, "--daemon", "--foreground", "--conf", conf.to_str().unwrap()],
+        &format!("rcron-{run}.log"),
+    )
+}
+
+/// Every `PREFIX-*.log` of a host, oldest run first.
+fn logs(h: &Host, prefix: &str) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(&h.dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("{prefix}-")) && n.ends_with(".log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|n| format!("[{n}]\n{}", h.log(n)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Both sides' logs, for failure messages.
+fn diag(lab: &Lab) -> String {
+    let rc = &lab.hosts[0];
+    let ka = &lab.hosts[1];
+    format!(
+        "--- rcron state file:\n{}\n--- rcron log:\n{}\n--- rcron --status:\n{}\n\
+         --- keepalived notify log:\n{}\n--- keepalived log:\n{}",
+        std::fs::read_to_string(rc.dir.join("state")).unwrap_or_default(),
+        logs(rc, "rcron"),
+        rc.status(),
+        ka.log("ka-notify.log"),
+        logs(ka, "keepalived")
+    )
+}
+
+/// keepalived must not have complained about anything it received or was configured with.
+fn assert_ka_log_clean(lab: &Lab) {
+    let log = logs(&lab.hosts[1], "keepalived");
+    for bad in [
+        "unknown keyword",
+        "ignoring received advert",
+        "bogus",
+        "mismatch",
+        "invalid",
+        "not present in",
+        "insecure",
+        "unsafe",
+        "checksum",
+        "authentication",
+        "ttl",
+    ] {
+        for line in log.lines() {
+            assert!(
+                !line.to_lowercase().contains(bad),
+                "keepalived complained ({bad:?}): {line}\n{}",
+                diag(lab)
+            );
+        }
+    }
+}
+
+/// rcron's own view while keepalived is master: backup, the master is keepalived, nothing
+/// dropped (keepalived's adverts pass every check).
+fn assert_rcron_follows(lab: &Lab, ka_prio: u32) {
+    let h = &lab.hosts[0];
+    let st = h.status();
+    let f = |k: &str| {
+        st.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(f("state"), "passive", "{st}");
+    assert_eq!(f("role"), "backup", "{st}");
+    assert_eq!(f("master"), lab.hosts[1].ip.to_string(), "{st}");
+    assert_eq!(f("master_priority"), ka_prio.to_string(), "{st}");
+    assert_eq!(f("drops_total"), "0", "rcron dropped keepalived's adverts:\n{st}");
+    assert_eq!(f("rx_addr_mismatch"), "0", "{st}");
+    assert!(f("rx_adverts").parse::<u64>().unwrap_or(0) >= 2, "{st}");
+}
+
+fn assert_rcron_master_clean(lab: &Lab) {
+    let st = lab.hosts[0].status();
+    for kv in ["state=active", "role=master", "drops_total=0", "tx_errors=0"] {
+        assert!(st.lines().any(|l| l == kv), "rcron --status lacks {kv}:\n{st}");
+    }
+}
+
+/// Waits until `cond`, at most `bound` after `since`; returns the time since `since`.
+fn wait_since(
+    lab: &Lab,
+    since: Instant,
+    bound: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+) -> Duration {
+    let ok = until(bound.saturating_sub(since.elapsed()), &mut cond);
+    let took = since.elapsed();
+    assert!(ok, "{what}: not within {bound:?}\n{}", diag(lab));
+    took
+}
+
+fn wait_for_state(lab: &Lab, bound: Duration, what: &str, cond: impl FnMut() -> bool) -> Duration {
+    wait_since(lab, Instant::now(), bound, what, cond)
+}
+
+/// rcron (priority 150) is master, keepalived (100) backup; rcron's supervisor is killed
+/// (its worker resigns), rcron comes back and preempts, then rcron crashes for real.
+fn rcron_master(tag: &str, set: Setting) {
+    check_tools();
+    let lab = Lab::new(tag, 2);
+    let (rc, kh) = (&lab.hosts[0], &lab.hosts[1]);
+    let conf = lab.rcron_conf(0, &set.rcron_extra(150));
+    let ka = ka_setup(&lab, 1, &set, 100);
+    let rc_state = rc.dir.join("state");
+    let sampler = Sampler::start(rc_state.clone(), ka.state.clone(), ka.vrrp_pid.clone());
+    let ka_ok = |want: bool| ka_active(&ka.state, ka.vrrp_pid.load(Ordering::SeqCst)) == want;
+
+    // Start: rcron first, keepalived joins; rcron wins.
+    let sup = start_rcron_run(rc, &conf, 1);
+    ka_start(kh, &ka, 1);
+    let took = wait_for_state(&lab, set.converge_bound(), "rcron active, keepalived backup", || {
+        rcron_active(&rc_state) && ka_ok(false)
+    });
+    eprintln!("[{tag}] converged after {took:?}");
+    let t0 = Instant::now();
+    std::thread::sleep(set.hold());
+    sampler.assert_steady(t0, true, false, "rcron master, keepalived backup", &lab);
+    assert_eq!(is_active(&conf), 0, "rcron --is-active while master\n{}", diag(&lab));
+    assert_rcron_master_clean(&lab);
+    assert_eq!(kh.state_at(&ka.state), "passive");
+
+    // The supervisor is killed: its worker sees the pipe close and resigns (priority 0), so
+    // keepalived takes over after its Skew_Time, well before Master_Down_Interval.
+    let worker = worker_pid(rc, sup);
+    let t_kill = Instant::now();
+    Host::signal(sup, "KILL");
+    let took = wait_since(&lab, t_kill, set.takeover_bound(), "keepalived takes over after rcron's supervisor died", || {
+        ka_ok(true)
+    });
+    eprintln!("[{tag}] supervisor killed: keepalived master after {took:?}");
+    assert!(
+        until(Duration::from_secs(2), || rc.state() == "passive" && !pid_alive(worker)),
+        "rcron's orphaned worker {worker} did not resign (write passive and exit)\n{}",
+        diag(&lab)
+    );
+    assert!(
+        rc.log("rcron-1.log").contains("supervisor gone: resigning"),
+        "{}",
+        diag(&lab)
+    );
+    assert!(
+        took < set.master_down(100),
+        "keepalived took {took:?} (>= its Master_Down_Interval {:?}): rcron's worker did not \
+         send its priority-0 advert\n{}",
+        set.master_down(100),
+        diag(&lab)
+    );
+    assert!(
+        kh.log("keepalived-1.log").contains("(VI_1) Backup received priority 0 advertisement"),
+        "keepalived did not log rcron's priority-0 advert\n{}",
+        diag(&lab)
+    );
+    assert_eq!(is_active(&conf), 1, "rcron --is-active with its daemon dead");
+    let t1 = Instant::now();
+    std::thread::sleep(set.hold());
+    sampler.assert_steady(t1, false, true, "after rcron's supervisor died", &lab);
+
+    // rcron comes back with the higher priority and preempts keepalived.
+    rc.reap();
+    let sup = start_rcron_run(rc, &conf, 2);
+    let took = wait_for_state(&lab, set.converge_bound(), "restarted rcron preempts keepalived", || {
+        rcron_active(&rc_state) && ka_ok(false)
+    });
+    eprintln!("[{tag}] restarted rcron master again after {took:?}");
+    let t2 = Instant::now();
+    std::thread::sleep(set.hold());
+    sampler.assert_steady(t2, true, false, "rcron master again", &lab);
+    // keepalived (master meanwhile) accepted rcron's advert and stepped down for it.
+    let want = format!("(VI_1) Master received advert from {} with higher priority 150, ours 100", rc.ip);
+    assert!(kh.log("keepalived-1.log").contains(&want), "keepalived never logged {want:?}\n{}", diag(&lab));
+
+    // A true crash: supervisor and worker die together; nothing resigns. keepalived takes
+    // over when its Master_Down_Interval runs out; rcron's file is left stale (or passive),
+    // never trusted as active.
+    let t_crash = Instant::now();
+    rcron_crash(rc, &conf, sup);
+    let took = wait_since(&lab, t_crash, set.takeover_bound(), "keepalived takes over after rcron crashed", || {
+        ka_ok(true)
+    });
+    eprintln!(
+        "[{tag}] rcron crashed: keepalived master after {took:?} (Master_Down_Interval {:?})",
+        set.master_down(100)
+    );
+    assert!(
+        took + Duration::from_millis(30) >= set.master_down(100) - set.advert(),
+        "keepalived took over after {took:?}, before its Master_Down_Interval could run out: \
+         did a crashed rcron resign?\n{}",
+        diag(&lab)
+    );
+    let text = std::fs::read_to_string(&rc_state).unwrap_or_default();
+    assert!(
+        text.lines().next() != Some("active") || file_pid(&text).is_some_and(|p| !pid_alive(p)),
+        "rcron's state file says active for a live process after the crash:\n{text}"
+    );
+    assert_eq!(is_active(&conf), 1, "rcron --is-active after a crash must say passive");
+    let t3 = Instant::now();
+    std::thread::sleep(set.hold());
+    sampler.assert_steady(t3, false, true, "after rcron crashed", &lab);
+
+    let overlap = sampler.longest_overlap();
+    eprintln!("[{tag}] longest both-active stretch: {overlap:?}");
+    assert!(
+        overlap <= set.transient(),
+        "rcron and keepalived were both active for {overlap:?} (> {:?})\n{}",
+        set.transient(),
+        diag(&lab)
+    );
+    assert_ka_log_clean(&lab);
+    if std::env::var_os("RCRON_TEST_DIAG").is_some() {
+        eprintln!("[{tag}]\n{}", diag(&lab));
+    }
+    drop(sampler);
+}
+
+/// keepalived (priority 150) is master, rcron (100) backup; keepalived crashes for real.
+fn keepalived_master(tag: &str, set: Setting) {
+    check_tools();
+    let lab = Lab::new(tag, 2);
+    let (rc, kh) = (&lab.hosts[0], &lab.hosts[1]);
+    let conf = lab.rcron_conf(0, &set.rcron_extra(100));
+    let ka = ka_setup(&lab, 1, &set, 150);
+    let rc_state = rc.dir.join("state");
+    let sampler = Sampler::start(rc_state.clone(), ka.state.clone(), ka.vrrp_pid.clone());
+    let ka_ok = |want: bool| ka_active(&ka.state, ka.vrrp_pid.load(Ordering::SeqCst)) == want;
+
+    let ka_pid = ka_start(kh, &ka, 1);
+    let sup = start_rcron_run(rc, &conf, 1);
+    let took = wait_for_state(&lab, set.converge_bound(), "keepalived active, rcron backup", || {
+        ka_ok(true) && rc.state() == "passive" && rc.status_field("master").as_deref() == Some(&kh.ip.to_string())
+    });
+    eprintln!("[{tag}] converged after {took:?}");
+    let t0 = Instant::now();
+    std::thread::sleep(set.hold());
+    sampler.assert_steady(t0, false, true, "keepalived master, rcron backup", &lab);
+    assert_rcron_follows(&lab, 150);
+    assert_eq!(is_active(&conf), 1, "rcron --is-active while backup");
+    assert!(pid_alive(sup));
+
+    // keepalived stops cleanly (SIGTERM): it resigns with a priority-0 advert, so rcron takes
+    // over after its Skew_Time, well before Master_Down_Interval.
+    let t_term = Instant::now();
+    Host::signal(ka_pid, "TERM");
+    let took = wait_since(&lab, t_term, set.takeover_bound(), "rcron takes over from a stopping keepalived", || {
+        rcron_active(&rc_state)
+    });
+    eprintln!("[{tag}] keepalived stopped: rcron master after {took:?}");
+    assert!(
+        took < set.master_down(100),
+        "rcron took {took:?} (>= Master_Down_Interval {:?}): keepalived's priority-0 advert \
+         was not honoured\n{}",
+        set.master_down(100),
+        diag(&lab)
+    );
+    assert!(
+        rc.log("rcron-1.log").contains("role=Backup=>Master reason=master_resigned"),
+        "{}",
+        diag(&lab)
+    );
+    let old_child = ka.vrrp_pid.load(Ordering::SeqCst);
+    assert!(
+        until(Duration::from_secs(5), || {
+            kh.reap();
+            !pid_alive(ka_pid) && !pid_alive(old_child)
+        }),
+        "keepalived did not exit on SIGTERM\n{}",
+        diag(&lab)
+    );
+    assert_eq!(kh.state_at(&ka.state), "passive", "keepalived's notify STOP\n{}", diag(&lab));
+    let t1 = Instant::now();
+    std::thread::sleep(set.hold());
+    sampler.assert_steady(t1, true, false, "after keepalived stopped", &lab);
+
+    // keepalived comes back with the higher priority: it preempts, and rcron steps down on
+    // its first advert.
+    ka_start(kh, &ka, 2);
+    let took = wait_for_state(&lab, set.converge_bound(), "restarted keepalived preempts rcron", || {
+        ka_ok(true) && rc.state() == "passive"
+    });
+    eprintln!("[{tag}] restarted keepalived master again after {took:?}");
+    assert!(
+        rc.log("rcron-1.log").contains("role=Master=>Backup reason=higher_priority"),
+        "{}",
+        diag(&lab)
+    );
+    let t2 = Instant::now();
+    std::thread::sleep(set.hold());
+    sampler.assert_steady(t2, false, true, "keepalived master again", &lab);
+    assert_rcron_follows(&lab, 150);
+
+    // keepalived crashes (both processes, nothing resigns): rcron takes over after its
+    // Master_Down_Interval.
+    let t_crash = Instant::now();
+    ka_crash(kh, &ka);
+    let took = wait_since(&lab, t_crash, set.takeover_bound(), "rcron takes over after keepalived crashed", || {
+        rcron_active(&rc_state)
+    });
+    eprintln!(
+        "[{tag}] keepalived crashed: rcron master after {took:?} (Master_Down_Interval {:?})",
+        set.master_down(100)
+    );
+    assert!(
+        took + Duration::from_millis(30) >= set.master_down(100) - set.advert(),
+        "rcron took over after {took:?}, long before its Master_Down_Interval {:?}\n{}",
+        set.master_down(100),
+        diag(&lab)
+    );
+    assert_eq!(is_active(&conf), 0, "rcron --is-active after taking over\n{}", diag(&lab));
+    assert!(
+        rc.log("rcron-1.log").contains("state=passive=>active role=Backup=>Master reason=master_down"),
+        "{}",
+        diag(&lab)
+    );
+    let t3 = Instant::now();
+    std::thread::sleep(set.hold());
+    sampler.assert_steady(t3, true, false, "after keepalived crashed", &lab);
+    assert_rcron_master_clean(&lab);
+
+    let overlap = sampler.longest_overlap();
+    eprintln!("[{tag}] longest both-active stretch: {overlap:?}");
+    assert!(
+        overlap <= set.transient(),
+        "rcron and keepalived were both active for {overlap:?} (> {:?})\n{}",
+        set.transient(),
+        diag(&lab)
+    );
+    assert_ka_log_clean(&lab);
+    if std::env::var_os("RCRON_TEST_DIAG").is_some() {
+        eprintln!("[{tag}]\n{}", diag(&lab));
+    }
+    drop(sampler);
+}
+
+#[test]
+fn v2_pass_auth_no_vip_rcron_master() {
+    rcron_master("kv2pa", V2_PASS_NOVIP);
+}
+
+#[test]
+fn v2_pass_auth_no_vip_keepalived_master() {
+    keepalived_master("kv2pb", V2_PASS_NOVIP);
+}
+
+#[test]
+fn v2_two_vips_rcron_master() {
+    rcron_master("kv2va", V2_TWO_VIPS);
+}
+
+#[test]
+fn v2_two_vips_keepalived_master() {
+    keepalived_master("kv2vb", V2_TWO_VIPS);
+}
+
+#[test]
+fn v3_one_vip_fast_rcron_master() {
+    rcron_master("kv3a", V3_ONE_VIP);
+}
+
+#[test]
+fn v3_one_vip_fast_keepalived_master() {
+    keepalived_master("kv3b", V3_ONE_VIP);
+}
