@@ -38,7 +38,9 @@ pub fn parse_request(line: &[u8]) -> Option<Request> {
             if cut.is_empty() || cut.len() > 19 || !cut.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            Some(Request::Handoff { cut_ms: cut.parse().ok()? })
+            Some(Request::Handoff {
+                cut_ms: cut.parse().ok()?,
+            })
         }
     }
 }
@@ -174,7 +176,10 @@ mod tests {
         assert_eq!(parse_request(b"status"), Some(Request::Status));
         assert_eq!(parse_request(b" state \r"), Some(Request::State));
         assert_eq!(parse_request(b"stat"), None);
-        assert_eq!(parse_request(b"handoff 12345"), Some(Request::Handoff { cut_ms: 12345 }));
+        assert_eq!(
+            parse_request(b"handoff 12345"),
+            Some(Request::Handoff { cut_ms: 12345 })
+        );
         assert_eq!(parse_request(b"handoff -1"), None);
         assert_eq!(parse_request(b"handoff 99999999999999999999999"), None);
         assert_eq!(parse_request(b"handoff "), None);

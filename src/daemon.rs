@@ -11,7 +11,7 @@ use crate::control::{self, Client, Progress, Request};
 use crate::election::{Action, Election, Params, Role};
 use crate::handoff::{self, Decision};
 use crate::hooks::{Notifier, Tracker};
-use crate::net::{self, VrrpSocket};
+use crate::net::{self, LinkProbe, VrrpSocket};
 use crate::receive::{self, Drops, Filter};
 use crate::statefile::{self, Reading};
 use crate::sys::monotonic_ms;
@@ -80,6 +80,17 @@ impl Setup {
         })
     }
 
+    /// The supervisor's hang limit over four: a beat is never late by accident.
+    fn heartbeat_ms(&self) -> u64 {
+        crate::supervisor::hang_ms(&self.cfg) / 4
+    }
+
+    /// How late a housekeeping timer (links, state refresh, heartbeat) may run, so that it
+    /// shares a wake-up with an advert instead of costing one of its own.
+    fn slack_ms(&self) -> u64 {
+        (self.params.advert_ms / 2).clamp(1, 50)
+    }
+
     fn filter(&self) -> Filter<'_> {
         Filter {
             version: self.cfg.vrrp_version,
@@ -122,6 +133,7 @@ pub struct Worker {
     conf_path: PathBuf,
     election: Election,
     sock: VrrpSocket,
+    links: LinkProbe,
     listener: UnixListener,
     clients: Vec<Client>,
     c: Counters,
@@ -139,6 +151,9 @@ pub struct Worker {
     master_until: Option<u64>,
     last_master_tx: Option<u64>,
     last_proof_rx: Option<u64>,
+    last_superior_rx: Option<u64>,
+    /// The last takeover preempted a lower-priority master that was still sending.
+    preempted: bool,
 }
 
 /// Runs the worker until TERM or the supervisor goes away; returns the exit code.
@@ -181,6 +196,16 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
     if let Some(dir) = setup.cfg.control_socket.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
+    let links = match LinkProbe::new() {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("link probe socket: {e}");
+            return 71;
+        }
+    };
+    if let Some(dir) = setup.cfg.state_file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let listener = match control::listen(&setup.cfg.control_socket) {
         Ok(l) => l,
         Err(e) => {
@@ -205,6 +230,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
         election: Election::new(setup.params),
         conf_path: conf_path.to_path_buf(),
         sock,
+        links,
         listener,
         clients: Vec::new(),
         c: Counters::default(),
@@ -222,6 +248,8 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
         master_until: None,
         last_master_tx: None,
         last_proof_rx: None,
+        last_superior_rx: None,
+        preempted: false,
         s: setup,
     };
     log::info!(
@@ -304,24 +332,40 @@ impl Worker {
                 fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
             }
             let to = PollTimeout::try_from(timeout.min(60_000) as i32).unwrap_or(PollTimeout::MAX);
-            let _ = poll(&mut fds, to);
-            let supervisor_gone = self.supervised
-                && fds.get(3).and_then(|f| f.revents()).is_some_and(|r| {
-                    r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLIN)
-                });
+            let polled = poll(&mut fds, to).is_ok();
+            // Only what poll reported ready is read: a wake-up costs no idle system calls.
+            let ready = |i: usize| {
+                !polled
+                    || fds
+                        .get(i)
+                        .and_then(|f| f.revents())
+                        .is_some_and(|r| !r.is_empty())
+            };
+            let (packets, listener, signals) = (ready(0), ready(1), ready(2));
+            let supervisor_gone = self.supervised && polled && ready(3);
+            let first_client = if self.supervised { 4 } else { 3 };
+            let client_data = (first_client..fds.len()).any(ready);
             drop(fds);
             let now = monotonic_ms();
             // Packets first: a waiting advert must reset the down timer before it fires.
-            self.drain_socket(now, &mut buf);
-            if let Some(stop) = self.signals(now, sfd) {
-                return self.stop_code(stop);
+            if packets {
+                self.drain_socket(now, &mut buf);
+            }
+            if signals {
+                if let Some(stop) = self.signals(now, sfd) {
+                    return self.stop_code(stop);
+                }
             }
             if supervisor_gone && self.supervisor_really_gone() {
                 return self.stop_code(Stop::SupervisorGone);
             }
             self.tick(now);
-            self.serve_clients(now);
-            self.answer_pending(monotonic_ms());
+            if listener || client_data || !self.clients.is_empty() {
+                self.serve_clients(now, listener);
+            }
+            if !self.pending.is_empty() {
+                self.answer_pending(monotonic_ms());
+            }
         }
     }
 
@@ -340,9 +384,10 @@ impl Worker {
     }
 
     fn next_wakeup(&self, now: u64) -> u64 {
-        let mut t = self.next_link_check.min(self.next_refresh);
+        let slack = self.s.slack_ms();
+        let mut t = self.next_link_check.min(self.next_refresh) + slack;
         if self.supervised {
-            t = t.min(self.next_heartbeat);
+            t = t.min(self.next_heartbeat + slack);
         }
         if let Some(e) = self.election.poll_at() {
             t = t.min(e);
@@ -386,7 +431,9 @@ impl Worker {
             master_until: self.master_until,
             last_master_tx: self.last_master_tx,
             last_proof_rx: self.last_proof_rx,
+            last_superior_rx: self.last_superior_rx,
             confirm_ms: self.confirm_ms(),
+            preempted: self.preempted,
         }
     }
 
@@ -413,8 +460,17 @@ impl Worker {
             };
             let p = self.pending.swap_remove(i);
             let state = self.election.role().state().as_str();
-            log::debug!("handoff cut={cut}: {word} ({reason})");
-            p.client.answer(&format!("decision={word}\nreason={reason}\nstate={state}\n"));
+            log::debug!(
+                "handoff cut={cut} now={now}: {word} ({reason}) master_since={:?} until={:?} \
+                 tx={:?} proof={:?}",
+                self.master_since,
+                self.master_until,
+                self.last_master_tx,
+                self.last_proof_rx
+            );
+            p.client.answer(&format!(
+                "decision={word}\nreason={reason}\nstate={state}\n"
+            ));
         }
     }
 
@@ -445,24 +501,14 @@ impl Worker {
         if self.supervised && now >= self.next_heartbeat {
             // Unbuffered: the supervisor must see each beat at once.
             let _ = nix::unistd::write(std::io::stdout(), b".");
-            self.next_heartbeat = now + self.heartbeat_ms();
+            self.next_heartbeat = now + self.s.heartbeat_ms();
         }
         self.notifier.poll(now);
     }
 
-    /// Heartbeat period for the supervisor's hang detection.
-    fn heartbeat_ms(&self) -> u64 {
-        (self.s.params.advert_ms / 2).clamp(10, 500)
-    }
-
     fn links_ok(&self) -> bool {
-        net::interface_up(&self.s.ifname)
-            && self
-                .s
-                .cfg
-                .track_interface
-                .iter()
-                .all(|i| net::interface_up(i))
+        let up = |i: &str| self.links.up(i);
+        up(&self.s.ifname) && self.s.cfg.track_interface.iter().all(|i| up(i))
     }
 
     fn update_fault(&mut self, now: u64) {
@@ -488,6 +534,10 @@ impl Worker {
                         // Only a node that holds itself master sends adverts: proof that a
                         // master was alive now (see handoff.rs).
                         self.last_proof_rx = Some(now);
+                    }
+                    let own = (self.s.params.priority, u32::from(self.s.own_ip));
+                    if (a.priority, u32::from(a.src)) > own {
+                        self.last_superior_rx = Some(now);
                     }
                     if a.addr_mismatch {
                         self.c.addr_mismatch += 1;
@@ -586,8 +636,23 @@ impl Worker {
         self.write_state(now, true);
     }
 
+    /// Carries out the election's actions in break-before-make order: leaving master is on
+    /// disk before the priority-0 advert lets a peer take over; a new master's advert goes out
+    /// before its (possibly slow) state-file write.
     fn act(&mut self, now: u64, acts: &[Action]) {
-        for a in acts {
+        let leaving = |a: &Action| matches!(a, Action::Transition { from: Role::Master, to, .. } if *to != Role::Master);
+        let rank = |a: &Action| match a {
+            a if leaving(a) => 0,
+            Action::Send { .. } => 1,
+            Action::Transition { .. } => 2,
+        };
+        let mut ordered: heapless::Vec<Action, 4> = heapless::Vec::new();
+        for r in 0..3 {
+            for a in acts.iter().filter(|a| rank(a) == r) {
+                let _ = ordered.push(*a);
+            }
+        }
+        for a in &ordered {
             match *a {
                 Action::Send { priority } => self.send_advert(now, priority),
                 Action::Transition { from, to, reason } => {
@@ -595,6 +660,12 @@ impl Worker {
                     if to == Role::Master && from != Role::Master {
                         self.master_since = Some(now);
                         self.master_until = None;
+                        let recent =
+                            2 * self.election.master_adver_ms().max(self.s.params.advert_ms);
+                        self.preempted = reason == crate::election::Reason::MasterDown
+                            && self
+                                .last_proof_rx
+                                .is_some_and(|t| now.saturating_sub(t) <= recent);
                     } else if from == Role::Master && to != Role::Master {
                         self.master_until = Some(now);
                     }
@@ -607,6 +678,7 @@ impl Worker {
                         to,
                         reason.as_str()
                     );
+                    log::debug!("transition at mono_ms={now}");
                     self.write_state(now, true);
                     let hook = match to {
                         Role::Master => &self.s.cfg.notify_active,
@@ -684,11 +756,15 @@ impl Worker {
             valid_ms: Some(3 * refresh),
         };
         let path = &self.s.cfg.state_file;
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Err(e) = statefile::write_atomic_opt(path, statefile::render(&r).as_bytes(), sync) {
-            log::error!("state file: {e}");
+        let text = statefile::render(&r);
+        if statefile::write_atomic_opt(path, text.as_bytes(), sync).is_err() {
+            // Its directory may have been removed (a tmpfs cleaned up): make it, retry once.
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = statefile::write_atomic_opt(path, text.as_bytes(), sync) {
+                log::error!("state file: {e}");
+            }
         }
     }
 
@@ -748,8 +824,8 @@ impl Worker {
         s
     }
 
-    fn serve_clients(&mut self, now: u64) {
-        for _ in 0..control::MAX_CLIENTS {
+    fn serve_clients(&mut self, now: u64, accept: bool) {
+        for _ in 0..if accept { control::MAX_CLIENTS } else { 0 } {
             if self.clients.len() >= control::MAX_CLIENTS {
                 break;
             }
@@ -780,7 +856,11 @@ impl Worker {
                     let deadline = cut_ms
                         .saturating_add(e.master_down_ms() + self.confirm_ms() + HANDOFF_MARGIN_MS)
                         .min(now + MAX_HANDOFF_WAIT_MS);
-                    self.pending.push(Pending { client: c, cut: cut_ms, deadline });
+                    self.pending.push(Pending {
+                        client: c,
+                        cut: cut_ms,
+                        deadline,
+                    });
                 }
                 Progress::Line(req) => {
                     let c = self.clients.swap_remove(i);

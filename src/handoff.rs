@@ -14,6 +14,13 @@
 //! if it becomes master itself (and holds the role for one advert interval, so that a master
 //! it merely lost a few adverts from can answer), no master was alive after the cut: it runs.
 //! Otherwise, at the deadline, it skips.
+//!
+//! Two nodes can both hold the master role for a moment when a higher-priority node takes
+//! over (preemption): from its first advert until the old master has read it. When that
+//! moment straddles the cut, the higher-priority node runs: a node that becomes master at most
+//! one advert interval (the grace) after the cut counts as master at the cut, and a master
+//! that hears an outranking master within the grace (plus a few ms of transit) after the cut
+//! steps aside for this slot.
 
 /// What the daemon knows at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,8 +35,14 @@ pub struct View {
     pub last_master_tx: Option<u64>,
     /// When an advert with priority > 0 from a peer last arrived.
     pub last_proof_rx: Option<u64>,
+    /// When an advert from a peer that outranks this node (higher priority, or equal priority
+    /// and higher address) last arrived.
+    pub last_superior_rx: Option<u64>,
     /// How long a new master holds the role before it may run a job no one else proved.
     pub confirm_ms: u64,
+    /// This node became master by preempting a lower-priority master that was still sending
+    /// (not after a crash or a resignation).
+    pub preempted: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +56,17 @@ pub enum Decision {
 }
 
 /// The decision for the slot whose cut is `cut`, and that must be decided by `deadline`.
+/// Transit and scheduling allowance on top of the grace, for an outranking master's advert.
+pub const TRANSIT_MS: u64 = 5;
+
 pub fn decide(v: &View, cut: u64, deadline: u64) -> Decision {
-    let master_at_cut = v.master_since.is_some_and(|s| s <= cut)
+    let grace = v.confirm_ms;
+    let superseded = v
+        .last_superior_rx
+        .is_some_and(|t| t >= cut && t <= cut + grace + TRANSIT_MS);
+    let master_at_cut = !superseded
+        && v.master_since
+            .is_some_and(|s| s <= cut || (v.preempted && s <= cut + grace))
         && (v.is_master || v.master_until.is_some_and(|u| u > cut));
     let sent_after_cut = v.last_master_tx.is_some_and(|t| t >= cut);
     let proof = v.last_proof_rx.is_some_and(|t| t >= cut);
@@ -81,45 +103,91 @@ mod tests {
     const DEADLINE: u64 = 11_000;
 
     fn master(since: u64) -> View {
-        View { now: CUT + 5, is_master: true, master_since: Some(since), confirm_ms: 100, ..View::default() }
+        View {
+            now: CUT + 5,
+            is_master: true,
+            master_since: Some(since),
+            confirm_ms: 100,
+            ..View::default()
+        }
     }
 
     fn backup() -> View {
-        View { now: CUT + 5, confirm_ms: 100, ..View::default() }
+        View {
+            now: CUT + 5,
+            confirm_ms: 100,
+            ..View::default()
+        }
     }
 
     #[test]
     fn master_at_the_cut_runs_once_its_advert_after_the_cut_is_out() {
         let v = master(5_000);
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::SendAdvertFirst);
-        let v = View { last_master_tx: Some(CUT + 5), ..v };
+        let v = View {
+            last_master_tx: Some(CUT + 5),
+            ..v
+        };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("master_at_cut"));
         // An advert sent before the cut proves nothing to the backups.
-        let v = View { last_master_tx: Some(CUT - 1), ..v };
+        let v = View {
+            last_master_tx: Some(CUT - 1),
+            ..v
+        };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::SendAdvertFirst);
     }
 
     #[test]
     fn a_backup_with_an_advert_after_the_cut_skips() {
-        let v = View { last_proof_rx: Some(CUT), ..backup() };
-        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
-        let v = View { last_proof_rx: Some(CUT - 1), ..backup() };
-        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Wait, "an advert before the cut");
+        let v = View {
+            last_proof_rx: Some(CUT),
+            ..backup()
+        };
+        assert_eq!(
+            decide(&v, CUT, DEADLINE),
+            Decision::Skip("master_alive_after_cut")
+        );
+        let v = View {
+            last_proof_rx: Some(CUT - 1),
+            ..backup()
+        };
+        assert_eq!(
+            decide(&v, CUT, DEADLINE),
+            Decision::Wait,
+            "an advert before the cut"
+        );
     }
 
     #[test]
     fn a_backup_without_proof_waits_then_runs_if_it_takes_over() {
         assert_eq!(decide(&backup(), CUT, DEADLINE), Decision::Wait);
-        let v = View { now: CUT + 400, ..master(CUT + 360) };
-        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Wait, "holding for confirm_ms");
-        let v = View { now: CUT + 460, ..master(CUT + 360) };
+        let v = View {
+            now: CUT + 400,
+            ..master(CUT + 360)
+        };
+        assert_eq!(
+            decide(&v, CUT, DEADLINE),
+            Decision::Wait,
+            "holding for confirm_ms"
+        );
+        let v = View {
+            now: CUT + 460,
+            ..master(CUT + 360)
+        };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("took_over"));
     }
 
     #[test]
     fn a_new_master_that_had_proof_of_the_old_one_skips() {
-        let v = View { last_proof_rx: Some(CUT + 50), now: CUT + 900, ..master(CUT + 400) };
-        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
+        let v = View {
+            last_proof_rx: Some(CUT + 50),
+            now: CUT + 900,
+            ..master(CUT + 400)
+        };
+        assert_eq!(
+            decide(&v, CUT, DEADLINE),
+            Decision::Skip("master_alive_after_cut")
+        );
     }
 
     #[test]
@@ -134,8 +202,14 @@ mod tests {
         };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("master_at_cut"));
         // Preempted before it sent anything after the cut: the new master covers the slot.
-        let v = View { last_master_tx: Some(CUT - 20), ..v };
-        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
+        let v = View {
+            last_master_tx: Some(CUT - 20),
+            ..v
+        };
+        assert_eq!(
+            decide(&v, CUT, DEADLINE),
+            Decision::Skip("master_alive_after_cut")
+        );
     }
 
     #[test]
@@ -147,12 +221,76 @@ mod tests {
             last_proof_rx: Some(CUT + 30),
             ..backup()
         };
-        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
+        assert_eq!(
+            decide(&v, CUT, DEADLINE),
+            Decision::Skip("master_alive_after_cut")
+        );
+    }
+
+    #[test]
+    fn preemption_straddling_the_cut_lets_the_higher_priority_node_run() {
+        // The new (higher) master became master just after the cut, within the grace.
+        let new = View {
+            last_proof_rx: Some(CUT + 20),
+            now: CUT + 60,
+            ..master(CUT + 50)
+        };
+        let new = View {
+            last_master_tx: Some(CUT + 50),
+            preempted: true,
+            ..new
+        };
+        assert_eq!(decide(&new, CUT, DEADLINE), Decision::Run("master_at_cut"));
+        // After a resignation or a crash the grace does not apply: the old master covered it.
+        let after_resign = View {
+            preempted: false,
+            ..new
+        };
+        assert_eq!(
+            decide(&after_resign, CUT, DEADLINE),
+            Decision::Skip("master_alive_after_cut")
+        );
+        // The old master heard it within the grace: it steps aside for this slot.
+        let old = View {
+            is_master: false,
+            master_since: Some(1_000),
+            master_until: Some(CUT + 51),
+            last_master_tx: Some(CUT + 20),
+            last_proof_rx: Some(CUT + 51),
+            last_superior_rx: Some(CUT + 51),
+            ..backup()
+        };
+        assert_eq!(
+            decide(&old, CUT, DEADLINE),
+            Decision::Skip("master_alive_after_cut")
+        );
+        // A takeover long after the cut: the old master was the master at the cut.
+        let old = View {
+            master_until: Some(CUT + 500),
+            last_superior_rx: Some(CUT + 500),
+            ..old
+        };
+        assert_eq!(decide(&old, CUT, DEADLINE), Decision::Run("master_at_cut"));
+        let late = View {
+            last_proof_rx: Some(CUT + 20),
+            now: CUT + 600,
+            ..master(CUT + 499)
+        };
+        assert_eq!(
+            decide(&late, CUT, DEADLINE),
+            Decision::Skip("master_alive_after_cut")
+        );
     }
 
     #[test]
     fn no_proof_and_no_takeover_by_the_deadline_skips() {
-        let v = View { now: DEADLINE, ..backup() };
-        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("no_master_in_time"));
+        let v = View {
+            now: DEADLINE,
+            ..backup()
+        };
+        assert_eq!(
+            decide(&v, CUT, DEADLINE),
+            Decision::Skip("no_master_in_time")
+        );
     }
 }

@@ -74,11 +74,29 @@ impl VrrpSocket {
     }
 }
 
-/// True when the interface exists, is administratively up and has carrier.
-pub fn interface_up(name: &str) -> bool {
-    match crate::sys::interface_flags(name) {
-        Ok(f) => f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0,
-        Err(_) => false,
+/// Asks the kernel whether interfaces are up, through one socket kept open.
+pub struct LinkProbe {
+    fd: OwnedFd,
+}
+
+impl LinkProbe {
+    pub fn new() -> io::Result<LinkProbe> {
+        let fd = socket::socket(
+            socket::AddressFamily::Inet,
+            socket::SockType::Datagram,
+            socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(nix_err)?;
+        Ok(LinkProbe { fd })
+    }
+
+    /// True when the interface exists, is administratively up and has carrier.
+    pub fn up(&self, name: &str) -> bool {
+        match crate::sys::interface_flags(self.fd.as_fd(), name) {
+            Ok(f) => f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0,
+            Err(_) => false,
+        }
     }
 }
 

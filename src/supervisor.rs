@@ -120,6 +120,9 @@ fn spawn_worker(conf_path: &Path, foreground: bool) -> std::io::Result<Child> {
     if foreground {
         cmd.arg("--foreground");
     }
+    if log::log_enabled!(log::Level::Debug) {
+        cmd.arg("-v");
+    }
     cmd.arg("--conf")
         .arg(conf_path)
         .stdin(Stdio::piped())
@@ -174,8 +177,17 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
             if let Some(o) = &out {
                 fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
             }
-            let to = PollTimeout::try_from(left.clamp(1, 1000) as i32).unwrap_or(PollTimeout::MAX);
+            let wait = left.clamp(1, 1000);
+            let to = PollTimeout::try_from(wait as i32).unwrap_or(PollTimeout::MAX);
             let _ = poll(&mut fds, to);
+            // Woken far later than asked: this process was frozen too (SIGSTOP of the whole
+            // daemon, a paused VM). The worker has not had its chance to run yet: give it a
+            // whole hang interval before judging it.
+            let late = monotonic_ms().saturating_sub(now + wait);
+            if late > hang / 2 {
+                log::warn!("supervisor was frozen for about {late} ms; re-arming the hang check");
+                last_beat = monotonic_ms();
+            }
             let beat = fds
                 .get(1)
                 .and_then(|f| f.revents())

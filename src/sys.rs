@@ -122,13 +122,13 @@ pub fn raw_socket(proto: u8) -> std::io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
-/// The `IFF_*` flags of interface `name` (SIOCGIFFLAGS).
-pub fn interface_flags(name: &str) -> std::io::Result<i32> {
+/// The `IFF_*` flags of interface `name` (SIOCGIFFLAGS), asked through `sock` (any
+/// AF_INET socket; the daemon keeps one open so that a check costs one system call).
+pub fn interface_flags(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io::Result<i32> {
     use std::os::fd::AsRawFd;
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
     }
-    let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
     // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {

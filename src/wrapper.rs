@@ -110,17 +110,30 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64) -> (State, String)
     let (req, bound) = if no_wait {
         ("state".to_string(), std::time::Duration::from_millis(500))
     } else {
-        (format!("handoff {}", slot_cut(start_ms)), handoff_bound(cfg))
+        (
+            format!("handoff {}", slot_cut(start_ms)),
+            handoff_bound(cfg),
+        )
     };
     match crate::control::query(&cfg.control_socket, &req, bound) {
         Ok(answer) => {
             let field = |k| crate::control::field(&answer, k).unwrap_or("");
-            let run = if no_wait { field("state") == "active" } else { field("decision") == "run" };
+            let run = if no_wait {
+                field("state") == "active"
+            } else {
+                field("decision") == "run"
+            };
             let reason = if no_wait { "no_wait" } else { field("reason") };
-            (if run { State::Active } else { State::Passive }, reason.to_string())
+            (
+                if run { State::Active } else { State::Passive },
+                reason.to_string(),
+            )
         }
         Err(e) => {
-            log::warn!("daemon at {} did not answer ({e}): passive", cfg.control_socket.display());
+            log::warn!(
+                "daemon at {} did not answer ({e}): passive",
+                cfg.control_socket.display()
+            );
             (State::Passive, "daemon_unreachable".to_string())
         }
     }
@@ -140,6 +153,7 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> i32 {
             );
             return 0;
         }
+        log::debug!("daemon says run: {reason} (start mono_ms={start_ms})");
         return run_active(cfg, opts, &cmd);
     }
     let (state, why, reading) = file_state(cfg);

@@ -1,6 +1,6 @@
 //! Exactly-once across failovers: the torture harness (tests/bench/torture.py) runs N hosts
 //! in network namespaces, each with rcrond and a compressed cron firing `rcron -- JOB SLOT`
-//! every second, and faults the current master every 5 s (kill -9, SIGSTOP 1.5 s, SIGTERM,
+//! every second, and faults the current master every 4 s (kill -9, SIGSTOP 1.5 s, SIGTERM,
 //! link down 1.5 s). Every slot must run on exactly one node.
 
 mod common;
@@ -11,8 +11,16 @@ fn torture(nodes: &str, tag: &str) {
     require_root();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/torture.py");
     let out = Command::new("python3")
-        .args([script, "--binary", RCRON, "--nodes", nodes, "--duration", "60"])
-        .args(["--fault-every", "5", "--tag", tag, "--json"])
+        .args([
+            script,
+            "--binary",
+            RCRON,
+            "--nodes",
+            nodes,
+            "--duration",
+            "60",
+        ])
+        .args(["--fault-every", "4", "--tag", tag, "--json"])
         .output()
         .expect("python3 runs the harness");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -20,9 +28,14 @@ fn torture(nodes: &str, tag: &str) {
     assert!(out.status.success(), "harness failed: {text}\n{err}");
     let field = |k: &str| -> i64 {
         let pat = format!("\"{k}\": ");
-        let at = text.find(&pat).unwrap_or_else(|| panic!("no {k} in {text}"));
+        let at = text
+            .find(&pat)
+            .unwrap_or_else(|| panic!("no {k} in {text}"));
         let rest = &text[at + pat.len()..];
-        rest[..rest.find([',', '}']).unwrap()].trim().parse().unwrap()
+        rest[..rest.find([',', '}']).unwrap()]
+            .trim()
+            .parse()
+            .unwrap()
     };
     println!("{nodes} nodes: {text}");
     assert!(field("faults") >= 10, "too few faults: {text}");

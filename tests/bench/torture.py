@@ -29,6 +29,7 @@ p.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "../.
 p.add_argument("--assert", dest="check", action="store_true")
 p.add_argument("--json", action="store_true")
 p.add_argument("--tag", default="")
+p.add_argument("--keep", action="store_true", help="keep the work directory (logs) and print it")
 args = p.parse_args()
 
 RCRON = os.path.abspath(args.binary)
@@ -66,7 +67,10 @@ def cleanup():
             w.kill()
     for ns in NS + [BR]:
         sh(f"ip netns del {ns}", check=False)
-    shutil.rmtree(BASE, ignore_errors=True)
+    if args.keep:
+        print(f"work directory kept: {BASE}", file=sys.stderr)
+    else:
+        shutil.rmtree(BASE, ignore_errors=True)
 
 
 atexit.register(cleanup)
@@ -146,7 +150,7 @@ def start_daemon(i):
     d = DIRS[i]
     log = open(os.path.join(d, "daemon.log"), "a")
     if args.impl == "rcron":
-        cmd = ["ip", "netns", "exec", NS[i], RCRON, "--daemon", "--foreground", "--conf", os.path.join(d, "rcron.conf")]
+        cmd = ["ip", "netns", "exec", NS[i], RCRON, "-v", "--daemon", "--foreground", "--conf", os.path.join(d, "rcron.conf")]
     else:
         with open(os.path.join(d, "state"), "w") as f:
             f.write("passive\n")
@@ -228,8 +232,10 @@ def cron(i):
         nxt += 1
         if stop.is_set():
             break
-        w = subprocess.Popen([RCRON, "--conf", conf, "--", "/bin/sh", "-c", f'echo "$0 $1" >> {JOBLOG}', str(slot), str(i)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wlog = open(os.path.join(DIRS[i], "wrappers.log"), "a")
+        w = subprocess.Popen([RCRON, "-v", "--conf", conf, "--", "/bin/sh", "-c", f'echo "$0 $1" >> {JOBLOG}', str(slot), str(i)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=wlog)
+        wlog.close()
         with lock:
             wrappers.append(w)
 
@@ -327,6 +333,7 @@ def main():
         "transitions": sum(samples["transitions"]) - N,
         "double_active_ms": samples["double_active_ms"],
         "missed_slots": [s - first_slot for s in missed], "doubled_slots": [s - first_slot for s in doubled],
+        "events": [f"+{t - t0:.2f}s slot {int(t) - first_slot}: {e}" for t, e in events],
     }
     if args.json:
         print(json.dumps(res))
