@@ -853,7 +853,10 @@ impl Worker {
                         continue;
                     }
                     let e = &self.election;
+                    // From when the question arrived (later than the cut if this process was
+                    // frozen or starved): a full election may still be needed.
                     let deadline = cut_ms
+                        .max(now)
                         .saturating_add(e.master_down_ms() + self.confirm_ms() + HANDOFF_MARGIN_MS)
                         .min(now + MAX_HANDOFF_WAIT_MS);
                     self.pending.push(Pending {

@@ -23,11 +23,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long the worker may go without a heartbeat before it counts as hung: well inside the
-/// master-down interval, so `passive` is on disk before a peer can take over.
+/// How long the worker may go without a heartbeat before it counts as hung: ten advert
+/// intervals, 1 to 10 s. Not shorter: a machine that stalls for a few hundred ms must not
+/// lose its worker. Readers are protected sooner anyway: the wrapper asks the worker (no
+/// answer is passive) and a state file not refreshed within `valid_ms` reads as passive.
 pub fn hang_ms(cfg: &Config) -> u64 {
     let advert = cfg.advert_int_cs as u64 * 10;
-    (3 * advert).clamp(300, 3000)
+    (10 * advert).clamp(1000, 10_000)
 }
 
 /// Extra time a new worker gets for its first heartbeat.
