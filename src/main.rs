@@ -5,22 +5,7 @@
 
 #![deny(unsafe_code)]
 
-mod cli;
-mod config;
-mod control;
-mod daemon;
-mod election;
-mod handoff;
-mod hooks;
-mod job;
-mod logging;
-mod net;
-mod receive;
-mod statefile;
-mod supervisor;
-mod sys;
-mod wire;
-mod wrapper;
+use rcron::{cli, config, control, daemon, logging, supervisor, sys, wrapper};
 
 use cli::Role;
 use config::Config;
