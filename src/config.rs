@@ -84,6 +84,8 @@ pub struct Config {
     pub notify_passive: Option<String>,
     pub notify_fault: Option<String>,
     pub control_socket: PathBuf,
+    /// Group (gid) allowed on the control socket besides root; `None`: root only.
+    pub control_group: Option<u32>,
     pub pid_file: PathBuf,
     pub lock_dir: PathBuf,
 }
@@ -118,6 +120,7 @@ impl Default for Config {
             notify_passive: None,
             notify_fault: None,
             control_socket: "/var/run/rcron/rcron.sock".into(),
+            control_group: None,
             pid_file: "/var/run/rcron/rcrond.pid".into(),
             lock_dir: "/var/run/rcron".into(),
         }
@@ -163,6 +166,11 @@ impl ConfigError {
             line,
             msg: msg.into(),
         }
+    }
+
+    /// An error about the file as a whole (no line).
+    pub fn whole_file(msg: String) -> Self {
+        ConfigError { line: 0, msg }
     }
 }
 
@@ -233,7 +241,7 @@ pub fn parse(input: &[u8]) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// Every key, whether it takes a list, and its index in `Parser::seen`.
-const KEYS: [(&str, bool); 29] = [
+const KEYS: [(&str, bool); 30] = [
     ("cluster_name", false),
     ("state_file", false),
     ("default_state", false),
@@ -261,6 +269,7 @@ const KEYS: [(&str, bool); 29] = [
     ("notify_passive", false),
     ("notify_fault", false),
     ("control_socket", false),
+    ("control_group", false),
     ("pid_file", false),
     ("lock_dir", false),
 ];
@@ -435,6 +444,7 @@ impl Parser {
             "notify_passive" => nonempty(v).map(|v| self.cfg.notify_passive = Some(v.into())),
             "notify_fault" => nonempty(v).map(|v| self.cfg.notify_fault = Some(v.into())),
             "control_socket" => path(v).map(|p| self.cfg.control_socket = p),
+            "control_group" => parse_group(v).map(|g| self.cfg.control_group = Some(g)),
             "pid_file" => path(v).map(|p| self.cfg.pid_file = p),
             "lock_dir" => path(v).map(|p| self.cfg.lock_dir = p),
             _ => Err(format!("unknown key `{key}`")),
@@ -710,6 +720,17 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
+/// A group name (looked up in the group database) or a numeric gid.
+fn parse_group(v: &str) -> Result<u32, String> {
+    if let Ok(gid) = v.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(v) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        _ => Err(format!("no group named {v:?}")),
+    }
+}
+
 fn parse_checksum(v: &str) -> Result<V3Checksum, String> {
     match v {
         "keepalived" | "pseudo" => Ok(V3Checksum::PseudoHeader),
@@ -954,6 +975,26 @@ mod tests {
                 .collect();
             let _ = parse(&buf);
         }
+    }
+
+    #[test]
+    fn list_limits_are_errors_at_load() {
+        let peers: Vec<String> = (1..=17).map(|i| format!("192.0.2.{i}")).collect();
+        let e = errs(&format!("unicast_peer {}\n", peers.join(" ")));
+        assert!(e[0].1.contains("more than 16 addresses"), "{e:?}");
+        let vips: Vec<String> = (1..=21).map(|i| format!("198.51.100.{i}")).collect();
+        let e = errs(&format!("virtual_ipaddress {}\n", vips.join(" ")));
+        assert!(e[0].1.contains("more than 20 addresses"), "{e:?}");
+        let ifs: Vec<String> = (0..9).map(|i| format!("eth{i}")).collect();
+        let e = errs(&format!("track_interface {}\n", ifs.join(" ")));
+        assert!(e[0].1.contains("more than 8"), "{e:?}");
+        let c = ok("control_group 0\n");
+        assert_eq!(c.control_group, Some(0));
+        assert!(
+            errs("control_group no-such-group-here\n")[0]
+                .1
+                .contains("no group")
+        );
     }
 
     #[test]

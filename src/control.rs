@@ -14,10 +14,11 @@ use std::path::Path;
 use std::time::Duration;
 
 pub const MAX_REQUEST: usize = 256;
-/// Clients served at once; more wait in the listen backlog.
+/// Clients read at once. When more connect, the oldest one still silent is dropped: a wrapper
+/// sends its question the moment it connects, so idle or slow clients cannot crowd it out.
 pub const MAX_CLIENTS: usize = 32;
 /// A client that has not sent its request by then is dropped.
-pub const CLIENT_DEADLINE_MS: u64 = 1000;
+pub const CLIENT_DEADLINE_MS: u64 = 500;
 
 /// A parsed request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +103,8 @@ impl Client {
 }
 
 /// Binds the control socket, replacing a stale one (a socket file nobody listens on).
-pub fn listen(path: &Path) -> std::io::Result<UnixListener> {
+/// Only root may connect (mode 0600), or root and `group` (mode 0660, that group).
+pub fn listen(path: &Path, group: Option<u32>) -> std::io::Result<UnixListener> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
         if !meta.file_type().is_socket() {
@@ -121,7 +123,11 @@ pub fn listen(path: &Path) -> std::io::Result<UnixListener> {
     }
     let l = UnixListener::bind(path)?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    if let Some(gid) = group {
+        std::os::unix::fs::lchown(path, Some(0), Some(gid))?;
+    }
     l.set_nonblocking(true)?;
     Ok(l)
 }

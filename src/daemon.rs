@@ -56,6 +56,9 @@ impl Setup {
             let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
             return Err(msgs.join("; "));
         }
+        if let Some(e) = hook_errors(&cfg).into_iter().next() {
+            return Err(e);
+        }
         let ifname = cfg.interface.clone().unwrap_or_default();
         let vrid = cfg.virtual_router_id.unwrap_or(0);
         let own_ip = match cfg.unicast_src_ip {
@@ -126,6 +129,8 @@ struct Counters {
     transitions: u64,
     addr_mismatch: u64,
     drops: Drops,
+    bad_requests: u64,
+    clients_dropped: u64,
 }
 
 pub struct Worker {
@@ -158,7 +163,7 @@ pub struct Worker {
 
 /// Runs the worker until TERM or the supervisor goes away; returns the exit code.
 pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
-    let config_error = !cfg.daemon_errors().is_empty();
+    let config_error = !cfg.daemon_errors().is_empty() || !hook_errors(&cfg).is_empty();
     let setup = match Setup::new(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -206,7 +211,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
     if let Some(dir) = setup.cfg.state_file.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let listener = match control::listen(&setup.cfg.control_socket) {
+    let listener = match control::listen(&setup.cfg.control_socket, setup.cfg.control_group) {
         Ok(l) => l,
         Err(e) => {
             log::error!("control socket {}: {e}", setup.cfg.control_socket.display());
@@ -283,6 +288,25 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
     let code = w.run_loop(&sfd);
     w.leave();
     code
+}
+
+/// Every hook that fails `hooks::check_secure`, as `key: reason`.
+pub fn hook_errors(cfg: &Config) -> Vec<String> {
+    let hooks = [
+        ("notify_active", &cfg.notify_active),
+        ("notify_passive", &cfg.notify_passive),
+        ("notify_fault", &cfg.notify_fault),
+        ("track_script", &cfg.track_script),
+    ];
+    hooks
+        .into_iter()
+        .filter_map(|(key, cmd)| {
+            let cmd = cmd.as_ref()?;
+            crate::hooks::check_secure(cmd)
+                .err()
+                .map(|e| format!("{key}: {e}"))
+        })
+        .collect()
 }
 
 fn join(list: &[Ipv4Addr]) -> String {
@@ -816,6 +840,8 @@ impl Worker {
         let _ = writeln!(s, "tx_adverts={}", self.c.tx);
         let _ = writeln!(s, "tx_errors={}", self.c.tx_errors);
         let _ = writeln!(s, "rx_addr_mismatch={}", self.c.addr_mismatch);
+        let _ = writeln!(s, "control_bad_requests={}", self.c.bad_requests);
+        let _ = writeln!(s, "control_clients_dropped={}", self.c.clients_dropped);
         let _ = writeln!(s, "drops_total={}", self.c.drops.total());
         for (k, v) in self.c.drops.iter() {
             let _ = writeln!(s, "drop_{k}={v}");
@@ -825,17 +851,28 @@ impl Worker {
     }
 
     fn serve_clients(&mut self, now: u64, accept: bool) {
-        for _ in 0..if accept { control::MAX_CLIENTS } else { 0 } {
-            if self.clients.len() >= control::MAX_CLIENTS {
+        for _ in 0..if accept { 4 * control::MAX_CLIENTS } else { 0 } {
+            let Ok((stream, _)) = self.listener.accept() else {
                 break;
-            }
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if let Some(c) = Client::new(stream, now) {
-                        self.clients.push(c);
-                    }
+            };
+            if self.clients.len() >= control::MAX_CLIENTS {
+                // Full: the client connected longest ago has had the most time to speak.
+                if let Some(oldest) =
+                    (0..self.clients.len()).min_by_key(|&i| self.clients[i].deadline)
+                {
+                    self.c.clients_dropped += 1;
+                    self.clients.swap_remove(oldest);
                 }
-                Err(_) => break,
+            }
+            if let Some(c) = Client::new(stream, now) {
+                self.clients.push(c);
+            }
+            // Read at once: a wrapper's question is usually already there.
+            if let Some(last) = self.clients.len().checked_sub(1) {
+                if let Progress::Line(req) = self.clients[last].read() {
+                    let c = self.clients.swap_remove(last);
+                    self.answer(now, c, req);
+                }
             }
         }
         let mut i = 0;
@@ -846,38 +883,44 @@ impl Worker {
                 Progress::Pending | Progress::Gone => {
                     self.clients.swap_remove(i);
                 }
-                Progress::Line(Some(Request::Handoff { cut_ms })) => {
-                    let c = self.clients.swap_remove(i);
-                    if self.pending.len() >= MAX_PENDING {
-                        c.answer("error=busy\n");
-                        continue;
-                    }
-                    let e = &self.election;
-                    // From when the question arrived (later than the cut if this process was
-                    // frozen or starved): a full election may still be needed.
-                    let deadline = cut_ms
-                        .max(now)
-                        .saturating_add(e.master_down_ms() + self.confirm_ms() + HANDOFF_MARGIN_MS)
-                        .min(now + MAX_HANDOFF_WAIT_MS);
-                    self.pending.push(Pending {
-                        client: c,
-                        cut: cut_ms,
-                        deadline,
-                    });
-                }
                 Progress::Line(req) => {
                     let c = self.clients.swap_remove(i);
-                    let text = match req {
-                        Some(Request::Status) => self.status_text(now),
-                        Some(Request::State) => {
-                            format!("state={}\n", self.election.role().state().as_str())
-                        }
-                        Some(Request::Handoff { .. }) | None => "error=bad request\n".to_string(),
-                    };
-                    c.answer(&text);
+                    self.answer(now, c, req);
                 }
             }
         }
+    }
+
+    /// Answers one request, or queues a handoff question until it can be decided.
+    fn answer(&mut self, now: u64, c: Client, req: Option<Request>) {
+        let text = match req {
+            Some(Request::Handoff { cut_ms }) => {
+                if self.pending.len() >= MAX_PENDING {
+                    c.answer("error=busy\n");
+                    return;
+                }
+                // From when the question arrived (later than the cut if this process was
+                // frozen or starved): a full election may still be needed.
+                let wait = self.election.master_down_ms() + self.confirm_ms() + HANDOFF_MARGIN_MS;
+                let deadline = cut_ms
+                    .max(now)
+                    .saturating_add(wait)
+                    .min(now + MAX_HANDOFF_WAIT_MS);
+                self.pending.push(Pending {
+                    client: c,
+                    cut: cut_ms,
+                    deadline,
+                });
+                return;
+            }
+            Some(Request::Status) => self.status_text(now),
+            Some(Request::State) => format!("state={}\n", self.election.role().state().as_str()),
+            None => {
+                self.c.bad_requests += 1;
+                "error=bad request\n".to_string()
+            }
+        };
+        c.answer(&text);
     }
 
     /// Leaving: priority-0 advert if master, `passive` on disk, socket removed.

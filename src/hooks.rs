@@ -48,10 +48,62 @@ pub fn split_words(cmd: &str) -> Option<Vec<String>> {
     if words.is_empty() { None } else { Some(words) }
 }
 
+/// The PATH hooks run with (their environment is cleared otherwise).
+pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Refuses a hook whose program could be changed by a non-root user (as keepalived's script
+/// security does): the file and each directory above it must belong to root (or to us) and not
+/// be writable by group or others (a sticky directory such as /tmp is allowed: nobody else may
+/// replace a file in it).
+pub fn check_secure(cmd: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let words = split_words(cmd).ok_or_else(|| format!("cannot split command {cmd:?}"))?;
+    let prog = std::path::Path::new(&words[0]);
+    let path = if words[0].contains('/') {
+        prog.to_path_buf()
+    } else {
+        HOOK_PATH
+            .split(':')
+            .map(|d| std::path::Path::new(d).join(prog))
+            .find(|p| p.is_file())
+            .ok_or_else(|| format!("{}: not found in {HOOK_PATH}", words[0]))?
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    let mut cur = Some(path.as_path());
+    let mut first = true;
+    while let Some(p) = cur {
+        let Ok(m) = std::fs::metadata(p) else { break };
+        let mode = m.mode();
+        let sticky_dir = !first && mode & 0o1000 != 0;
+        if m.uid() != 0 && m.uid() != me {
+            return Err(format!(
+                "{} belongs to uid {}: refused (not root)",
+                p.display(),
+                m.uid()
+            ));
+        }
+        if mode & 0o022 != 0 && !sticky_dir {
+            return Err(format!(
+                "{} is writable by non-root users (mode {:o}): refused",
+                p.display(),
+                mode & 0o7777
+            ));
+        }
+        first = false;
+        cur = p.parent().filter(|d| !d.as_os_str().is_empty());
+    }
+    Ok(())
+}
+
 fn spawn(cmd: &str, env: &[(&str, String)]) -> Result<Child, String> {
     let words = split_words(cmd).ok_or_else(|| format!("cannot split command {cmd:?}"))?;
     let mut c = Command::new(&words[0]);
     c.args(&words[1..]).stdin(Stdio::null()).process_group(0);
+    c.env_clear().env("PATH", HOOK_PATH);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -236,6 +288,28 @@ mod tests {
         assert_eq!(split_words("''").unwrap(), [""]);
         assert!(split_words("a 'b").is_none());
         assert!(split_words("   ").is_none());
+    }
+
+    #[test]
+    fn hooks_writable_by_others_are_refused() {
+        let dir = std::env::temp_dir().join(format!("rcron-hooksec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = dir.join("hook.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cmd = format!("{} active", script.display());
+        assert_eq!(check_secure(&cmd), Ok(()));
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o757)).unwrap();
+        let e = check_secure(&cmd).unwrap_err();
+        assert!(e.contains("writable by non-root"), "{e}");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(check_secure(&cmd).is_err(), "a world-writable directory");
+        assert!(check_secure("sh -c 'echo hi'").is_ok(), "found in PATH");
+        assert!(check_secure("no-such-program-here").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

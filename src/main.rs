@@ -118,11 +118,15 @@ fn load_config(conf: Option<&Path>, wrapper: bool) -> Result<Config, i32> {
 fn check(conf: Option<&Path>) -> i32 {
     let path = conf.unwrap_or(Path::new(config::DEFAULT_PATH));
     let result = config::load(path).and_then(|c| {
-        let errs = if c.expects_daemon() {
-            c.daemon_errors()
-        } else {
-            Vec::new()
-        };
+        let mut errs = Vec::new();
+        if c.expects_daemon() {
+            errs = c.daemon_errors();
+            errs.extend(
+                daemon::hook_errors(&c)
+                    .into_iter()
+                    .map(config::ConfigError::whole_file),
+            );
+        }
         if errs.is_empty() {
             Ok(c)
         } else {

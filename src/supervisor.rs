@@ -44,6 +44,13 @@ pub fn run(cfg: Config, conf_path: &Path, foreground: bool, log_stderr: bool) ->
         }
         return 78;
     }
+    let hook_errors = crate::daemon::hook_errors(&cfg);
+    if !hook_errors.is_empty() {
+        for e in hook_errors {
+            log::error!("{}: {e}", conf_path.display());
+        }
+        return 78;
+    }
     if !foreground {
         return detach(&cfg, conf_path);
     }

@@ -30,9 +30,15 @@ fn check_tshark() {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(ok, "tshark is not installed: this test needs it (apt-get install tshark)");
+    assert!(
+        ok,
+        "tshark is not installed: this test needs it (apt-get install tshark)"
+    );
     // The preference these tests rely on must exist under this name.
-    let o = Command::new("tshark").args(["-G", "defaultprefs"]).output().unwrap();
+    let o = Command::new("tshark")
+        .args(["-G", "defaultprefs"])
+        .output()
+        .unwrap();
     assert!(
         String::from_utf8_lossy(&o.stdout).contains(V3_AS_V2),
         "this tshark has no {V3_AS_V2} preference"
@@ -56,31 +62,58 @@ fn multicast_conf(lab: &Lab, i: usize, extra: &str) -> PathBuf {
 struct Capture {
     child: std::process::Child,
     pcap: PathBuf,
+    out: PathBuf,
     err: PathBuf,
 }
 
 impl Capture {
     /// Captures up to `count` packets matching the capture filter `filter`, for at most
-    /// `secs`; returns once tshark is capturing.
-    fn start(h: &Host, name: &str, filter: &str, count: u32, secs: u32) -> Capture {
+    /// `secs` (one summary line per packet on stdout, `-P`); returns once tshark has
+    /// captured `live` packets (0: once it says it is capturing).
+    fn start(h: &Host, name: &str, filter: &str, count: u32, secs: u32, live: usize) -> Capture {
         let pcap = h.dir.join(format!("{name}.pcapng"));
+        let out = h.dir.join(format!("{name}.out"));
         let err = h.dir.join(format!("{name}.err"));
         let child = Command::new("ip")
-            .args(["netns", "exec", &h.ns, "tshark", "-n", "-i", "vr0", "-f", filter])
+            .args([
+                "netns", "exec", &h.ns, "tshark", "-n", "-l", "-P", "-i", "vr0", "-f", filter,
+            ])
             .args(["-c", &count.to_string(), "-a", &format!("duration:{secs}")])
             .arg("-w")
             .arg(&pcap)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
             .unwrap();
-        let c = Capture { child, pcap, err };
+        let c = Capture {
+            child,
+            pcap,
+            out,
+            err,
+        };
         let ok = until(Duration::from_secs(20), || {
-            std::fs::read_to_string(&c.err).unwrap_or_default().contains("Capturing on")
+            std::fs::read_to_string(&c.err)
+                .unwrap_or_default()
+                .contains("Capturing on")
+                && c.seen() >= live
         });
         assert!(ok, "tshark did not start capturing:\n{}", c.stderr());
         c
+    }
+
+    /// Packets captured so far.
+    fn seen(&self) -> usize {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
+    /// Stops the capture now (SIGINT: tshark closes the file properly).
+    fn stop(self) -> PathBuf {
+        Host::signal(self.child.id(), "INT");
+        self.finish()
     }
 
     fn stderr(&self) -> String {
@@ -120,7 +153,10 @@ fn decode(pcap: &Path, v3_as_v2: bool) -> Vec<String> {
         .arg("-r")
         .arg(pcap)
         .args(["-n", "-V", "-o", "ip.check_checksum:TRUE", "-o"])
-        .arg(format!("{V3_AS_V2}:{}", if v3_as_v2 { "TRUE" } else { "FALSE" }))
+        .arg(format!(
+            "{V3_AS_V2}:{}",
+            if v3_as_v2 { "TRUE" } else { "FALSE" }
+        ))
         .output()
         .unwrap();
     assert!(o.status.success(), "tshark -r failed: {}", stderr(&o));
@@ -139,7 +175,9 @@ fn decode(pcap: &Path, v3_as_v2: bool) -> Vec<String> {
 
 /// The value after `key: ` on the first line of `frame` that starts with it.
 fn field<'a>(frame: &'a str, key: &str) -> Option<&'a str> {
-    frame.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+    frame
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
 }
 
 /// What every advert of the master must decode to.
@@ -160,7 +198,10 @@ impl Expect {
     /// VRRP checksum with the preference used for this decode.
     fn check(&self, frame: &str, prio: u8, checksum_good: bool) {
         let mut want: Vec<String> = vec![
-            format!("Internet Protocol Version 4, Src: 192.0.2.11, Dst: {}", self.dst),
+            format!(
+                "Internet Protocol Version 4, Src: 192.0.2.11, Dst: {}",
+                self.dst
+            ),
             "Time to Live: 255".into(),
             "Protocol: VRRP (112)".into(),
             "Differentiated Services Field: 0xc0 (DSCP: CS6, ECN: Not-ECT)".into(),
@@ -189,7 +230,13 @@ impl Expect {
                 None => want.push("Auth Type: No Authentication (0)".into()),
             }
         } else {
-            want.push(format!("Adver Int: {}", self.interval));
+            // v3: 4 reserved bits, then 12 bits of centiseconds.
+            want.push("0000 .... = Reserved: 0".into());
+            want.push(format!(
+                "{} = Adver Int: {}",
+                v3_interval_bits(self.interval),
+                self.interval
+            ));
         }
         want.push(format!(
             "[Checksum Status: {}]",
@@ -209,21 +256,41 @@ impl Expect {
         if checksum_good {
             let c = field(frame, "Checksum").unwrap_or("");
             assert!(c.ends_with("[correct]"), "VRRP checksum {c:?}:\n{frame}");
-            for bad in ["Malformed", "Expert Info (Warn", "Expert Info (Error", "incorrect"] {
-                assert!(!frame.contains(bad), "tshark flags the packet ({bad}):\n{frame}");
+            for bad in [
+                "Malformed",
+                "Expert Info (Warn",
+                "Expert Info (Error",
+                "incorrect",
+            ] {
+                assert!(
+                    !frame.contains(bad),
+                    "tshark flags the packet ({bad}):\n{frame}"
+                );
             }
         }
     }
+}
+
+/// tshark's bit picture of the 12-bit v3 interval: `.... 0000 0000 1010` for 10.
+fn v3_interval_bits(cs: u32) -> String {
+    let b = format!("{cs:012b}");
+    format!(".... {} {} {}", &b[0..4], &b[4..8], &b[8..12])
 }
 
 /// Starts rcron on both hosts (host 0 priority 150, host 1 priority 100) and waits until
 /// host 0 is master and host 1 its backup, following host 0.
 fn start_pair(lab: &Lab, confs: &[PathBuf; 2], bound: Duration) -> [u32; 2] {
     for c in confs {
-        let o = Command::new(RCRON).args(["--check", "--conf", c.to_str().unwrap()]).output().unwrap();
+        let o = Command::new(RCRON)
+            .args(["--check", "--conf", c.to_str().unwrap()])
+            .output()
+            .unwrap();
         assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     }
-    let pids = [lab.hosts[0].start_rcron(&confs[0]), lab.hosts[1].start_rcron(&confs[1])];
+    let pids = [
+        lab.hosts[0].start_rcron(&confs[0]),
+        lab.hosts[1].start_rcron(&confs[1]),
+    ];
     let ok = until(bound, || {
         lab.hosts[0].state() == "active"
             && lab.hosts[1].state() == "passive"
@@ -242,10 +309,15 @@ fn start_pair(lab: &Lab, confs: &[PathBuf; 2], bound: Duration) -> [u32; 2] {
 
 /// Captures 5 adverts on the backup and checks each, and their spacing.
 fn capture_adverts(lab: &Lab, e: &Expect, v3_as_v2: bool, advert: Duration) {
-    let cap = Capture::start(&lab.hosts[1], "adverts", "ip proto 112", 5, 10);
+    let cap = Capture::start(&lab.hosts[1], "adverts", "ip proto 112", 5, 10, 0);
     let pcap = cap.finish();
     let frames = decode(&pcap, v3_as_v2);
-    assert_eq!(frames.len(), 5, "expected 5 adverts in 10 s, got {}", frames.len());
+    assert_eq!(
+        frames.len(),
+        5,
+        "expected 5 adverts in 10 s, got {}",
+        frames.len()
+    );
     for f in &frames {
         e.check(f, e.prio, true);
     }
@@ -271,13 +343,41 @@ fn capture_adverts(lab: &Lab, e: &Expect, v3_as_v2: bool, advert: Duration) {
 
 /// The master stops (SIGTERM): its last advert carries priority 0, still well formed.
 fn capture_resign(lab: &Lab, e: &Expect, v3_as_v2: bool, master_pid: u32) {
-    // VRRP priority is the 3rd byte after the 20-byte IP header.
-    let cap = Capture::start(&lab.hosts[1], "resign", "ip proto 112 and ip[22] = 0", 1, 10);
+    // Capture the master's adverts; stop it once the capture is seen to be live.
+    let cap = Capture::start(
+        &lab.hosts[1],
+        "resign",
+        "ip proto 112 and src host 192.0.2.11",
+        1000,
+        30,
+        2,
+    );
     Host::signal(master_pid, "TERM");
-    let pcap = cap.finish();
-    let frames = decode(&pcap, v3_as_v2);
-    assert_eq!(frames.len(), 1, "no priority-0 advert when the master stopped");
-    e.check(&frames[0], 0, true);
+    let gone = until(Duration::from_secs(8), || {
+        lab.hosts[0].reap();
+        !pid_alive(master_pid)
+    });
+    assert!(gone, "the master did not stop on SIGTERM");
+    std::thread::sleep(Duration::from_millis(300));
+    let pcap = cap.stop();
+    let all = decode(&pcap, v3_as_v2);
+    assert!(all.len() >= 2, "tshark captured {} packets", all.len());
+    let prio0 = |f: &String| field(f, "Priority").is_some_and(|p| p == "0" || p.starts_with("0 "));
+    let frames: Vec<&String> = all.iter().filter(|f| prio0(f)).collect();
+    assert!(
+        all.last().is_some_and(prio0),
+        "the stopped master's last advert is not priority 0:\n{}",
+        all.last().unwrap()
+    );
+    assert_eq!(
+        frames.len(),
+        1,
+        "expected exactly one priority-0 advert from the stopped master\n--- master's log:\n{}\n--- backup's log:\n{}\n--- tshark:\n{}",
+        lab.hosts[0].log("rcron.log"),
+        lab.hosts[1].log("rcron.log"),
+        std::fs::read_to_string(lab.hosts[1].dir.join("resign.err")).unwrap_or_default()
+    );
+    e.check(frames[0], 0, true);
     assert!(
         until(Duration::from_secs(5), || lab.hosts[1].state() == "active"),
         "the backup did not take over from the resigning master"
@@ -294,7 +394,10 @@ fn tshark_decodes_v2_unicast_pass_auth_one_vip() {
              auth_pass secret12\nvirtual_ipaddress 192.0.2.100\n"
         )
     };
-    let confs = [lab.rcron_conf(0, &extra(150)), lab.rcron_conf(1, &extra(100))];
+    let confs = [
+        lab.rcron_conf(0, &extra(150)),
+        lab.rcron_conf(1, &extra(100)),
+    ];
     let pids = start_pair(&lab, &confs, Duration::from_secs(8));
     let e = Expect {
         dst: "192.0.2.12",
@@ -320,7 +423,10 @@ fn tshark_decodes_v2_multicast_two_vips() {
              virtual_ipaddress 192.0.2.100 192.0.2.101\n"
         )
     };
-    let confs = [multicast_conf(&lab, 0, &extra(150)), multicast_conf(&lab, 1, &extra(100))];
+    let confs = [
+        multicast_conf(&lab, 0, &extra(150)),
+        multicast_conf(&lab, 1, &extra(100)),
+    ];
     start_pair(&lab, &confs, Duration::from_secs(8));
     let e = Expect {
         dst: "224.0.0.18",
@@ -345,7 +451,10 @@ fn tshark_decodes_v3_unicast_one_vip() {
              virtual_ipaddress 192.0.2.100\n"
         )
     };
-    let confs = [lab.rcron_conf(0, &extra(150)), lab.rcron_conf(1, &extra(100))];
+    let confs = [
+        lab.rcron_conf(0, &extra(150)),
+        lab.rcron_conf(1, &extra(100)),
+    ];
     let pids = start_pair(&lab, &confs, Duration::from_secs(3));
     let e = Expect {
         dst: "192.0.2.12",
@@ -372,7 +481,10 @@ fn tshark_decodes_v3_multicast_one_vip() {
              virtual_ipaddress 192.0.2.100\n"
         )
     };
-    let confs = [multicast_conf(&lab, 0, &extra(150)), multicast_conf(&lab, 1, &extra(100))];
+    let confs = [
+        multicast_conf(&lab, 0, &extra(150)),
+        multicast_conf(&lab, 1, &extra(100)),
+    ];
     let pids = start_pair(&lab, &confs, Duration::from_secs(3));
     let e = Expect {
         dst: "224.0.0.18",
@@ -398,7 +510,10 @@ fn tshark_decodes_v3_rfc9568_checksum() {
              virtual_ipaddress 192.0.2.100\nv3_checksum rfc9568\n"
         )
     };
-    let confs = [lab.rcron_conf(0, &extra(150)), lab.rcron_conf(1, &extra(100))];
+    let confs = [
+        lab.rcron_conf(0, &extra(150)),
+        lab.rcron_conf(1, &extra(100)),
+    ];
     start_pair(&lab, &confs, Duration::from_secs(5));
     let e = Expect {
         dst: "192.0.2.12",

@@ -5,25 +5,31 @@ the same two hosts (network namespaces joined by a veth pair).
 usage (as root, from the repository):
     cargo build --release
     python3 tests/bench/failover.py [--binary target/release/rcron] [--keepalived PATH]
-                                    [--runs N | --quick] [--cpu-seconds S]
+                                    [--runs N | --quick] [--cpu-seconds S] [--keep]
 
 What it measures, for rcron and for keepalived side by side:
   * crash failover: SIGSTOP then SIGKILL of every process of the master (node A, priority
-    150), until the backup's (node B, priority 100) state file first reads `active`;
+    150; rcron: supervisor + worker, keepalived: parent + VRRP child), until the backup's
+    (node B, priority 100) state file first reads `active`;
   * graceful handover: SIGTERM to the master's main process, same end point;
     both at VRRP v2 / advert 1 s, v3 / 0.1 s and v3 / 0.01 s, N runs each (default 5,
-    --quick 2), median / min / max in ms next to the protocol's master-down and skew times;
-  * RSS: VmRSS summed over node A's processes (rcron: supervisor + worker; keepalived:
-    parent + VRRP child), with the pair running steady at v3 / 0.01 s;
+    --quick 2), median / min / max in ms next to the protocol's master-down and skew times.
+    Each run starts both daemons afresh (A first, then B once A is active, so no startup
+    race), lets at least 3 adverts from A reach B, and sends the signal just after the
+    next one: both implementations lose their master at the same point of the advert
+    cycle. A raw socket in B's namespace timestamps A's adverts, which gives a second,
+    phase-free figure (`wire`: from A's last or priority-0 advert reaching B);
+  * RSS: VmRSS summed over node A's processes with the pair running steady at v3 / 0.01 s;
   * CPU: utime + stime of node A's (master, 100 adverts/s) and node B's (backup) processes
     over --cpu-seconds (default 60) at v3 / 0.01 s, as % of one core.
 The end of the output says whether each target of the issue is met, for information only.
 
 Hosts: namespaces bfA<pid> / bfB<pid>, interfaces vA (192.0.2.1/24) and vB (192.0.2.2/24),
-unicast between them, one virtual address 192.0.2.100. keepalived writes its state file
-through notify_master / notify_backup / notify_fault scripts (temp file + mv); rcron writes
-its own. Everything is torn down on exit (processes killed, namespaces deleted).
-A full run takes about 5-6 minutes. Not a test: it never fails on speed (exit 0).
+unicast between them, one virtual address 192.0.2.100 for both implementations. keepalived
+writes its state file through notify_master / notify_backup / notify_fault scripts (temp
+file + mv); rcron writes its own. Everything is torn down on exit, also on SIGINT/SIGTERM
+(processes killed, namespaces deleted; --keep leaves the temp dir with configs and logs).
+A full run takes about 6 minutes. Not a test: it never fails on speed (exit 0).
 """
 import argparse
 import atexit
@@ -523,7 +529,9 @@ def steady_figures(impl, binaries, seconds, sniffer):
             sniffer.drain()  # keeps the pipe from filling; counts A's adverts
         ca2, cb2, t1 = cpu_ticks(pa), cpu_ticks(pb), time.monotonic()
         ra2, rb2 = exec_runtime_ms(pa), exec_runtime_ms(pb)
-        adverts = len([1 for t, p in sniffer.from_a() if t0 <= t <= t1])
+        ts = [t for t, p in sniffer.from_a() if t0 <= t <= t1]
+        adverts = len(ts)
+        gaps = [y - x for x, y in zip(ts, ts[1:])]
         states = (a.read_state(), b.read_state())
         out = {
             "rss_kib": rss_kib(pa),
@@ -536,6 +544,8 @@ def steady_figures(impl, binaries, seconds, sniffer):
             "run_b": 100.0 * (rb2 - rb) / 1000.0 / (t1 - t0),
             "threads_a": threads(pa),
             "adverts_per_s": adverts / (t1 - t0),
+            "max_gap_ms": max(gaps) * 1000.0 if gaps else float("nan"),
+            "late_adverts": sum(1 for g in gaps if g > 0.015),
             "wall": t1 - t0,
         }
         if states != ("active", "passive"):
@@ -579,11 +589,18 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2 runs per case")
     ap.add_argument("--cpu-seconds", type=float, default=60.0,
                     help="CPU measurement window at v3 / 0.01 s (default 60)")
+    ap.add_argument("--settings", default="v2-1,v3-0.1,v3-0.01",
+                    help="comma-separated subset of v2-1, v3-0.1, v3-0.01 (default: all)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temp dir with configs and daemon logs")
     args = ap.parse_args()
     KEEP = args.keep
     runs = 2 if args.quick else max(1, args.runs)
+    names = {"v2-1": 0, "v3-0.1": 1, "v3-0.01": 2}
+    try:
+        chosen = [SETTINGS[names[x.strip()]] for x in args.settings.split(",") if x.strip()]
+    except KeyError as e:
+        sys.exit(f"unknown setting {e}; choose from {', '.join(names)}")
     binaries = {"rcron": os.path.abspath(args.binary),
                 "keepalived": os.path.abspath(args.keepalived)}
     for impl, path in binaries.items():
@@ -599,7 +616,7 @@ def main():
                         stderr=subprocess.STDOUT, text=True).stdout.splitlines()
     rv = subprocess.run([binaries["rcron"], "--version"], stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT, text=True).stdout.strip()
-    print(f"rcron:      {binaries['rcron']} ({rv or '?'})")
+    print(f"rcron:      {binaries['rcron']} ({rv or '?'}; run from a copy)")
     print(f"keepalived: {binaries['keepalived']} ({kv[0] if kv else '?'})")
     print(f"host:       {os.uname().nodename}, {os.cpu_count()} CPUs, kernel "
           f"{os.uname().release}, load {os.getloadavg()[0]:.2f}")
@@ -608,6 +625,9 @@ def main():
 
     _tmp = tempfile.mkdtemp(prefix="rcron-failover-")
     atexit.register(cleanup)
+    # a private copy, so a concurrent `cargo build` cannot swap the binary mid-run
+    shutil.copy2(binaries["rcron"], os.path.join(_tmp, "rcron"))
+    binaries["rcron"] = os.path.join(_tmp, "rcron")
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
     odd = []
@@ -615,7 +635,7 @@ def main():
         setup_hosts()
         sniffer = Sniffer()
         results = {}  # (setting label, kind, impl) -> [{"signal": ms, "wire": ms}]
-        for label, ver, adv in SETTINGS:
+        for label, ver, adv in chosen:
             for i in range(runs):
                 for kind in ("crash", "graceful"):
                     for impl in IMPLS:  # interleaved, so drift on the machine hits both
@@ -635,7 +655,7 @@ def main():
                             if isinstance(r, dict):
                                 break
         steady = {}
-        for impl in IMPLS:
+        for impl in IMPLS if args.cpu_seconds > 0 else []:
             print(f"  [{time.monotonic() - started:6.1f} s] {impl}: steady state "
                   f"{args.cpu_seconds:g} s at v3 / 0.01 s", file=sys.stderr, flush=True)
             steady[impl] = steady_figures(impl, binaries, args.cpu_seconds, sniffer)
@@ -643,11 +663,11 @@ def main():
     finally:
         cleanup()
 
-    report(results, steady, runs, odd, time.monotonic() - started)
+    report(results, steady, runs, odd, chosen, time.monotonic() - started)
     return 0
 
 
-def report(results, steady, runs, odd, elapsed):
+def report(results, steady, runs, odd, settings, elapsed):
     W = 24
     print("Failover, ms: median (min-max) over the runs; protocol figures are node B's "
           "(priority 100).")
@@ -662,7 +682,7 @@ def report(results, steady, runs, odd, elapsed):
     print(f"{'case':30} {'rcron':>{W}} {'keepalived':>{W}}   {'protocol':>18}")
     print("-" * (30 + 2 * (W + 1) + 21))
     med = {}
-    for label, ver, adv in SETTINGS:
+    for label, ver, adv in settings:
         md, sk = master_down(ver, adv) * 1000, skew(ver, adv) * 1000
         for kind in ("crash", "graceful"):
             for fig in ("signal", "wire"):
@@ -689,7 +709,7 @@ def report(results, steady, runs, odd, elapsed):
         cells = []
         for impl in IMPLS:
             st = steady.get(impl, {})
-            cells.append(fn(st) if "error" not in st and st else "error")
+            cells.append("skipped" if not st else "error" if "error" in st else fn(st))
         print(f"{name:30} {cells[0]:>{W}} {cells[1]:>{W}}")
 
     row("RSS node A, KiB", lambda s: f"{s['rss_kib']}")
@@ -700,6 +720,8 @@ def report(results, steady, runs, odd, elapsed):
     row("CPU node B (backup), % core", lambda s: f"{s['cpu_b']:.2f}")
     row("  A / B from sum_exec_runtime", lambda s: f"{s['run_a']:.3f} / {s['run_b']:.3f}")
     row("adverts/s from A seen at B", lambda s: f"{s['adverts_per_s']:.1f}")
+    row("  longest gap between them, ms", lambda s: f"{s['max_gap_ms']:.1f}")
+    row("  gaps over 15 ms", lambda s: f"{s['late_adverts']}")
     row("threads node A", lambda s: f"{s['threads_a']}")
     row("window, s", lambda s: f"{s['wall']:.1f}")
     for impl in IMPLS:
@@ -720,7 +742,7 @@ def report(results, steady, runs, odd, elapsed):
         v = "no data" if ok is None else ("met" if ok else "NOT met")
         print(f"  {name:52} {v:8} {detail}")
 
-    for label, ver, adv in SETTINGS:
+    for label, ver, adv in settings:
         md, sk = master_down(ver, adv) * 1000, skew(ver, adv) * 1000
         r = med[(label, "crash", "rcron", "signal")]
         k = med[(label, "crash", "keepalived", "signal")]
@@ -751,7 +773,7 @@ def report(results, steady, runs, odd, elapsed):
     print()
     if KEEP:
         print(f"configs and logs kept in {_tmp}")
-    print(f"elapsed: {elapsed:.0f} s")
+    print(f"elapsed: {elapsed:.0f} s, load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
