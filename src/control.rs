@@ -50,6 +50,8 @@ pub fn parse_request(line: &[u8]) -> Option<Request> {
 pub struct Client {
     pub stream: UnixStream,
     pub deadline: u64,
+    /// Accept order: the lowest is evicted first when the table is full.
+    pub seq: u64,
     buf: heapless::Vec<u8, MAX_REQUEST>,
 }
 
@@ -64,11 +66,13 @@ pub enum Progress {
 }
 
 impl Client {
-    pub fn new(stream: UnixStream, now: u64) -> Option<Client> {
+    pub fn new(stream: UnixStream, now: u64, seq: u64) -> Option<Client> {
         stream.set_nonblocking(true).ok()?;
+        let deadline = now + CLIENT_DEADLINE_MS;
         Some(Client {
             stream,
-            deadline: now + CLIENT_DEADLINE_MS,
+            deadline,
+            seq,
             buf: heapless::Vec::new(),
         })
     }

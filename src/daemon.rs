@@ -152,6 +152,8 @@ pub struct Worker {
     last_mismatch_log: Option<u64>,
     supervised: bool,
     pending: Vec<Pending>,
+    /// Control clients accepted so far (their order).
+    accepted: u64,
     master_since: Option<u64>,
     master_until: Option<u64>,
     last_master_tx: Option<u64>,
@@ -249,6 +251,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
         last_mismatch_log: None,
         supervised,
         pending: Vec::new(),
+        accepted: 0,
         master_since: None,
         master_until: None,
         last_master_tx: None,
@@ -857,14 +860,14 @@ impl Worker {
             };
             if self.clients.len() >= control::MAX_CLIENTS {
                 // Full: the client connected longest ago has had the most time to speak.
-                if let Some(oldest) =
-                    (0..self.clients.len()).min_by_key(|&i| self.clients[i].deadline)
-                {
+                let oldest = (0..self.clients.len()).min_by_key(|&i| self.clients[i].seq);
+                if let Some(oldest) = oldest {
                     self.c.clients_dropped += 1;
                     self.clients.swap_remove(oldest);
                 }
             }
-            if let Some(c) = Client::new(stream, now) {
+            self.accepted += 1;
+            if let Some(c) = Client::new(stream, now, self.accepted) {
                 self.clients.push(c);
             }
             // Read at once: a wrapper's question is usually already there.
