@@ -17,8 +17,8 @@ use crate::statefile::{self, Reading};
 use crate::sys::monotonic_ms;
 use crate::wire;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixListener;
@@ -173,20 +173,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
             return if config_error { 78 } else { 71 };
         }
     };
-    let mut mask = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGCHLD,
-    ] {
-        mask.add(s);
-    }
-    let sfd = match mask
-        .thread_block()
-        .and_then(|_| SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
-    {
+    let sfd = match crate::sys::daemon_signal_fd() {
         Ok(f) => f,
         Err(e) => {
             log::error!("signalfd: {e}");

@@ -13,8 +13,7 @@ use crate::config::Config;
 use crate::daemon::write_passive;
 use crate::sys::monotonic_ms;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal, kill};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -142,20 +141,7 @@ fn spawn_worker(conf_path: &Path, foreground: bool) -> std::io::Result<Child> {
 }
 
 fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
-    let mut mask = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGCHLD,
-    ] {
-        mask.add(s);
-    }
-    let sfd = match mask
-        .thread_block()
-        .and_then(|_| SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
-    {
+    let sfd = match crate::sys::daemon_signal_fd() {
         Ok(f) => f,
         Err(e) => {
             log::error!("signalfd: {e}");

@@ -160,3 +160,22 @@ pub fn new_session_in_child(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// Blocks TERM, INT, HUP, USR1 and CHLD and returns a non-blocking signalfd that reads them:
+/// the daemon's processes take signals in their poll loop, never in a handler.
+pub fn daemon_signal_fd() -> nix::Result<nix::sys::signalfd::SignalFd> {
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGCHLD,
+    ] {
+        mask.add(s);
+    }
+    mask.thread_block()?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+}

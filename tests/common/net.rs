@@ -235,3 +235,72 @@ impl Host {
 pub fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     super::wait_for(limit, || f())
 }
+
+// ---- helpers for tests/attack.rs (appended) ----
+
+impl Lab {
+    /// An rcron config for host `i` with an explicit unicast peer list (`peers` empty:
+    /// multicast mode, no `unicast_src_ip` / `unicast_peer` lines), plus `extra` lines.
+    pub fn rcron_conf_peers(&self, i: usize, peers: &[Ipv4Addr], extra: &str) -> PathBuf {
+        let h = &self.hosts[i];
+        let unicast = if peers.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
+            format!("unicast_src_ip {}\nunicast_peer {}\n", h.ip, list.join(" "))
+        };
+        let text = format!(
+            "cluster_name lab\ninterface vr0\n{unicast}{extra}\n\
+             state_file {d}/state\ncontrol_socket {d}/rcron.sock\npid_file {d}/rcrond.pid\n\
+             lock_dir {d}\n",
+            d = h.dir.display()
+        );
+        let p = h.dir.join("rcron.conf");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Host {
+    /// The worker of the supervisor `sup` (its first child), if any.
+    pub fn worker_of(sup: u32) -> Option<u32> {
+        sh_out(&format!("pgrep -P {sup}"))
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+    }
+
+    /// VmRSS of `pid` in KiB (None when the process is gone).
+    pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+    }
+
+    /// Packets the kernel dropped at this host's raw sockets (receive queue full): the sum
+    /// of the `drops` column of the namespace's /proc/net/raw.
+    pub fn raw_socket_drops(&self) -> u64 {
+        let o = self.run(&["cat", "/proc/net/raw"]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .last()
+                    .and_then(|d| d.parse::<u64>().ok())
+            })
+            .sum()
+    }
+
+    /// Every `key=value` line of `rcron --status` as a map.
+    pub fn status_map(&self) -> std::collections::BTreeMap<String, String> {
+        self.status()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
