@@ -131,16 +131,13 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
                 return Ok(v.to_os_string());
             }
             i += 1;
-            args.get(i)
-                .cloned()
-                .ok_or_else(|| UsageError(format!("{what} needs a value")))
+            args.get(i).cloned().ok_or_else(|| UsageError(format!("{what} needs a value")))
         };
         let flag = |inline: Option<&OsStr>, n: &[u8]| -> Result<(), UsageError> {
             match inline {
-                Some(_) => Err(UsageError(format!(
-                    "{} takes no value",
-                    String::from_utf8_lossy(n)
-                ))),
+                Some(_) => {
+                    Err(UsageError(format!("{} takes no value", String::from_utf8_lossy(n))))
+                }
                 None => Ok(()),
             }
         };
@@ -218,11 +215,7 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
         let extra = args[i].to_string_lossy();
         return Err(UsageError(format!("unexpected argument {extra:?}")));
     }
-    Ok(Cli {
-        conf,
-        verbose,
-        role,
-    })
+    Ok(Cli { conf, verbose, role })
 }
 
 /// `30s`, `5m`, `2h`, `1d`, `250ms`, or bare seconds.
@@ -281,25 +274,13 @@ mod tests {
         let Role::Wrapper(w) = c.role else { panic!() };
         assert!(w.lock);
         assert_eq!(w.timeout, Some(Duration::from_secs(300)));
-        let c = p(&[
-            "--conf=/b",
-            "--nice",
-            "-5",
-            "--no-wait",
-            "cmd",
-            "--conf",
-            "x",
-        ])
-        .unwrap();
+        let c = p(&["--conf=/b", "--nice", "-5", "--no-wait", "cmd", "--conf", "x"]).unwrap();
         assert_eq!(argv(&c), ["cmd", "--conf", "x"]);
     }
 
     #[test]
     fn roles() {
-        assert_eq!(
-            p(&["--daemon", "-f"]).unwrap().role,
-            Role::Daemon { foreground: true }
-        );
+        assert_eq!(p(&["--daemon", "-f"]).unwrap().role, Role::Daemon { foreground: true });
         assert_eq!(p(&["--status", "--conf", "x"]).unwrap().role, Role::Status);
         assert_eq!(p(&["--is-active"]).unwrap().role, Role::IsActive);
         let c = parse("rcrond", &[]).unwrap();

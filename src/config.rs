@@ -138,16 +138,10 @@ impl Config {
     pub fn daemon_errors(&self) -> Vec<ConfigError> {
         let mut errs = Vec::new();
         if self.interface.is_none() {
-            errs.push(ConfigError::new(
-                0,
-                "`interface` is required for the daemon",
-            ));
+            errs.push(ConfigError::new(0, "`interface` is required for the daemon"));
         }
         if self.virtual_router_id.is_none() {
-            errs.push(ConfigError::new(
-                0,
-                "`virtual_router_id` is required for the daemon",
-            ));
+            errs.push(ConfigError::new(0, "`virtual_router_id` is required for the daemon"));
         }
         errs
     }
@@ -162,10 +156,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(line: usize, msg: impl Into<String>) -> Self {
-        ConfigError {
-            line,
-            msg: msg.into(),
-        }
+        ConfigError { line, msg: msg.into() }
     }
 
     /// An error about the file as a whole (no line).
@@ -224,20 +215,12 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 
 /// Parses a whole file. Returns every error found, in line order.
 pub fn parse(input: &[u8]) -> Result<Config, Vec<ConfigError>> {
-    let mut p = Parser {
-        cfg: Config::default(),
-        errs: Vec::new(),
-        seen: [0; KEYS.len()],
-    };
+    let mut p = Parser { cfg: Config::default(), errs: Vec::new(), seen: [0; KEYS.len()] };
     for (idx, raw) in input.split(|&b| b == b'\n').enumerate() {
         p.line(idx + 1, raw);
     }
     p.cross_check();
-    if p.errs.is_empty() {
-        Ok(p.cfg)
-    } else {
-        Err(p.errs)
-    }
+    if p.errs.is_empty() { Ok(p.cfg) } else { Err(p.errs) }
 }
 
 /// Every key, whether it takes a list, and its index in `Parser::seen`.
@@ -287,9 +270,7 @@ fn tokenize(line: &str) -> Result<Option<(&str, Vec<&str>)>, String> {
     if s.is_empty() || s.starts_with('#') || s.starts_with(';') {
         return Ok(None);
     }
-    let key_end = s
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(s.len());
+    let key_end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len());
     if key_end == 0 {
         return Err(format!("expected a key, found {:?}", first_char(s)));
     }
@@ -303,10 +284,7 @@ fn tokenize(line: &str) -> Result<Option<(&str, Vec<&str>)>, String> {
             break;
         }
         if sep == 0 && values.is_empty() {
-            return Err(format!(
-                "unexpected {:?} after key `{key}`",
-                first_char(rest)
-            ));
+            return Err(format!("unexpected {:?} after key `{key}`", first_char(rest)));
         }
         let (value, after) = if let Some(q) = rest.strip_prefix(['"', '\'']) {
             let quote = rest.as_bytes()[0] as char;
@@ -347,10 +325,7 @@ impl Parser {
     fn line(&mut self, n: usize, raw: &[u8]) {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.len() > MAX_LINE {
-            return self.err(
-                n,
-                format!("line is {} bytes long (at most {MAX_LINE})", raw.len()),
-            );
+            return self.err(n, format!("line is {} bytes long (at most {MAX_LINE})", raw.len()));
         }
         let Ok(text) = std::str::from_utf8(raw) else {
             return self.err(n, "line is not valid UTF-8 text");
@@ -380,16 +355,10 @@ impl Parser {
         if !list {
             if self.seen[idx] != 0 {
                 let first = self.seen[idx];
-                return self.err(
-                    n,
-                    format!("duplicate key `{key}` (first set on line {first})"),
-                );
+                return self.err(n, format!("duplicate key `{key}` (first set on line {first})"));
             }
             if values.len() != 1 {
-                return self.err(
-                    n,
-                    format!("key `{key}` takes one value, found {}", values.len()),
-                );
+                return self.err(n, format!("key `{key}` takes one value, found {}", values.len()));
             }
         }
         if self.seen[idx] == 0 {
@@ -486,38 +455,25 @@ impl Parser {
     /// Rules that involve several keys; reported on the line of the later key.
     fn cross_check(&mut self) {
         let seen = self.seen;
-        let line_of = |k: &str| {
-            KEYS.iter()
-                .position(|(key, _)| *key == k)
-                .map(|i| seen[i])
-                .unwrap_or(0)
-        };
+        let line_of =
+            |k: &str| KEYS.iter().position(|(key, _)| *key == k).map(|i| seen[i]).unwrap_or(0);
         let v3 = self.cfg.vrrp_version == 3;
         let adv_line = line_of("advert_int");
         if !v3 && self.cfg.advert_int_cs % 100 != 0 {
             let l = adv_line;
-            self.err(
-                l,
-                "advert_int: VRRPv2 needs whole seconds (fractions need vrrp_version 3)",
-            );
+            self.err(l, "advert_int: VRRPv2 needs whole seconds (fractions need vrrp_version 3)");
         }
         if !v3 && self.cfg.advert_int_cs > 25500 {
             self.err(adv_line, "advert_int: VRRPv2 allows at most 255 seconds");
         }
         if v3 && self.cfg.auth_pass.is_some() {
             let l = line_of("auth_pass");
-            self.err(
-                l,
-                "auth_pass: VRRPv3 has no authentication; remove it or use vrrp_version 2",
-            );
+            self.err(l, "auth_pass: VRRPv3 has no authentication; remove it or use vrrp_version 2");
         }
         if let Some(src) = self.cfg.unicast_src_ip {
             if self.cfg.unicast_peers.contains(&src) {
                 let l = line_of("unicast_peer");
-                self.err(
-                    l,
-                    format!("unicast_peer: {src} is this node's own unicast_src_ip"),
-                );
+                self.err(l, format!("unicast_peer: {src} is this node's own unicast_src_ip"));
             }
         }
     }
@@ -540,11 +496,7 @@ impl<const N: usize> ListPush for heapless::Vec<Ipv4Addr, N> {
 }
 
 fn nonempty(v: &str) -> Result<&str, String> {
-    if v.is_empty() {
-        Err("empty value".into())
-    } else {
-        Ok(v)
-    }
+    if v.is_empty() { Err("empty value".into()) } else { Ok(v) }
 }
 
 fn path(v: &str) -> Result<PathBuf, String> {
@@ -582,10 +534,7 @@ pub fn parse_facility(v: &str) -> Result<u8, String> {
         "CRON" => 9,
         "AUTHPRIV" => 10,
         "FTP" => 11,
-        _ => match name
-            .strip_prefix("LOCAL")
-            .and_then(|d| d.parse::<u8>().ok())
-        {
+        _ => match name.strip_prefix("LOCAL").and_then(|d| d.parse::<u8>().ok()) {
             Some(d) if d <= 7 && name.len() == 6 => 16 + d,
             _ => return Err(format!("unknown syslog facility {v:?}")),
         },
@@ -611,9 +560,7 @@ pub fn parse_level(v: &str) -> Result<u8, String> {
 }
 
 fn int_in(v: &str, min: i64, max: i64) -> Result<i64, String> {
-    let x: i64 = v
-        .parse()
-        .map_err(|_| format!("expected an integer, found {v:?}"))?;
+    let x: i64 = v.parse().map_err(|_| format!("expected an integer, found {v:?}"))?;
     if x < min || x > max {
         return Err(format!("{x} is out of range {min}..{max}"));
     }
@@ -635,26 +582,14 @@ pub fn parse_centis(v: &str, min: u32, max: u32) -> Result<u32, String> {
     if frac.len() > 2 {
         return Err(format!("{v:?} is finer than 0.01 s"));
     }
-    let whole: u32 = if int.is_empty() {
-        0
-    } else {
-        int.parse().map_err(|_| bad())?
-    };
-    let mut cs: u32 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().map_err(|_| bad())?
-    };
+    let whole: u32 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+    let mut cs: u32 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
     if frac.len() == 1 {
         cs *= 10;
     }
     let total = whole * 100 + cs;
     if total < min || total > max {
-        return Err(format!(
-            "{v} s is out of range {}..{} s",
-            Centis(min),
-            Centis(max)
-        ));
+        return Err(format!("{v} s is out of range {}..{} s", Centis(min), Centis(max)));
     }
     Ok(total)
 }
@@ -684,9 +619,7 @@ fn parse_ifname(v: &str) -> Result<String, String> {
 }
 
 fn parse_ip(v: &str) -> Result<Ipv4Addr, String> {
-    let ip: Ipv4Addr = v
-        .parse()
-        .map_err(|_| format!("{v:?} is not an IPv4 address"))?;
+    let ip: Ipv4Addr = v.parse().map_err(|_| format!("{v:?} is not an IPv4 address"))?;
     if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
         return Err(format!("{ip} cannot be a node address"));
     }
@@ -763,15 +696,7 @@ mod tests {
     fn original_syntax_parses_to_the_same_meaning() {
         let table: &[(&str, &str, &str, State, u8, u8, i32)] = &[
             // (config, cluster, state_file, default_state, facility, level, nice)
-            (
-                "",
-                "default_cluster",
-                "/var/run/rcron/state",
-                State::Passive,
-                9 << 3,
-                6,
-                19,
-            ),
+            ("", "default_cluster", "/var/run/rcron/state", State::Passive, 9 << 3, 6, 19),
             (
                 "cluster_name = web\nstate_file = /tmp/st\ndefault_state = active\n\
                  syslog_facility = LOG_DAEMON\nsyslog_level = LOG_NOTICE\nnice_level = 5\n",
@@ -810,15 +735,7 @@ mod tests {
                 -20,
             ),
             // A bare value keeps `#` and `=` that are not at a token start, as the original did.
-            (
-                "cluster_name a#b=c\n",
-                "a#b=c",
-                "/var/run/rcron/state",
-                State::Passive,
-                72,
-                6,
-                19,
-            ),
+            ("cluster_name a#b=c\n", "a#b=c", "/var/run/rcron/state", State::Passive, 72, 6, 19),
         ];
         for (src, cluster, state, def, fac, lvl, nice) in table {
             let c = ok(src);
@@ -833,10 +750,8 @@ mod tests {
 
     #[test]
     fn additions_kv_without_blank_trailing_comments_crlf_and_lower_case_names() {
-        let c = ok(
-            "cluster_name=web # the web pair\r\nsyslog_facility=cron\r\n\
-                    syslog_level = warning ; quiet\r\n   # indented comment\r\n",
-        );
+        let c = ok("cluster_name=web # the web pair\r\nsyslog_facility=cron\r\n\
+                    syslog_level = warning ; quiet\r\n   # indented comment\r\n");
         assert_eq!(c.cluster_name, "web");
         assert_eq!(c.syslog_facility, 9 << 3);
         assert_eq!(c.syslog_level, 4);
@@ -844,14 +759,12 @@ mod tests {
 
     #[test]
     fn daemon_keys_parse() {
-        let c = ok(
-            "interface eth0\nvirtual_router_id 51\npriority 150\nvrrp_version 3\n\
+        let c = ok("interface eth0\nvirtual_router_id 51\npriority 150\nvrrp_version 3\n\
                     advert_int 0.05\nunicast_src_ip 192.0.2.1\nunicast_peer 192.0.2.2 192.0.2.3\n\
                     unicast_peer 192.0.2.4\nvirtual_ipaddress 192.0.2.100/24\npreempt no\n\
                     preempt_delay 2.5\ntrack_interface eth1 eth2\ntrack_script \"/bin/check x\"\n\
                     track_interval 3\ntrack_fall 2\ntrack_rise 4\nnotify_active /bin/a\n\
-                    v3_checksum frr\n",
-        );
+                    v3_checksum frr\n");
         assert_eq!(c.interface.as_deref(), Some("eth0"));
         assert_eq!(c.virtual_router_id, Some(51));
         assert_eq!(c.priority, 150);
@@ -860,18 +773,12 @@ mod tests {
         assert_eq!(c.unicast_src_ip, Some(Ipv4Addr::new(192, 0, 2, 1)));
         let peers: Vec<_> = c.unicast_peers.iter().map(|p| p.octets()[3]).collect();
         assert_eq!(peers, [2, 3, 4]);
-        assert_eq!(
-            c.virtual_ipaddress.as_slice(),
-            &[Ipv4Addr::new(192, 0, 2, 100)]
-        );
+        assert_eq!(c.virtual_ipaddress.as_slice(), &[Ipv4Addr::new(192, 0, 2, 100)]);
         assert!(!c.preempt);
         assert_eq!(c.preempt_delay_cs, 250);
         assert_eq!(c.track_interface.len(), 2);
         assert_eq!(c.track_script.as_deref(), Some("/bin/check x"));
-        assert_eq!(
-            (c.track_interval_cs, c.track_fall, c.track_rise),
-            (300, 2, 4)
-        );
+        assert_eq!((c.track_interval_cs, c.track_fall, c.track_rise), (300, 2, 4));
         assert_eq!(c.notify_active.as_deref(), Some("/bin/a"));
         assert_eq!(c.v3_checksum, V3Checksum::PseudoMulticast);
         assert!(c.expects_daemon());
@@ -891,11 +798,7 @@ mod tests {
             ("bogus_key 1\n", &[1], "unknown key `bogus_key`"),
             ("\n\nnice_level 20\n", &[3], "out of range"),
             ("nice_level abc\n", &[1], "expected an integer"),
-            (
-                "default_state inactive\n",
-                &[1],
-                "expected `active` or `passive`",
-            ),
+            ("default_state inactive\n", &[1], "expected `active` or `passive`"),
             (
                 "cluster_name a\ncluster_name b\n",
                 &[2],
@@ -904,56 +807,32 @@ mod tests {
             ("cluster_name\n", &[1], "has no value"),
             ("cluster_name \"abc\n", &[1], "unterminated"),
             ("cluster_name a b\n", &[1], "takes one value"),
-            (
-                "syslog_facility LOG_BOGUS\n",
-                &[1],
-                "unknown syslog facility",
-            ),
+            ("syslog_facility LOG_BOGUS\n", &[1], "unknown syslog facility"),
             ("syslog_level LOG_LOUD\n", &[1], "unknown syslog level"),
             ("= value\n", &[1], "expected a key"),
             ("priority 0\n", &[1], "out of range"),
             ("virtual_router_id 256\n", &[1], "out of range"),
             ("advert_int 0.5\n", &[1], "whole seconds"),
-            (
-                "vrrp_version 3\nadvert_int 0.001\n",
-                &[2],
-                "finer than 0.01",
-            ),
+            ("vrrp_version 3\nadvert_int 0.001\n", &[2], "finer than 0.01"),
             ("vrrp_version 3\nauth_pass x\n", &[2], "no authentication"),
             ("auth_pass 123456789\n", &[1], "1..8 bytes"),
             ("unicast_peer 192.0.2.300\n", &[1], "not an IPv4 address"),
             ("unicast_peer 192.0.2.2 192.0.2.2\n", &[1], "listed twice"),
-            (
-                "unicast_src_ip 192.0.2.1\nunicast_peer 192.0.2.1\n",
-                &[2],
-                "own unicast_src_ip",
-            ),
-            (
-                "vrrp_unicast_bind 192.0.2.1\n",
-                &[1],
-                "the key is `unicast_src_ip`",
-            ),
+            ("unicast_src_ip 192.0.2.1\nunicast_peer 192.0.2.1\n", &[2], "own unicast_src_ip"),
+            ("vrrp_unicast_bind 192.0.2.1\n", &[1], "the key is `unicast_src_ip`"),
             ("interface averyveryverylongname\n", &[1], "1..15 bytes"),
             ("preempt maybe\n", &[1], "expected yes or no"),
             ("cluster_name a\"b\n", &[1], "unexpected quote"),
             ("cluster_name 'a'b\n", &[1], "expected whitespace"),
             ("cluster_name x\0y\n", &[1], "control character"),
             // Every error at once, not only the first.
-            (
-                "nice_level 99\nok_not 1\n\npriority 300\n",
-                &[1, 2, 4],
-                "out of range",
-            ),
+            ("nice_level 99\nok_not 1\n\npriority 300\n", &[1, 2, 4], "out of range"),
         ];
         for (src, lines, needle) in table {
             let e = errs(src);
             let got: Vec<usize> = e.iter().map(|(l, _)| *l).collect();
             assert_eq!(&got, lines, "{src:?}: {e:?}");
-            assert!(
-                e[0].1.contains(needle),
-                "{src:?}: {:?} lacks {needle:?}",
-                e[0].1
-            );
+            assert!(e[0].1.contains(needle), "{src:?}: {:?} lacks {needle:?}", e[0].1);
         }
     }
 
@@ -990,11 +869,7 @@ mod tests {
         assert!(e[0].1.contains("more than 8"), "{e:?}");
         let c = ok("control_group 0\n");
         assert_eq!(c.control_group, Some(0));
-        assert!(
-            errs("control_group no-such-group-here\n")[0]
-                .1
-                .contains("no group")
-        );
+        assert!(errs("control_group no-such-group-here\n")[0].1.contains("no group"));
     }
 
     #[test]

@@ -39,9 +39,7 @@ pub fn parse_request(line: &[u8]) -> Option<Request> {
             if cut.is_empty() || cut.len() > 19 || !cut.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            Some(Request::Handoff {
-                cut_ms: cut.parse().ok()?,
-            })
+            Some(Request::Handoff { cut_ms: cut.parse().ok()? })
         }
     }
 }
@@ -69,12 +67,7 @@ impl Client {
     pub fn new(stream: UnixStream, now: u64, seq: u64) -> Option<Client> {
         stream.set_nonblocking(true).ok()?;
         let deadline = now + CLIENT_DEADLINE_MS;
-        Some(Client {
-            stream,
-            deadline,
-            seq,
-            buf: heapless::Vec::new(),
-        })
+        Some(Client { stream, deadline, seq, buf: heapless::Vec::new() })
     }
 
     /// Reads what is available.
@@ -172,9 +165,7 @@ pub fn query(path: &Path, request: &str, timeout: Duration) -> std::io::Result<S
 
 /// The value of `key` in a `key=value` answer.
 pub fn field<'a>(answer: &'a str, key: &str) -> Option<&'a str> {
-    answer
-        .lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    answer.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
 #[cfg(test)]
@@ -186,10 +177,7 @@ mod tests {
         assert_eq!(parse_request(b"status"), Some(Request::Status));
         assert_eq!(parse_request(b" state \r"), Some(Request::State));
         assert_eq!(parse_request(b"stat"), None);
-        assert_eq!(
-            parse_request(b"handoff 12345"),
-            Some(Request::Handoff { cut_ms: 12345 })
-        );
+        assert_eq!(parse_request(b"handoff 12345"), Some(Request::Handoff { cut_ms: 12345 }));
         assert_eq!(parse_request(b"handoff -1"), None);
         assert_eq!(parse_request(b"handoff 99999999999999999999999"), None);
         assert_eq!(parse_request(b"handoff "), None);

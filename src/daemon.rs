@@ -74,13 +74,7 @@ impl Setup {
             preempt_delay_ms: cfg.preempt_delay_cs as u64 * 10,
             own_ip,
         };
-        Ok(Setup {
-            cfg,
-            ifname,
-            vrid,
-            own_ip,
-            params,
-        })
+        Ok(Setup { cfg, ifname, vrid, own_ip, params })
     }
 
     /// The supervisor's hang limit over four: a beat is never late by accident.
@@ -107,11 +101,7 @@ impl Setup {
     }
 
     fn open_socket(&self) -> std::io::Result<VrrpSocket> {
-        let bind = if self.cfg.unicast_peers.is_empty() {
-            None
-        } else {
-            Some(self.own_ip)
-        };
+        let bind = if self.cfg.unicast_peers.is_empty() { None } else { Some(self.own_ip) };
         VrrpSocket::open(&self.ifname, bind, self.own_ip)
     }
 
@@ -258,11 +248,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
         if w.s.cfg.unicast_peers.is_empty() {
             "multicast".to_string()
         } else {
-            format!(
-                "unicast src={} peers={}",
-                w.s.own_ip,
-                join(&w.s.cfg.unicast_peers)
-            )
+            format!("unicast src={} peers={}", w.s.own_ip, join(&w.s.cfg.unicast_peers))
         }
     );
     w.write_state(now, true);
@@ -292,18 +278,13 @@ pub fn hook_errors(cfg: &Config) -> Vec<String> {
         .into_iter()
         .filter_map(|(key, cmd)| {
             let cmd = cmd.as_ref()?;
-            crate::hooks::check_secure(cmd)
-                .err()
-                .map(|e| format!("{key}: {e}"))
+            crate::hooks::check_secure(cmd).err().map(|e| format!("{key}: {e}"))
         })
         .collect()
 }
 
 fn join(list: &[Ipv4Addr]) -> String {
-    list.iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+    list.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
 }
 
 fn wall_secs() -> u64 {
@@ -349,11 +330,7 @@ impl Worker {
             let polled = poll(&mut fds, to).is_ok();
             // Only what poll reported ready is read: a wake-up costs no idle system calls.
             let ready = |i: usize| {
-                !polled
-                    || fds
-                        .get(i)
-                        .and_then(|f| f.revents())
-                        .is_some_and(|r| !r.is_empty())
+                !polled || fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty())
             };
             let (packets, listener, signals) = (ready(0), ready(1), ready(2));
             let supervisor_gone = self.supervised && polled && ready(3);
@@ -482,9 +459,7 @@ impl Worker {
                 self.last_master_tx,
                 self.last_proof_rx
             );
-            p.client.answer(&format!(
-                "decision={word}\nreason={reason}\nstate={state}\n"
-            ));
+            p.client.answer(&format!("decision={word}\nreason={reason}\nstate={state}\n"));
         }
     }
 
@@ -500,10 +475,7 @@ impl Worker {
         }
         if let Some(tr) = &mut self.tracker {
             if let Some(f) = tr.poll(now) {
-                log::info!(
-                    "track_script {}",
-                    if f { "failing: fault" } else { "ok again" }
-                );
+                log::info!("track_script {}", if f { "failing: fault" } else { "ok again" });
                 self.update_fault(now);
             }
         }
@@ -555,10 +527,7 @@ impl Worker {
                     }
                     if a.addr_mismatch {
                         self.c.addr_mismatch += 1;
-                        if self
-                            .last_mismatch_log
-                            .is_none_or(|t| now.saturating_sub(t) > 60_000)
-                        {
+                        if self.last_mismatch_log.is_none_or(|t| now.saturating_sub(t) > 60_000) {
                             self.last_mismatch_log = Some(now);
                             log::warn!(
                                 "advert from {} carries other virtual addresses than ours: a \
@@ -567,9 +536,7 @@ impl Worker {
                             );
                         }
                     }
-                    let acts = self
-                        .election
-                        .on_advert(now, a.src, a.priority, a.interval_ms);
+                    let acts = self.election.on_advert(now, a.src, a.priority, a.interval_ms);
                     self.act(now, &acts);
                 }
                 Err(d) => self.c.drops.count(d),
@@ -677,9 +644,7 @@ impl Worker {
                         let recent =
                             2 * self.election.master_adver_ms().max(self.s.params.advert_ms);
                         self.preempted = reason == crate::election::Reason::MasterDown
-                            && self
-                                .last_proof_rx
-                                .is_some_and(|t| now.saturating_sub(t) <= recent);
+                            && self.last_proof_rx.is_some_and(|t| now.saturating_sub(t) <= recent);
                     } else if from == Role::Master && to != Role::Master {
                         self.master_until = Some(now);
                     }
@@ -723,20 +688,13 @@ impl Worker {
             vrid: self.s.vrid,
             priority,
             interval_cs: cfg.advert_int_cs,
-            auth: if cfg.vrrp_version == 2 {
-                cfg.auth_pass
-            } else {
-                None
-            },
+            auth: if cfg.vrrp_version == 2 { cfg.auth_pass } else { None },
             addrs: &cfg.virtual_ipaddress,
         };
         let mut buf = [0u8; wire::MAX_MSG];
         let single = [wire::MCAST_GROUP];
-        let dsts: &[Ipv4Addr] = if cfg.unicast_peers.is_empty() {
-            &single
-        } else {
-            &cfg.unicast_peers
-        };
+        let dsts: &[Ipv4Addr] =
+            if cfg.unicast_peers.is_empty() { &single } else { &cfg.unicast_peers };
         for &dst in dsts {
             match wire::emit(&spec, self.s.own_ip, dst, cfg.v3_checksum, &mut buf) {
                 Ok(n) => match self.sock.send(&buf[..n], dst) {
@@ -815,11 +773,7 @@ impl Worker {
         let _ = writeln!(s, "advert_int_ms={}", self.s.params.advert_ms);
         let _ = writeln!(s, "master_adver_int_ms={}", e.master_adver_ms());
         let _ = writeln!(s, "master_down_ms={}", e.master_down_ms());
-        let mode = if self.s.cfg.unicast_peers.is_empty() {
-            "multicast"
-        } else {
-            "unicast"
-        };
+        let mode = if self.s.cfg.unicast_peers.is_empty() { "multicast" } else { "unicast" };
         let _ = writeln!(s, "mode={mode}");
         let _ = writeln!(s, "peers={}", join(&self.s.cfg.unicast_peers));
         let fault = self.link_fault || self.tracker.as_ref().is_some_and(|t| t.fault);
@@ -892,15 +846,8 @@ impl Worker {
                 // From when the question arrived (later than the cut if this process was
                 // frozen or starved): a full election may still be needed.
                 let wait = self.election.master_down_ms() + self.confirm_ms() + HANDOFF_MARGIN_MS;
-                let deadline = cut_ms
-                    .max(now)
-                    .saturating_add(wait)
-                    .min(now + MAX_HANDOFF_WAIT_MS);
-                self.pending.push(Pending {
-                    client: c,
-                    cut: cut_ms,
-                    deadline,
-                });
+                let deadline = cut_ms.max(now).saturating_add(wait).min(now + MAX_HANDOFF_WAIT_MS);
+                self.pending.push(Pending { client: c, cut: cut_ms, deadline });
                 return;
             }
             Some(Request::Status) => self.status_text(now),
@@ -926,11 +873,7 @@ impl Worker {
 
 /// The passive state a supervisor writes when its worker is gone.
 pub fn write_passive(cfg: &Config) {
-    let r = Reading {
-        state: Some(State::Passive),
-        since: Some(wall_secs()),
-        ..Reading::default()
-    };
+    let r = Reading { state: Some(State::Passive), since: Some(wall_secs()), ..Reading::default() };
     if let Some(dir) = cfg.state_file.parent() {
         let _ = std::fs::create_dir_all(dir);
     }

@@ -80,7 +80,9 @@ impl Reason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Send an advert now with this priority (0: resigning).
-    Send { priority: u8 },
+    Send {
+        priority: u8,
+    },
     Transition {
         from: Role,
         to: Role,
@@ -142,11 +144,7 @@ impl Election {
     /// Skew_Time: v2 (256 - prio) / 256 s; v3 (256 - prio) * Master_Adver_Interval / 256.
     pub fn skew_ms(&self) -> u64 {
         let k = 256 - self.p.priority as u64;
-        if self.p.version == 2 {
-            k * 1000 / 256
-        } else {
-            k * self.master_adver_ms / 256
-        }
+        if self.p.version == 2 { k * 1000 / 256 } else { k * self.master_adver_ms / 256 }
     }
 
     /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
@@ -360,12 +358,7 @@ impl Election {
     }
 
     fn send(&mut self, now: u64, a: &mut Actions) {
-        push(
-            a,
-            Action::Send {
-                priority: self.p.priority,
-            },
-        );
+        push(a, Action::Send { priority: self.p.priority });
         self.adver_at = Some(now + self.p.advert_ms);
     }
 
@@ -397,14 +390,7 @@ mod tests {
     const HIGH: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
 
     fn params(version: u8, priority: u8, advert_ms: u64) -> Params {
-        Params {
-            version,
-            priority,
-            advert_ms,
-            preempt: true,
-            preempt_delay_ms: 0,
-            own_ip: ME,
-        }
+        Params { version, priority, advert_ms, preempt: true, preempt_delay_ms: 0, own_ip: ME }
     }
 
     fn sends(a: &Actions) -> Vec<u8> {
@@ -480,10 +466,7 @@ mod tests {
         }
         assert_eq!(e.master(), Some((HIGH, 150)));
         assert_eq!(e.last_rx(), Some(6000));
-        assert!(
-            e.on_advert(7000, LOW, 100, 1000).is_empty(),
-            "equal priority also resets"
-        );
+        assert!(e.on_advert(7000, LOW, 100, 1000).is_empty(), "equal priority also resets");
         assert_eq!(e.poll_at(), Some(10609));
     }
 
@@ -492,23 +475,13 @@ mod tests {
         let mut e = Election::new(params(2, 100, 1000));
         e.start(0);
         e.on_advert(1000, LOW, 50, 1000);
-        assert_eq!(
-            e.poll_at(),
-            Some(3609),
-            "lower priority advert is discarded"
-        );
-        assert_eq!(
-            transitions(&e.poll(3609)),
-            [(Role::Master, Reason::MasterDown)]
-        );
+        assert_eq!(e.poll_at(), Some(3609), "lower priority advert is discarded");
+        assert_eq!(transitions(&e.poll(3609)), [(Role::Master, Reason::MasterDown)]);
     }
 
     #[test]
     fn backup_without_preempt_accepts_a_lower_priority_master() {
-        let mut e = Election::new(Params {
-            preempt: false,
-            ..params(2, 100, 1000)
-        });
+        let mut e = Election::new(Params { preempt: false, ..params(2, 100, 1000) });
         e.start(0);
         for t in (1000..20000).step_by(1000) {
             e.on_advert(t, LOW, 50, 1000);
@@ -519,10 +492,7 @@ mod tests {
 
     #[test]
     fn preempt_delay_holds_a_lower_priority_master_in_place_for_the_delay() {
-        let mut e = Election::new(Params {
-            preempt_delay_ms: 5000,
-            ..params(2, 100, 1000)
-        });
+        let mut e = Election::new(Params { preempt_delay_ms: 5000, ..params(2, 100, 1000) });
         e.start(0);
         for t in (1000..=6000).step_by(1000) {
             e.on_advert(t, LOW, 50, 1000);
@@ -531,10 +501,7 @@ mod tests {
         // Advert at 6000 is past the 5 s delay (first seen at 1000): discarded, so the
         // timer set at 5000 runs out at 8609.
         assert_eq!(e.poll_at(), Some(5000 + 3609));
-        assert_eq!(
-            transitions(&e.poll(8609)),
-            [(Role::Master, Reason::MasterDown)]
-        );
+        assert_eq!(transitions(&e.poll(8609)), [(Role::Master, Reason::MasterDown)]);
     }
 
     #[test]
@@ -621,10 +588,7 @@ mod tests {
         assert_eq!(sends(&a), [0]);
         assert_eq!(transitions(&a), [(Role::Fault, Reason::Fault)]);
         assert_eq!(e.poll_at(), None);
-        assert!(
-            e.on_advert(4100, LOW, 50, 1000).is_empty(),
-            "adverts ignored in fault"
-        );
+        assert!(e.on_advert(4100, LOW, 50, 1000).is_empty(), "adverts ignored in fault");
         let a = e.set_fault(5000, false);
         assert_eq!(transitions(&a), [(Role::Backup, Reason::FaultCleared)]);
         assert_eq!(e.poll_at(), Some(8609));
@@ -656,17 +620,10 @@ mod tests {
         assert!(sends(&a).is_empty(), "no advert as master after a freeze");
         // A peer took over meanwhile: its advert keeps us backup.
         e.on_advert(2550, HIGH, 150, 100);
-        assert_eq!(
-            e.role(),
-            Role::Backup,
-            "lower priority with preempt: discarded"
-        );
+        assert_eq!(e.role(), Role::Backup, "lower priority with preempt: discarded");
         // Nobody else: we take over again after a full Master_Down_Interval.
         let down = e.master_down_ms();
-        assert_eq!(
-            transitions(&e.poll(2500 + down)),
-            [(Role::Master, Reason::MasterDown)]
-        );
+        assert_eq!(transitions(&e.poll(2500 + down)), [(Role::Master, Reason::MasterDown)]);
     }
 
     #[test]

@@ -61,12 +61,9 @@ pub const TRANSIT_MS: u64 = 5;
 
 pub fn decide(v: &View, cut: u64, deadline: u64) -> Decision {
     let grace = v.confirm_ms;
-    let superseded = v
-        .last_superior_rx
-        .is_some_and(|t| t >= cut && t <= cut + grace + TRANSIT_MS);
+    let superseded = v.last_superior_rx.is_some_and(|t| t >= cut && t <= cut + grace + TRANSIT_MS);
     let master_at_cut = !superseded
-        && v.master_since
-            .is_some_and(|s| s <= cut || (v.preempted && s <= cut + grace))
+        && v.master_since.is_some_and(|s| s <= cut || (v.preempted && s <= cut + grace))
         && (v.is_master || v.master_until.is_some_and(|u| u > cut));
     let sent_after_cut = v.last_master_tx.is_some_and(|t| t >= cut);
     let proof = v.last_proof_rx.is_some_and(|t| t >= cut);
@@ -113,81 +110,41 @@ mod tests {
     }
 
     fn backup() -> View {
-        View {
-            now: CUT + 5,
-            confirm_ms: 100,
-            ..View::default()
-        }
+        View { now: CUT + 5, confirm_ms: 100, ..View::default() }
     }
 
     #[test]
     fn master_at_the_cut_runs_once_its_advert_after_the_cut_is_out() {
         let v = master(5_000);
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::SendAdvertFirst);
-        let v = View {
-            last_master_tx: Some(CUT + 5),
-            ..v
-        };
+        let v = View { last_master_tx: Some(CUT + 5), ..v };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("master_at_cut"));
         // An advert sent before the cut proves nothing to the backups.
-        let v = View {
-            last_master_tx: Some(CUT - 1),
-            ..v
-        };
+        let v = View { last_master_tx: Some(CUT - 1), ..v };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::SendAdvertFirst);
     }
 
     #[test]
     fn a_backup_with_an_advert_after_the_cut_skips() {
-        let v = View {
-            last_proof_rx: Some(CUT),
-            ..backup()
-        };
-        assert_eq!(
-            decide(&v, CUT, DEADLINE),
-            Decision::Skip("master_alive_after_cut")
-        );
-        let v = View {
-            last_proof_rx: Some(CUT - 1),
-            ..backup()
-        };
-        assert_eq!(
-            decide(&v, CUT, DEADLINE),
-            Decision::Wait,
-            "an advert before the cut"
-        );
+        let v = View { last_proof_rx: Some(CUT), ..backup() };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
+        let v = View { last_proof_rx: Some(CUT - 1), ..backup() };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Wait, "an advert before the cut");
     }
 
     #[test]
     fn a_backup_without_proof_waits_then_runs_if_it_takes_over() {
         assert_eq!(decide(&backup(), CUT, DEADLINE), Decision::Wait);
-        let v = View {
-            now: CUT + 400,
-            ..master(CUT + 360)
-        };
-        assert_eq!(
-            decide(&v, CUT, DEADLINE),
-            Decision::Wait,
-            "holding for confirm_ms"
-        );
-        let v = View {
-            now: CUT + 460,
-            ..master(CUT + 360)
-        };
+        let v = View { now: CUT + 400, ..master(CUT + 360) };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Wait, "holding for confirm_ms");
+        let v = View { now: CUT + 460, ..master(CUT + 360) };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("took_over"));
     }
 
     #[test]
     fn a_new_master_that_had_proof_of_the_old_one_skips() {
-        let v = View {
-            last_proof_rx: Some(CUT + 50),
-            now: CUT + 900,
-            ..master(CUT + 400)
-        };
-        assert_eq!(
-            decide(&v, CUT, DEADLINE),
-            Decision::Skip("master_alive_after_cut")
-        );
+        let v = View { last_proof_rx: Some(CUT + 50), now: CUT + 900, ..master(CUT + 400) };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
     }
 
     #[test]
@@ -202,14 +159,8 @@ mod tests {
         };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("master_at_cut"));
         // Preempted before it sent anything after the cut: the new master covers the slot.
-        let v = View {
-            last_master_tx: Some(CUT - 20),
-            ..v
-        };
-        assert_eq!(
-            decide(&v, CUT, DEADLINE),
-            Decision::Skip("master_alive_after_cut")
-        );
+        let v = View { last_master_tx: Some(CUT - 20), ..v };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
     }
 
     #[test]
@@ -221,35 +172,18 @@ mod tests {
             last_proof_rx: Some(CUT + 30),
             ..backup()
         };
-        assert_eq!(
-            decide(&v, CUT, DEADLINE),
-            Decision::Skip("master_alive_after_cut")
-        );
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
     }
 
     #[test]
     fn preemption_straddling_the_cut_lets_the_higher_priority_node_run() {
         // The new (higher) master became master just after the cut, within the grace.
-        let new = View {
-            last_proof_rx: Some(CUT + 20),
-            now: CUT + 60,
-            ..master(CUT + 50)
-        };
-        let new = View {
-            last_master_tx: Some(CUT + 50),
-            preempted: true,
-            ..new
-        };
+        let new = View { last_proof_rx: Some(CUT + 20), now: CUT + 60, ..master(CUT + 50) };
+        let new = View { last_master_tx: Some(CUT + 50), preempted: true, ..new };
         assert_eq!(decide(&new, CUT, DEADLINE), Decision::Run("master_at_cut"));
         // After a resignation or a crash the grace does not apply: the old master covered it.
-        let after_resign = View {
-            preempted: false,
-            ..new
-        };
-        assert_eq!(
-            decide(&after_resign, CUT, DEADLINE),
-            Decision::Skip("master_alive_after_cut")
-        );
+        let after_resign = View { preempted: false, ..new };
+        assert_eq!(decide(&after_resign, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
         // The old master heard it within the grace: it steps aside for this slot.
         let old = View {
             is_master: false,
@@ -260,37 +194,17 @@ mod tests {
             last_superior_rx: Some(CUT + 51),
             ..backup()
         };
-        assert_eq!(
-            decide(&old, CUT, DEADLINE),
-            Decision::Skip("master_alive_after_cut")
-        );
+        assert_eq!(decide(&old, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
         // A takeover long after the cut: the old master was the master at the cut.
-        let old = View {
-            master_until: Some(CUT + 500),
-            last_superior_rx: Some(CUT + 500),
-            ..old
-        };
+        let old = View { master_until: Some(CUT + 500), last_superior_rx: Some(CUT + 500), ..old };
         assert_eq!(decide(&old, CUT, DEADLINE), Decision::Run("master_at_cut"));
-        let late = View {
-            last_proof_rx: Some(CUT + 20),
-            now: CUT + 600,
-            ..master(CUT + 499)
-        };
-        assert_eq!(
-            decide(&late, CUT, DEADLINE),
-            Decision::Skip("master_alive_after_cut")
-        );
+        let late = View { last_proof_rx: Some(CUT + 20), now: CUT + 600, ..master(CUT + 499) };
+        assert_eq!(decide(&late, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
     }
 
     #[test]
     fn no_proof_and_no_takeover_by_the_deadline_skips() {
-        let v = View {
-            now: DEADLINE,
-            ..backup()
-        };
-        assert_eq!(
-            decide(&v, CUT, DEADLINE),
-            Decision::Skip("no_master_in_time")
-        );
+        let v = View { now: DEADLINE, ..backup() };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("no_master_in_time"));
     }
 }

@@ -80,11 +80,7 @@ pub fn check_secure(cmd: &str) -> Result<(), String> {
         let mode = m.mode();
         let sticky_dir = !first && mode & 0o1000 != 0;
         if m.uid() != 0 && m.uid() != me {
-            return Err(format!(
-                "{} belongs to uid {}: refused (not root)",
-                p.display(),
-                m.uid()
-            ));
+            return Err(format!("{} belongs to uid {}: refused (not root)", p.display(), m.uid()));
         }
         if mode & 0o022 != 0 && !sticky_dir {
             return Err(format!(
@@ -173,11 +169,7 @@ impl Notifier {
             match spawn(&cmd, &env) {
                 Ok(child) => {
                     let what = format!("notify hook {cmd:?}");
-                    self.running = Some(Running {
-                        child,
-                        started: now,
-                        what,
-                    });
+                    self.running = Some(Running { child, started: now, what });
                 }
                 Err(e) => log::error!("notify hook: {e}"),
             }
@@ -237,11 +229,7 @@ impl Tracker {
             match spawn(&self.cmd, &[]) {
                 Ok(child) => {
                     let what = format!("track_script {:?}", self.cmd);
-                    self.running = Some(Running {
-                        child,
-                        started: now,
-                        what,
-                    });
+                    self.running = Some(Running { child, started: now, what });
                 }
                 Err(e) => {
                     log::error!("track_script: {e}");
@@ -280,10 +268,7 @@ mod tests {
     #[test]
     fn words_split_on_blanks_and_quotes_group() {
         assert_eq!(split_words("a b  c").unwrap(), ["a", "b", "c"]);
-        assert_eq!(
-            split_words("sh -c 'echo x; y'").unwrap(),
-            ["sh", "-c", "echo x; y"]
-        );
+        assert_eq!(split_words("sh -c 'echo x; y'").unwrap(), ["sh", "-c", "echo x; y"]);
         assert_eq!(split_words("\"a b\"c d").unwrap(), ["a bc", "d"]);
         assert_eq!(split_words("''").unwrap(), [""]);
         assert!(split_words("a 'b").is_none());

@@ -67,11 +67,7 @@ pub fn run(argv: &[OsString], timeout: Option<Duration>, kill_after: Duration) -
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
+            let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
             return Outcome::NotStarted(code, e.to_string());
         }
     };

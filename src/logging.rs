@@ -10,9 +10,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const DEV_LOG: &str = "/dev/log";
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 struct Sink {
     tag: String,
@@ -31,22 +30,12 @@ struct Logger;
 /// (code already shifted). `stderr`: also write to stderr (always when it is a terminal).
 pub fn init(tag: &str, facility: u8, stderr: bool, verbose: bool) {
     let to_stderr = stderr || std::io::stderr().is_terminal();
-    let sink = Sink {
-        tag: tag.into(),
-        pid: std::process::id(),
-        facility,
-        to_stderr,
-        sock: None,
-    };
+    let sink = Sink { tag: tag.into(), pid: std::process::id(), facility, to_stderr, sock: None };
     if SINK.set(Mutex::new(sink)).is_err() {
         set_facility(facility);
     }
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(if verbose {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    });
+    log::set_max_level(if verbose { log::LevelFilter::Debug } else { log::LevelFilter::Info });
 }
 
 /// Changes the facility once the config is known (logging starts before it is read).
@@ -79,10 +68,7 @@ impl Sink {
         if self.to_stderr {
             let _ = writeln!(std::io::stderr(), "{}: {}", self.tag, msg);
         }
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let stamp = match crate::sys::local_time(secs as i64) {
             Some((mon, d, h, mi, se)) => format!("{} {d:2} {h:02}:{mi:02}:{se:02} ", MONTHS[mon]),
             None => String::new(),

@@ -31,26 +31,15 @@ fn real_main() -> i32 {
     let cli = match cli::parse(&tag, &rest) {
         Ok(c) => c,
         Err(e) => {
-            let short: String = cli::USAGE
-                .lines()
-                .take(4)
-                .map(|l| format!("{l}\n"))
-                .collect();
+            let short: String = cli::USAGE.lines().take(4).map(|l| format!("{l}\n")).collect();
             eprintln!("{tag}: {}\n{short}(see {tag} --help)", e.0);
             return EX_USAGE;
         }
     };
     // The worker logs to stderr only when its supervisor does (it inherits stderr).
-    let foreground = matches!(
-        cli.role,
-        Role::Daemon { foreground: true } | Role::Worker { foreground: true }
-    );
-    logging::init(
-        &tag,
-        Config::default().syslog_facility,
-        foreground || cli.verbose,
-        cli.verbose,
-    );
+    let foreground =
+        matches!(cli.role, Role::Daemon { foreground: true } | Role::Worker { foreground: true });
+    logging::init(&tag, Config::default().syslog_facility, foreground || cli.verbose, cli.verbose);
     match &cli.role {
         Role::Help => {
             print!("{}", cli::USAGE);
@@ -74,10 +63,7 @@ fn real_main() -> i32 {
             };
             logging::set_facility(cfg.syslog_facility);
             let foreground_log = *role == (Role::Daemon { foreground: true });
-            let conf_path = cli
-                .conf
-                .clone()
-                .unwrap_or_else(|| config::DEFAULT_PATH.into());
+            let conf_path = cli.conf.clone().unwrap_or_else(|| config::DEFAULT_PATH.into());
             match role {
                 Role::Wrapper(w) => wrapper::run(&cfg, w, start_ms),
                 Role::Status => status(&cfg, true),
@@ -121,25 +107,14 @@ fn check(conf: Option<&Path>) -> i32 {
         let mut errs = Vec::new();
         if c.expects_daemon() {
             errs = c.daemon_errors();
-            errs.extend(
-                daemon::hook_errors(&c)
-                    .into_iter()
-                    .map(config::ConfigError::whole_file),
-            );
+            errs.extend(daemon::hook_errors(&c).into_iter().map(config::ConfigError::whole_file));
         }
-        if errs.is_empty() {
-            Ok(c)
-        } else {
-            Err(config::LoadError::Invalid(path.into(), errs))
-        }
+        if errs.is_empty() { Ok(c) } else { Err(config::LoadError::Invalid(path.into(), errs)) }
     });
     match result {
         Ok(c) => {
-            let mode = if c.expects_daemon() {
-                "election (rcron daemon)"
-            } else {
-                "state file only"
-            };
+            let mode =
+                if c.expects_daemon() { "election (rcron daemon)" } else { "state file only" };
             println!("{}: OK ({mode})", path.display());
             0
         }
@@ -154,11 +129,8 @@ fn check(conf: Option<&Path>) -> i32 {
 /// daemon answers; a daemon that does not answer means passive.
 fn status(cfg: &Config, print: bool) -> i32 {
     if cfg.expects_daemon() {
-        let answer = control::query(
-            &cfg.control_socket,
-            "status",
-            std::time::Duration::from_secs(1),
-        );
+        let answer =
+            control::query(&cfg.control_socket, "status", std::time::Duration::from_secs(1));
         let state = match &answer {
             Ok(a) => control::field(a, "state").unwrap_or("passive").to_string(),
             Err(_) => "passive".to_string(),

@@ -54,14 +54,9 @@ impl VrrpSocket {
     /// Sends one VRRP message to `dst` (the kernel adds the IP header).
     pub fn send(&self, msg: &[u8], dst: Ipv4Addr) -> io::Result<()> {
         let addr = SockaddrIn::from(std::net::SocketAddrV4::new(dst, 0));
-        socket::sendto(
-            self.fd.as_raw_fd(),
-            msg,
-            &addr,
-            socket::MsgFlags::MSG_DONTWAIT,
-        )
-        .map(|_| ())
-        .map_err(nix_err)
+        socket::sendto(self.fd.as_raw_fd(), msg, &addr, socket::MsgFlags::MSG_DONTWAIT)
+            .map(|_| ())
+            .map_err(nix_err)
     }
 
     /// Receives one IP packet (header included) into `buf`; `Ok(None)` when none is waiting.

@@ -207,10 +207,7 @@ mod tests {
     #[test]
     fn a_peers_advert_for_our_group_is_accepted() {
         let a = check(&unicast(3), &packet(&spec(3, 7, 150), PEER, ME, 255)).unwrap();
-        assert_eq!(
-            (a.src, a.priority, a.interval_ms, a.addr_mismatch),
-            (PEER, 150, 100, false)
-        );
+        assert_eq!((a.src, a.priority, a.interval_ms, a.addr_mismatch), (PEER, 150, 100, false));
     }
 
     #[test]
@@ -219,10 +216,7 @@ mod tests {
         let table: &[(Vec<u8>, Drop)] = &[
             (packet(&spec(3, 7, 150), STRANGER, ME, 255), Drop::NotPeer),
             (packet(&spec(3, 7, 150), ME, ME, 255), Drop::Own),
-            (
-                packet(&spec(3, 7, 150), PEER, STRANGER, 255),
-                Drop::WrongDst,
-            ),
+            (packet(&spec(3, 7, 150), PEER, STRANGER, 255), Drop::WrongDst),
             (packet(&spec(3, 8, 150), PEER, ME, 255), Drop::OtherVrid),
             (packet(&spec(2, 7, 150), PEER, ME, 255), Drop::Version),
             (vec![0x45, 0, 0], Drop::Wire(WireError::Truncated)),
@@ -238,10 +232,7 @@ mod tests {
 
     #[test]
     fn multicast_needs_ttl_255_and_the_group_address() {
-        let f = Filter {
-            peers: &[],
-            ..unicast(3)
-        };
+        let f = Filter { peers: &[], ..unicast(3) };
         let ok = packet(&spec(3, 7, 100), STRANGER, wire::MCAST_GROUP, 255);
         assert!(check(&f, &ok).is_ok(), "any sender in multicast mode");
         let hop = packet(&spec(3, 7, 100), STRANGER, wire::MCAST_GROUP, 254);
@@ -253,41 +244,20 @@ mod tests {
     #[test]
     fn v2_password_and_interval_must_match() {
         let pass = *b"secret\0\0";
-        let f = Filter {
-            auth: Some(pass),
-            ..unicast(2)
-        };
-        let good = wire::AdvertSpec {
-            auth: Some(pass),
-            ..spec(2, 7, 100)
-        };
+        let f = Filter { auth: Some(pass), ..unicast(2) };
+        let good = wire::AdvertSpec { auth: Some(pass), ..spec(2, 7, 100) };
         assert!(check(&f, &packet(&good, PEER, ME, 255)).is_ok());
-        let wrong = wire::AdvertSpec {
-            auth: Some(*b"guess\0\0\0"),
-            ..spec(2, 7, 100)
-        };
+        let wrong = wire::AdvertSpec { auth: Some(*b"guess\0\0\0"), ..spec(2, 7, 100) };
         assert_eq!(check(&f, &packet(&wrong, PEER, ME, 255)), Err(Drop::Auth));
-        assert_eq!(
-            check(&f, &packet(&spec(2, 7, 100), PEER, ME, 255)),
-            Err(Drop::Auth)
-        );
-        let slow = wire::AdvertSpec {
-            interval_cs: 200,
-            ..good
-        };
-        assert_eq!(
-            check(&f, &packet(&slow, PEER, ME, 255)),
-            Err(Drop::Interval)
-        );
+        assert_eq!(check(&f, &packet(&spec(2, 7, 100), PEER, ME, 255)), Err(Drop::Auth));
+        let slow = wire::AdvertSpec { interval_cs: 200, ..good };
+        assert_eq!(check(&f, &packet(&slow, PEER, ME, 255)), Err(Drop::Interval));
     }
 
     #[test]
     fn another_address_list_is_accepted_but_flagged() {
         let other = [Ipv4Addr::new(192, 0, 2, 200)];
-        let s = wire::AdvertSpec {
-            addrs: &other,
-            ..spec(3, 7, 100)
-        };
+        let s = wire::AdvertSpec { addrs: &other, ..spec(3, 7, 100) };
         let a = check(&unicast(3), &packet(&s, PEER, ME, 255)).unwrap();
         assert!(a.addr_mismatch);
     }
@@ -295,21 +265,10 @@ mod tests {
     #[test]
     fn every_drop_reason_has_a_counter() {
         let mut d = Drops::default();
-        for r in [
-            Drop::Ttl,
-            Drop::NotPeer,
-            Drop::Own,
-            Drop::WrongDst,
-            Drop::OtherVrid,
-        ] {
+        for r in [Drop::Ttl, Drop::NotPeer, Drop::Own, Drop::WrongDst, Drop::OtherVrid] {
             d.count(r);
         }
-        for r in [
-            Drop::Version,
-            Drop::Auth,
-            Drop::Interval,
-            Drop::Wire(WireError::BadType),
-        ] {
+        for r in [Drop::Version, Drop::Auth, Drop::Interval, Drop::Wire(WireError::BadType)] {
             d.count(r);
         }
         assert_eq!(d.total(), 9);

@@ -137,10 +137,7 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), String> {
 pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), String> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.file_type().is_symlink() {
-            return Err(format!(
-                "{} is a symlink; refusing to replace it",
-                path.display()
-            ));
+            return Err(format!("{} is a symlink; refusing to replace it", path.display()));
         }
     }
     let tmp = temp_path(path);
@@ -153,9 +150,7 @@ pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), S
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let r = f
-        .write_all(content)
-        .and_then(|_| if sync { f.sync_all() } else { Ok(()) });
+    let r = f.write_all(content).and_then(|_| if sync { f.sync_all() } else { Ok(()) });
     drop(f);
     if let Err(e) = r.and_then(|_| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
@@ -165,10 +160,7 @@ pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), S
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
@@ -214,27 +206,12 @@ mod tests {
     fn a_stamped_file_is_stale_when_its_daemon_is_gone_or_silent() {
         let mut r = parse(b"active\npid=7\nmono_ms=10000\nvalid_ms=3000\n");
         assert_eq!(judge(&r, 12_000, |_| true), Trust::Says(State::Active));
-        assert_eq!(
-            judge(&r, 13_001, |_| true),
-            Trust::Stale,
-            "not refreshed in time"
-        );
-        assert_eq!(
-            judge(&r, 12_000, |_| false),
-            Trust::Stale,
-            "daemon pid gone"
-        );
-        assert_eq!(
-            judge(&r, 9_000, |_| true),
-            Trust::Stale,
-            "stamp from another boot"
-        );
+        assert_eq!(judge(&r, 13_001, |_| true), Trust::Stale, "not refreshed in time");
+        assert_eq!(judge(&r, 12_000, |_| false), Trust::Stale, "daemon pid gone");
+        assert_eq!(judge(&r, 9_000, |_| true), Trust::Stale, "stamp from another boot");
         r.state = None;
         assert_eq!(judge(&r, 12_000, |_| true), Trust::Unknown);
         // A keepalived notify script's plain line is trusted as it is.
-        assert_eq!(
-            judge(&parse(b"active\n"), 5, |_| false),
-            Trust::Says(State::Active)
-        );
+        assert_eq!(judge(&parse(b"active\n"), 5, |_| false), Trust::Says(State::Active));
     }
 }

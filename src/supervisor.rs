@@ -110,9 +110,7 @@ fn detach(cfg: &Config, conf_path: &Path) -> i32 {
             log::error!("daemon exited at start ({st}); see syslog");
             return 1;
         }
-        let pid = std::fs::read_to_string(&cfg.pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        let pid = std::fs::read_to_string(&cfg.pid_file).ok().and_then(|s| s.trim().parse().ok());
         if pid == Some(want) {
             return 0;
         }
@@ -183,10 +181,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
                 log::warn!("supervisor was frozen for about {late} ms; re-arming the hang check");
                 last_beat = monotonic_ms();
             }
-            let beat = fds
-                .get(1)
-                .and_then(|f| f.revents())
-                .is_some_and(|r| !r.is_empty());
+            let beat = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
             drop(fds);
             if beat {
                 let mut b = [0u8; 256];
@@ -222,11 +217,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
                 let t = Instant::now();
                 while t.elapsed() < Duration::from_secs(5) {
                     if let Ok(Some(st)) = child.try_wait() {
-                        return if st.success() {
-                            0
-                        } else {
-                            st.code().unwrap_or(1)
-                        };
+                        return if st.success() { 0 } else { st.code().unwrap_or(1) };
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -259,20 +250,13 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
         if monotonic_ms().saturating_sub(started) > 60_000 {
             backoff_ms = 0;
         }
-        backoff_ms = if backoff_ms == 0 {
-            100
-        } else {
-            (backoff_ms * 2).min(30_000)
-        };
+        backoff_ms = if backoff_ms == 0 { 100 } else { (backoff_ms * 2).min(30_000) };
         log::info!("restarting the worker in {backoff_ms} ms (restart {restarts})");
         let t = Instant::now();
         while t.elapsed() < Duration::from_millis(backoff_ms) {
             let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
             let left = Duration::from_millis(backoff_ms).saturating_sub(t.elapsed());
-            let _ = poll(
-                &mut fds,
-                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
-            );
+            let _ = poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX));
             while let Ok(Some(info)) = sfd.read_signal() {
                 if matches!(
                     Signal::try_from(info.ssi_signo as i32),

@@ -15,10 +15,7 @@ use std::path::Path;
 pub fn read_regular_file(path: &Path, max: usize) -> Result<Vec<u8>, String> {
     let mut f = open_nonblocking(path)?;
     let mut buf = Vec::new();
-    (&mut f)
-        .take(max as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read: {e}"))?;
+    (&mut f).take(max as u64 + 1).read_to_end(&mut buf).map_err(|e| format!("cannot read: {e}"))?;
     if buf.len() > max {
         return Err(format!("file is larger than {max} bytes"));
     }
@@ -57,11 +54,7 @@ fn open_nonblocking(path: &Path) -> Result<File, String> {
 pub fn set_nice(level: i32) -> Result<(), std::io::Error> {
     // SAFETY: setpriority takes plain integers and touches no memory of ours.
     let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, level) };
-    if r == -1 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if r == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Local time of `secs` since the epoch, as (month 0..11, day 1..31, hour, minute, second).
@@ -167,13 +160,7 @@ pub fn daemon_signal_fd() -> nix::Result<nix::sys::signalfd::SignalFd> {
     use nix::sys::signal::{SigSet, Signal};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     let mut mask = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGCHLD,
-    ] {
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGCHLD] {
         mask.add(s);
     }
     mask.thread_block()?;

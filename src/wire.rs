@@ -219,12 +219,7 @@ pub fn parse_ipv4(buf: &[u8]) -> Result<Ipv4Packet<'_>, WireError> {
         return Err(WireError::NotVrrp);
     }
     let payload = buf.get(header_len..total_len).ok_or(WireError::Truncated)?;
-    Ok(Ipv4Packet {
-        src: hdr.src(),
-        dst: hdr.dst(),
-        ttl: hdr.ttl(),
-        payload,
-    })
+    Ok(Ipv4Packet { src: hdr.src(), dst: hdr.dst(), ttl: hdr.ttl(), payload })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -378,11 +373,7 @@ impl VrrpHeader<'_> {
 
 /// Length of a VRRP message of `version` (2 or 3) carrying `count` addresses.
 fn msg_len(version: u8, count: usize) -> usize {
-    let auth = if version == 2 {
-        field::vrrp::AUTH_LEN
-    } else {
-        0
-    };
+    let auth = if version == 2 { field::vrrp::AUTH_LEN } else { 0 };
     field::vrrp::HEADER_LEN + field::vrrp::ADDR_LEN * count + auth
 }
 
@@ -418,9 +409,8 @@ pub fn parse_vrrp<'a>(
     }
     // The length now equals the count's: the splits below cannot fail; they are checked
     // anyway so that no arithmetic slip could become a panic.
-    let (addrs, tail) = rest
-        .split_at_checked(field::vrrp::ADDR_LEN * hdr.count())
-        .ok_or(WireError::Truncated)?;
+    let (addrs, tail) =
+        rest.split_at_checked(field::vrrp::ADDR_LEN * hdr.count()).ok_or(WireError::Truncated)?;
 
     if version == 2 {
         if checksum(0, msg) != 0 {
@@ -442,10 +432,7 @@ pub fn parse_vrrp<'a>(
     let len = u16::try_from(msg.len()).map_err(|_| WireError::BadLength)?;
     let forms = [
         (ChecksumForm::PseudoHeader, pseudo_header_sum(src, dst, len)),
-        (
-            ChecksumForm::PseudoMulticast,
-            pseudo_header_sum(src, MCAST_GROUP, len),
-        ),
+        (ChecksumForm::PseudoMulticast, pseudo_header_sum(src, MCAST_GROUP, len)),
         (ChecksumForm::NoPseudoHeader, 0),
     ];
     let form = forms
@@ -558,9 +545,8 @@ pub fn emit(
         }
     };
     let [hi, lo] = checksum(initial, out).to_be_bytes();
-    let hdr = out
-        .first_chunk_mut::<{ field::vrrp::HEADER_LEN }>()
-        .ok_or(WireError::BufferTooSmall)?;
+    let hdr =
+        out.first_chunk_mut::<{ field::vrrp::HEADER_LEN }>().ok_or(WireError::BufferTooSmall)?;
     hdr[field::vrrp::CHECKSUM] = hi;
     hdr[field::vrrp::CHECKSUM + 1] = lo;
     Ok(len)
@@ -774,10 +760,7 @@ mod tests {
     fn emit_fresh(spec: &AdvertSpec, src: Ipv4Addr, dst: Ipv4Addr, form: V3Checksum) -> Vec<u8> {
         let mut buf = [0xa5u8; MAX_MSG + 16];
         let n = emit(spec, src, dst, form, &mut buf).expect("emit");
-        assert!(
-            buf[n..].iter().all(|b| *b == 0xa5),
-            "wrote past the message"
-        );
+        assert!(buf[n..].iter().all(|b| *b == 0xa5), "wrote past the message");
         buf[..n].to_vec()
     }
 
@@ -788,11 +771,7 @@ mod tests {
     #[test]
     fn every_keepalived_capture_parses_with_its_documented_fields() {
         let vs = vectors();
-        assert_eq!(
-            vs.len(),
-            EXPECTED.len(),
-            "vector file and expectations differ"
-        );
+        assert_eq!(vs.len(), EXPECTED.len(), "vector file and expectations differ");
         for (name, pkt) in &vs {
             let e = expected(name);
             let ip4 = parse_ipv4(pkt).unwrap_or_else(|err| panic!("{name}: {err}"));
@@ -834,11 +813,8 @@ mod tests {
             ("v3_multicast", [0x05fa, 0x05fa, 0xa88e]),
             ("v3_old_unicast_checksum", [0x2406, 0x05fa, 0xa88e]),
         ];
-        let forms = [
-            V3Checksum::PseudoHeader,
-            V3Checksum::PseudoMulticast,
-            V3Checksum::NoPseudoHeader,
-        ];
+        let forms =
+            [V3Checksum::PseudoHeader, V3Checksum::PseudoMulticast, V3Checksum::NoPseudoHeader];
         let vs = vectors();
         for (name, sums) in cases {
             let pkt = &vs.iter().find(|(n, _)| *n == name).unwrap().1;
@@ -866,16 +842,8 @@ mod tests {
         };
         let cases = [
             (V3Checksum::PseudoHeader, 0xba13, ChecksumForm::PseudoHeader),
-            (
-                V3Checksum::PseudoMulticast,
-                0x14b0,
-                ChecksumForm::PseudoMulticast,
-            ),
-            (
-                V3Checksum::NoPseudoHeader,
-                0x2fed,
-                ChecksumForm::NoPseudoHeader,
-            ),
+            (V3Checksum::PseudoMulticast, 0x14b0, ChecksumForm::PseudoMulticast),
+            (V3Checksum::NoPseudoHeader, 0x2fed, ChecksumForm::NoPseudoHeader),
         ];
         for (form, sum, matched) in cases {
             let out = emit_fresh(&spec, src, dst, form);
@@ -883,10 +851,7 @@ mod tests {
             assert_eq!(checksum_field(&out), sum, "{form:?}");
             let (a, got) = parse_vrrp(&out, src, dst).unwrap();
             assert_eq!(got, matched);
-            assert_eq!(
-                (a.version, a.vrid, a.priority, a.interval_cs),
-                (3, 1, 100, 100)
-            );
+            assert_eq!((a.version, a.vrid, a.priority, a.interval_cs), (3, 1, 100, 100));
             assert!(a.same_addrs(&addrs));
         }
     }
@@ -898,25 +863,14 @@ mod tests {
              2101 6401 0001 4050 c0a8 7a03 0000 0000 0000 0000",
         );
         let ip4 = parse_ipv4(&pkt).unwrap();
-        assert_eq!(
-            (ip4.src, ip4.dst, ip4.ttl),
-            (ip(192, 168, 122, 5), MCAST_GROUP, 255)
-        );
+        assert_eq!((ip4.src, ip4.dst, ip4.ttl), (ip(192, 168, 122, 5), MCAST_GROUP, 255));
         let (a, form) = parse_vrrp(ip4.payload, ip4.src, ip4.dst).unwrap();
         assert_eq!(form, ChecksumForm::V2);
-        assert_eq!(
-            (a.version, a.vrid, a.priority, a.interval_cs),
-            (2, 1, 100, 100)
-        );
+        assert_eq!((a.version, a.vrid, a.priority, a.interval_cs), (2, 1, 100, 100));
         assert_eq!((a.auth_type, a.auth), (0, [0; 8]));
         assert!(a.same_addrs(&[ip(192, 168, 122, 3)]));
         let addrs: Vec<Ipv4Addr> = a.addrs().collect();
-        let out = emit_fresh(
-            &spec_of(&a, &addrs),
-            ip4.src,
-            ip4.dst,
-            V3Checksum::PseudoHeader,
-        );
+        let out = emit_fresh(&spec_of(&a, &addrs), ip4.src, ip4.dst, V3Checksum::PseudoHeader);
         assert_eq!(out, ip4.payload);
     }
 
@@ -924,11 +878,7 @@ mod tests {
     fn truncation_at_every_length_is_an_error() {
         for (name, pkt) in &vectors() {
             for n in 0..pkt.len() {
-                assert_eq!(
-                    parse_ipv4(&pkt[..n]),
-                    Err(WireError::Truncated),
-                    "{name} ip {n}"
-                );
+                assert_eq!(parse_ipv4(&pkt[..n]), Err(WireError::Truncated), "{name} ip {n}");
             }
             let ip4 = parse_ipv4(pkt).unwrap();
             let msg = ip4.payload;
@@ -953,11 +903,7 @@ mod tests {
     /// The v3_unicast_default capture's VRRP message and addresses.
     fn v3_msg() -> (Vec<u8>, Ipv4Addr, Ipv4Addr) {
         let vs = vectors();
-        let pkt = &vs
-            .iter()
-            .find(|(n, _)| *n == "v3_unicast_default")
-            .unwrap()
-            .1;
+        let pkt = &vs.iter().find(|(n, _)| *n == "v3_unicast_default").unwrap().1;
         let ip4 = parse_ipv4(pkt).unwrap();
         (ip4.payload.to_vec(), ip4.src, ip4.dst)
     }
@@ -1065,10 +1011,7 @@ mod tests {
 
     fn v2_ip_packet() -> Vec<u8> {
         let vs = vectors();
-        vs.into_iter()
-            .find(|(n, _)| *n == "v2_noauth_1vip")
-            .unwrap()
-            .1
+        vs.into_iter().find(|(n, _)| *n == "v2_noauth_1vip").unwrap().1
     }
 
     #[test]
@@ -1174,11 +1117,7 @@ mod tests {
                 data[2] = 0;
                 data[3] = len as u8;
                 data[9] = PROTO_VRRP;
-                data[20] = if rng.next().is_multiple_of(2) {
-                    0x21
-                } else {
-                    0x31
-                };
+                data[20] = if rng.next().is_multiple_of(2) { 0x21 } else { 0x31 };
                 data[23] = (rng.next() % 4) as u8;
                 if i % 4 == 1 {
                     // Also fix up the VRRP checksum (v2 / v3 without pseudo-header).
@@ -1225,10 +1164,7 @@ mod tests {
                 assert!(buf.iter().all(|b| *b == 0xa5));
             }
             let mut buf = vec![0xa5u8; full];
-            assert_eq!(
-                emit(&spec, SRC, DST, V3Checksum::PseudoHeader, &mut buf),
-                Ok(full)
-            );
+            assert_eq!(emit(&spec, SRC, DST, V3Checksum::PseudoHeader, &mut buf), Ok(full));
         }
     }
 
@@ -1248,66 +1184,17 @@ mod tests {
             (AdvertSpec { version: 0, ..base }, WireError::BadVersion),
             (AdvertSpec { version: 1, ..base }, WireError::BadVersion),
             (AdvertSpec { version: 4, ..base }, WireError::BadVersion),
+            (AdvertSpec { addrs: &many, ..base }, WireError::BadLength),
             (
-                AdvertSpec {
-                    addrs: &many,
-                    ..base
-                },
+                AdvertSpec { version: 3, interval_cs: 10, addrs: &many, ..base },
                 WireError::BadLength,
             ),
-            (
-                AdvertSpec {
-                    version: 3,
-                    interval_cs: 10,
-                    addrs: &many,
-                    ..base
-                },
-                WireError::BadLength,
-            ),
-            (
-                AdvertSpec {
-                    interval_cs: 0,
-                    ..base
-                },
-                WireError::BadLength,
-            ),
-            (
-                AdvertSpec {
-                    interval_cs: 150,
-                    ..base
-                },
-                WireError::BadLength,
-            ),
-            (
-                AdvertSpec {
-                    interval_cs: 25600,
-                    ..base
-                },
-                WireError::BadLength,
-            ),
-            (
-                AdvertSpec {
-                    interval_cs: 65500,
-                    ..base
-                },
-                WireError::BadLength,
-            ),
-            (
-                AdvertSpec {
-                    version: 3,
-                    interval_cs: 0,
-                    ..base
-                },
-                WireError::BadLength,
-            ),
-            (
-                AdvertSpec {
-                    version: 3,
-                    interval_cs: 4096,
-                    ..base
-                },
-                WireError::BadLength,
-            ),
+            (AdvertSpec { interval_cs: 0, ..base }, WireError::BadLength),
+            (AdvertSpec { interval_cs: 150, ..base }, WireError::BadLength),
+            (AdvertSpec { interval_cs: 25600, ..base }, WireError::BadLength),
+            (AdvertSpec { interval_cs: 65500, ..base }, WireError::BadLength),
+            (AdvertSpec { version: 3, interval_cs: 0, ..base }, WireError::BadLength),
+            (AdvertSpec { version: 3, interval_cs: 4096, ..base }, WireError::BadLength),
         ];
         for (spec, err) in cases {
             let mut buf = [0xa5u8; MAX_MSG];
@@ -1322,9 +1209,7 @@ mod tests {
 
     #[test]
     fn emit_accepts_the_extremes_and_they_parse_back() {
-        let many: Vec<Ipv4Addr> = (0..255u32)
-            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
-            .collect();
+        let many: Vec<Ipv4Addr> = (0..255u32).map(|i| Ipv4Addr::from(0x0a00_0000 + i)).collect();
         let v2 = AdvertSpec {
             version: 2,
             vrid: 255,
@@ -1341,13 +1226,7 @@ mod tests {
         assert_eq!((a.auth_type, a.auth), (1, *b"abcdefgh"));
         assert!(a.same_addrs(&many));
 
-        let v3 = AdvertSpec {
-            version: 3,
-            interval_cs: 1,
-            auth: None,
-            addrs: &[],
-            ..v2
-        };
+        let v3 = AdvertSpec { version: 3, interval_cs: 1, auth: None, addrs: &[], ..v2 };
         let out = emit_fresh(&v3, SRC, MCAST_GROUP, V3Checksum::PseudoMulticast);
         assert_eq!(out.len(), 8);
         let (a, form) = parse_vrrp(&out, SRC, MCAST_GROUP).unwrap();
@@ -1411,10 +1290,7 @@ mod tests {
     #[test]
     fn checksum_follows_rfc1071() {
         // RFC 1071 section 3 example: the sum of 0001 f203 f4f5 f6f7 is ddf2.
-        assert_eq!(
-            checksum(0, &[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            !0xddf2
-        );
+        assert_eq!(checksum(0, &[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), !0xddf2);
         // An odd trailing byte is padded with zero.
         assert_eq!(checksum(0, &[0x01]), !0x0100);
         assert_eq!(checksum(0, &[]), 0xffff);
@@ -1423,10 +1299,7 @@ mod tests {
         let partial = 0x1234 + 0x5678;
         assert_eq!(checksum(partial, &data[4..]), checksum(0, &data));
         // Carries fold back in, even from a large initial value.
-        assert_eq!(
-            checksum(0xffff_ffff, &[]),
-            checksum(0, &[0xff, 0xff, 0xff, 0xff])
-        );
+        assert_eq!(checksum(0xffff_ffff, &[]), checksum(0, &[0xff, 0xff, 0xff, 0xff]));
     }
 
     #[test]
@@ -1443,10 +1316,7 @@ mod tests {
         ];
         for (i, e) in all.iter().enumerate() {
             let n = e.name();
-            assert!(
-                n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{n}"
-            );
+            assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{n}");
             assert!(!e.to_string().is_empty());
             assert!(all[..i].iter().all(|o| o.name() != n), "duplicate {n}");
         }

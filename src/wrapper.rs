@@ -54,10 +54,7 @@ pub fn pid_alive(pid: u32) -> bool {
     if p <= 0 {
         return false;
     }
-    !matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
-        Err(Errno::ESRCH)
-    )
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None), Err(Errno::ESRCH))
 }
 
 /// The state this node is in, as far as the state file tells, with the reason.
@@ -75,11 +72,7 @@ pub fn cmd_line(argv: &[OsString]) -> String {
             s.push(' ');
         }
         for c in a.to_string_lossy().chars() {
-            if c.is_control() {
-                s.extend(c.escape_default())
-            } else {
-                s.push(c)
-            }
+            if c.is_control() { s.extend(c.escape_default()) } else { s.push(c) }
         }
     }
     s
@@ -111,30 +104,17 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64) -> (State, String)
     let (req, bound) = if no_wait {
         ("state".to_string(), std::time::Duration::from_millis(500))
     } else {
-        (
-            format!("handoff {}", slot_cut(start_ms)),
-            handoff_bound(cfg),
-        )
+        (format!("handoff {}", slot_cut(start_ms)), handoff_bound(cfg))
     };
     match crate::control::query(&cfg.control_socket, &req, bound) {
         Ok(answer) => {
             let field = |k| crate::control::field(&answer, k).unwrap_or("");
-            let run = if no_wait {
-                field("state") == "active"
-            } else {
-                field("decision") == "run"
-            };
+            let run = if no_wait { field("state") == "active" } else { field("decision") == "run" };
             let reason = if no_wait { "no_wait" } else { field("reason") };
-            (
-                if run { State::Active } else { State::Passive },
-                reason.to_string(),
-            )
+            (if run { State::Active } else { State::Passive }, reason.to_string())
         }
         Err(e) => {
-            log::warn!(
-                "daemon at {} did not answer ({e}): passive",
-                cfg.control_socket.display()
-            );
+            log::warn!("daemon at {} did not answer ({e}): passive", cfg.control_socket.display());
             (State::Passive, "daemon_unreachable".to_string())
         }
     }
@@ -172,10 +152,7 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> i32 {
         _ => {}
     }
     if state == State::Passive {
-        logging::line(
-            level,
-            &format!("cluster={cluster} state=passive status=ignore cmd={cmd}"),
-        );
+        logging::line(level, &format!("cluster={cluster} state=passive status=ignore cmd={cmd}"));
         return 0;
     }
     run_active(cfg, opts, &cmd)
@@ -207,10 +184,7 @@ fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> i32 {
     if let Err(e) = crate::sys::set_nice(nice) {
         log::warn!("cannot set nice level {nice}: {e}");
     }
-    logging::line(
-        level,
-        &format!("cluster={cluster} state=active status=start cmd={cmd}"),
-    );
+    logging::line(level, &format!("cluster={cluster} state=active status=start cmd={cmd}"));
     let t0 = Instant::now();
     let outcome = job::run(&opts.argv, opts.timeout, opts.kill_after);
     let ms = t0.elapsed().as_millis();
@@ -272,51 +246,20 @@ mod tests {
     use super::*;
 
     fn cfg(default: State) -> Config {
-        Config {
-            default_state: default,
-            ..Config::default()
-        }
+        Config { default_state: default, ..Config::default() }
     }
 
     #[test]
     fn run_or_skip_from_the_state_file() {
         let r = |b: &[u8]| Ok(statefile::parse(b));
         let table: &[(Result<statefile::Reading, String>, State, (State, Reason))] = &[
-            (
-                r(b"active\n"),
-                State::Passive,
-                (State::Active, Reason::StateFile),
-            ),
-            (
-                r(b"passive\n"),
-                State::Active,
-                (State::Passive, Reason::StateFile),
-            ),
-            (
-                r(b"garbage\n"),
-                State::Passive,
-                (State::Passive, Reason::Default),
-            ),
-            (
-                r(b"garbage\n"),
-                State::Active,
-                (State::Active, Reason::Default),
-            ),
-            (
-                r(b"inactive\n"),
-                State::Passive,
-                (State::Passive, Reason::Default),
-            ),
-            (
-                Err("missing".into()),
-                State::Passive,
-                (State::Passive, Reason::Default),
-            ),
-            (
-                Err("FIFO".into()),
-                State::Active,
-                (State::Active, Reason::Default),
-            ),
+            (r(b"active\n"), State::Passive, (State::Active, Reason::StateFile)),
+            (r(b"passive\n"), State::Active, (State::Passive, Reason::StateFile)),
+            (r(b"garbage\n"), State::Passive, (State::Passive, Reason::Default)),
+            (r(b"garbage\n"), State::Active, (State::Active, Reason::Default)),
+            (r(b"inactive\n"), State::Passive, (State::Passive, Reason::Default)),
+            (Err("missing".into()), State::Passive, (State::Passive, Reason::Default)),
+            (Err("FIFO".into()), State::Active, (State::Active, Reason::Default)),
             // Left by a daemon whose pid is gone: passive even with default_state active.
             (
                 r(b"active\npid=1\nmono_ms=5\n"),
@@ -332,10 +275,7 @@ mod tests {
 
     #[test]
     fn logged_command_escapes_control_characters() {
-        let argv: Vec<OsString> = ["echo", "a  b", "x\ny"]
-            .iter()
-            .map(OsString::from)
-            .collect();
+        let argv: Vec<OsString> = ["echo", "a  b", "x\ny"].iter().map(OsString::from).collect();
         assert_eq!(cmd_line(&argv), "echo a  b x\\ny");
     }
 }
