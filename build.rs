@@ -18,11 +18,7 @@ fn main() {
         .map(|o| !o.stdout.is_empty())
         .unwrap_or(false);
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_string());
-    println!(
-        "cargo:rustc-env=RCRON_COMMIT={}{}",
-        commit,
-        if dirty { "-dirty" } else { "" }
-    );
+    println!("cargo:rustc-env=RCRON_COMMIT={}{}", commit, if dirty { "-dirty" } else { "" });
     println!("cargo:rustc-env=RCRON_TARGET={target}");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");

@@ -609,6 +609,9 @@ impl fmt::Display for Centis {
 }
 
 fn parse_ifname(v: &str) -> Result<String, String> {
+    if v == "lo" {
+        return Err("VRRP needs a real link, not the loopback interface".into());
+    }
     if v.is_empty() || v.len() > 15 {
         return Err(format!("interface name {v:?} must be 1..15 bytes"));
     }

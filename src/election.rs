@@ -108,6 +108,7 @@ pub struct Election {
     /// When the last advert from the current master arrived.
     last_rx: Option<u64>,
     last_call: Option<u64>,
+    last_sent: Option<u64>,
 }
 
 impl Election {
@@ -123,6 +124,7 @@ impl Election {
             master: None,
             last_rx: None,
             last_call: None,
+            last_sent: None,
         }
     }
 
@@ -230,14 +232,14 @@ impl Election {
                 let wins = prio > self.p.priority
                     || (prio == self.p.priority && u32::from(src) > u32::from(self.p.own_ip));
                 if prio == 0 {
-                    self.send(now, &mut a);
+                    self.answer(now, &mut a);
                 } else if wins {
                     self.transition(Role::Backup, Reason::HigherPriority, &mut a);
                     self.adver_at = None;
                     self.accept_master(now, src, prio, interval_ms);
                 } else {
                     // A lower priority: assert ourselves at once.
-                    self.send(now, &mut a);
+                    self.answer(now, &mut a);
                 }
             }
         }
@@ -360,6 +362,16 @@ impl Election {
     fn send(&mut self, now: u64, a: &mut Actions) {
         push(a, Action::Send { priority: self.p.priority });
         self.adver_at = Some(now + self.p.advert_ms);
+        self.last_sent = Some(now);
+    }
+
+    /// An advert sent in answer to another one, at most one per tenth of an interval: a peer
+    /// (or a looped-back copy of our own adverts) cannot drive us into a storm.
+    fn answer(&mut self, now: u64, a: &mut Actions) {
+        let gap = (self.p.advert_ms / 10).max(1);
+        if self.last_sent.is_none_or(|t| now >= t + gap) {
+            self.send(now, a);
+        }
     }
 
     fn transition(&mut self, to: Role, reason: Reason, a: &mut Actions) {
@@ -522,6 +534,17 @@ mod tests {
         let a = e.on_advert(500, LOW, 0, 1000);
         assert_eq!(sends(&a), [255]);
         assert_eq!(e.poll_at(), Some(1500));
+    }
+
+    #[test]
+    fn answers_to_lower_priority_adverts_are_rate_limited() {
+        let mut e = Election::new(params(3, 200, 100));
+        e.start(0);
+        let t = e.poll_at().unwrap();
+        e.poll(t);
+        let sent: usize =
+            (1..=100).map(|k| sends(&e.on_advert(t + k / 10, LOW, 100, 100)).len()).sum();
+        assert!(sent <= 2, "{sent} answers within 10 ms");
     }
 
     #[test]

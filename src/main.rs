@@ -64,6 +64,10 @@ fn real_main() -> i32 {
             logging::set_facility(cfg.syslog_facility);
             let foreground_log = *role == (Role::Daemon { foreground: true });
             let conf_path = cli.conf.clone().unwrap_or_else(|| config::DEFAULT_PATH.into());
+            if matches!(role, Role::Daemon { .. } | Role::Worker { .. }) {
+                // `pidof rcrond` and `start-stop-daemon -n rcrond` find both processes.
+                let _ = nix::sys::prctl::set_name(c"rcrond");
+            }
             match role {
                 Role::Wrapper(w) => wrapper::run(&cfg, w, start_ms),
                 Role::Status => status(&cfg, true),

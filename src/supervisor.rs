@@ -99,7 +99,7 @@ fn detach(cfg: &Config, conf_path: &Path) -> i32 {
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            log::error!("cannot start the daemon: {e}");
+            log::error!("cannot start the daemon (needs /proc/self/exe and /dev/null): {e}");
             return 71;
         }
     };

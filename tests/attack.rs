@@ -64,22 +64,12 @@ const BASE: &str =
 const ATTACKER: usize = 2;
 const GROUP: &str = "224.0.0.18";
 /// (host, expected state, multicast?)
-const NODES: [(usize, &str, bool); 4] = [
-    (0, "active", false),
-    (1, "passive", false),
-    (3, "active", true),
-    (4, "passive", true),
-];
+const NODES: [(usize, &str, bool); 4] =
+    [(0, "active", false), (1, "passive", false), (3, "active", true), (4, "passive", true)];
 /// Drop reasons no attack packet can produce on any node (the kernel validated the IP
 /// header, the socket only gets protocol 112, no v2 group, no multicast loop).
-const NEVER: [&str; 6] = [
-    "bad_ip_header",
-    "not_vrrp",
-    "buffer_too_small",
-    "own",
-    "auth",
-    "interval",
-];
+const NEVER: [&str; 6] =
+    ["bad_ip_header", "not_vrrp", "buffer_too_small", "own", "auth", "interval"];
 
 // ---- a minimal JSON reader for attack.py's report (no dependencies) ----
 
@@ -203,11 +193,7 @@ fn parse_json(s: &str) -> Option<J> {
                 {
                     *i += 1;
                 }
-                std::str::from_utf8(&b[st..*i])
-                    .ok()?
-                    .parse()
-                    .ok()
-                    .map(J::Num)
+                std::str::from_utf8(&b[st..*i]).ok()?.parse().ok().map(J::Num)
             }
         }
     }
@@ -219,17 +205,11 @@ fn parse_json(s: &str) -> Option<J> {
 
 /// Numeric `--status` fields.
 fn counters(h: &Host) -> BTreeMap<String, u64> {
-    h.status_map()
-        .into_iter()
-        .filter_map(|(k, v)| v.parse().ok().map(|n| (k, n)))
-        .collect()
+    h.status_map().into_iter().filter_map(|(k, v)| v.parse().ok().map(|n| (k, n))).collect()
 }
 
 fn delta(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>, k: &str) -> u64 {
-    b.get(k)
-        .copied()
-        .unwrap_or(0)
-        .saturating_sub(a.get(k).copied().unwrap_or(0))
+    b.get(k).copied().unwrap_or(0).saturating_sub(a.get(k).copied().unwrap_or(0))
 }
 
 /// The attacker process; killed if the test fails before it ends.
@@ -242,10 +222,7 @@ impl Drop for Attacker {
 }
 
 fn env_num(k: &str, default: f64) -> f64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[test]
@@ -272,30 +249,20 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
         lab.rcron_conf_peers(3, &[], &format!("{BASE}priority 150")),
         lab.rcron_conf_peers(4, &[], &format!("{BASE}priority 100")),
     ];
-    let sups: Vec<u32> = NODES
-        .iter()
-        .zip(&confs)
-        .map(|((i, _, _), c)| lab.hosts[*i].start_rcron(c))
-        .collect();
+    let sups: Vec<u32> =
+        NODES.iter().zip(&confs).map(|((i, _, _), c)| lab.hosts[*i].start_rcron(c)).collect();
     let converged = until(Duration::from_secs(8), || {
-        NODES
-            .iter()
-            .all(|(i, want, _)| lab.hosts[*i].state() == *want)
+        NODES.iter().all(|(i, want, _)| lab.hosts[*i].state() == *want)
     });
     assert!(
         converged,
         "pairs did not converge: {:?}",
-        NODES
-            .iter()
-            .map(|(i, _, _)| lab.hosts[*i].state())
-            .collect::<Vec<_>>()
+        NODES.iter().map(|(i, _, _)| lab.hosts[*i].state()).collect::<Vec<_>>()
     );
     // Backups must name their real master before the attack starts.
     for (b, m) in [(1, 0), (4, 3)] {
         assert!(
-            until(Duration::from_secs(3), || lab.hosts[b]
-                .status_field("master")
-                .as_deref()
+            until(Duration::from_secs(3), || lab.hosts[b].status_field("master").as_deref()
                 == Some(&ip(m).to_string())),
             "host {b} master: {}",
             lab.hosts[b].status()
@@ -308,22 +275,13 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
             let _ = lab.hosts[i].status();
         }
     }
-    let workers: Vec<u32> = sups
-        .iter()
-        .map(|s| Host::worker_of(*s).expect("worker process"))
-        .collect();
-    let rss0: Vec<u64> = workers
-        .iter()
-        .map(|w| Host::vm_rss_kib(*w).expect("worker VmRSS"))
-        .collect();
-    let before: Vec<_> = NODES
-        .iter()
-        .map(|(i, _, _)| counters(&lab.hosts[*i]))
-        .collect();
-    let kdrops0: Vec<u64> = NODES
-        .iter()
-        .map(|(i, _, _)| lab.hosts[*i].raw_socket_drops())
-        .collect();
+    let workers: Vec<u32> =
+        sups.iter().map(|s| Host::worker_of(*s).expect("worker process")).collect();
+    let rss0: Vec<u64> =
+        workers.iter().map(|w| Host::vm_rss_kib(*w).expect("worker VmRSS")).collect();
+    let before: Vec<_> = NODES.iter().map(|(i, _, _)| counters(&lab.hosts[*i])).collect();
+    let kdrops0: Vec<u64> =
+        NODES.iter().map(|(i, _, _)| lab.hosts[*i].raw_socket_drops()).collect();
     for (n, (i, want, _)) in NODES.iter().enumerate() {
         assert_eq!(
             lab.hosts[*i].status_field("state").as_deref(),
@@ -334,11 +292,8 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
     }
 
     // ---- the attack ----
-    let targets = [ip(0), ip(1), ip(3), ip(4)]
-        .iter()
-        .map(Ipv4Addr::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let targets =
+        [ip(0), ip(1), ip(3), ip(4)].iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(",");
     let att = &lab.hosts[ATTACKER];
     let errlog = std::fs::File::create(att.dir.join("attack.err")).unwrap();
     let attack_start = Instant::now();
@@ -347,11 +302,7 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
             .args(["netns", "exec", &att.ns, "python3", script])
             .args(["--targets", &targets, "--group", GROUP, "--ifname", "vr0"])
             .args(["--duration", &secs.to_string(), "--rate", &rate.to_string()])
-            .args(
-                std::env::var("RCRON_ATTACK_ARGS")
-                    .unwrap_or_default()
-                    .split_whitespace(),
-            )
+            .args(std::env::var("RCRON_ATTACK_ARGS").unwrap_or_default().split_whitespace())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(errlog)
@@ -429,10 +380,7 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
                 break;
             }
             if attack_start.elapsed() > Duration::from_secs_f64(secs + 30.0) {
-                violations
-                    .lock()
-                    .unwrap()
-                    .push("attacker did not finish".into());
+                violations.lock().unwrap().push("attacker did not finish".into());
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -442,36 +390,20 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
     let attack_wall = attack_start.elapsed();
     let mut out = String::new();
     use std::io::Read;
-    attacker
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    attacker.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     let status = attacker.0.wait().unwrap();
-    assert!(
-        status.success(),
-        "attack.py failed: {status}: {}",
-        att.log("attack.err")
-    );
+    assert!(status.success(), "attack.py failed: {status}: {}", att.log("attack.err"));
     let report = parse_json(out.trim()).unwrap_or_else(|| panic!("attack.py report: {out}"));
     // Let the last packets drain, then read everything.
     std::thread::sleep(Duration::from_millis(500));
-    let after: Vec<_> = NODES
-        .iter()
-        .map(|(i, _, _)| counters(&lab.hosts[*i]))
-        .collect();
+    let after: Vec<_> = NODES.iter().map(|(i, _, _)| counters(&lab.hosts[*i])).collect();
     let kdrops: Vec<u64> = NODES
         .iter()
         .enumerate()
         .map(|(n, (i, _, _))| lab.hosts[*i].raw_socket_drops().saturating_sub(kdrops0[n]))
         .collect();
     let workers_after: Vec<Option<u32>> = sups.iter().map(|s| Host::worker_of(*s)).collect();
-    let rss1: Vec<u64> = workers
-        .iter()
-        .map(|w| Host::vm_rss_kib(*w).unwrap_or(0))
-        .collect();
+    let rss1: Vec<u64> = workers.iter().map(|w| Host::vm_rss_kib(*w).unwrap_or(0)).collect();
 
     // ---- the report (printed first, so a failure shows the numbers) ----
     let elapsed = report.get("elapsed").map(J::num).unwrap_or(secs);
@@ -508,13 +440,7 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
         let v = violations.lock().unwrap();
         let mut shown = BTreeMap::new();
         for l in v.iter() {
-            let key = l
-                .split(": ")
-                .next()
-                .unwrap_or("")
-                .split(' ')
-                .skip(1)
-                .collect::<String>();
+            let key = l.split(": ").next().unwrap_or("").split(' ').skip(1).collect::<String>();
             let c = shown.entry(key).or_insert(0u32);
             *c += 1;
             if *c <= 5 {
@@ -614,17 +540,13 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
             fail("the attacker sent nothing to it".into());
         }
         if total * 10 < reached * 9 || total > reached {
-            fail(format!(
-                "drops_total +{total} for {reached} packets sent to it"
-            ));
+            fail(format!("drops_total +{total} for {reached} packets sent to it"));
         }
         for (r, e) in &expect {
             let got = d(&format!("drop_{r}"));
             let hi = e + slack.get(r).copied().unwrap_or(0);
             if got * 10 < e * 9 || got > hi {
-                fail(format!(
-                    "drop_{r} +{got}, expected {e}..{hi} (>= 90 % of {e})"
-                ));
+                fail(format!("drop_{r} +{got}, expected {e}..{hi} (>= 90 % of {e})"));
             }
             if *e > 0 && got == 0 {
                 fail(format!("drop_{r} did not move"));
@@ -646,29 +568,18 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
             }
             let down = after[n].get("master_down_ms").copied().unwrap_or(0);
             if ages[n] >= down {
-                fail(format!(
-                    "an advert gap of {} ms >= master_down {down} ms",
-                    ages[n]
-                ));
+                fail(format!("an advert gap of {} ms >= master_down {down} ms", ages[n]));
             }
         }
         if workers_after[n] != Some(workers[n]) {
-            fail(format!(
-                "worker {} replaced by {:?}",
-                workers[n], workers_after[n]
-            ));
+            fail(format!("worker {} replaced by {:?}", workers[n], workers_after[n]));
         }
         if rss1[n] > rss0[n] + 64 {
-            fail(format!(
-                "worker VmRSS grew {rss_growth} KiB ({} -> {})",
-                rss0[n], rss1[n]
-            ));
+            fail(format!("worker VmRSS grew {rss_growth} KiB ({} -> {})", rss0[n], rss1[n]));
         }
         let log = h.log("rcron.log");
-        let sick: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("hung") || l.contains("died"))
-            .collect();
+        let sick: Vec<&str> =
+            log.lines().filter(|l| l.contains("hung") || l.contains("died")).collect();
         if !sick.is_empty() {
             fail(format!("supervisor log: {sick:?}"));
         }
@@ -677,10 +588,5 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
         failures.push("no --status sample during the attack".into());
     }
     eprintln!("test run time {:?}", t0.elapsed());
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
 }

@@ -10,10 +10,7 @@ const V3_FAST: &str =
     "virtual_router_id 9\nvrrp_version 3\nadvert_int 0.1\nvirtual_ipaddress 192.0.2.100\n";
 
 fn worker_of(sup: u32) -> Option<u32> {
-    sh_out(&format!("pgrep -P {sup}"))
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
+    sh_out(&format!("pgrep -P {sup}")).lines().next().and_then(|l| l.trim().parse().ok())
 }
 
 /// A crash of the whole daemon: both processes frozen first, so neither can resign.
@@ -28,9 +25,7 @@ fn crash(sup: u32) {
 }
 
 fn actives(lab: &Lab) -> Vec<usize> {
-    (0..lab.hosts.len())
-        .filter(|&i| lab.hosts[i].state() == "active")
-        .collect()
+    (0..lab.hosts.len()).filter(|&i| lab.hosts[i].state() == "active").collect()
 }
 
 /// Waits until exactly host `i` is active (by state file) and every other host is not.
@@ -42,25 +37,12 @@ fn converge(lab: &Lab, i: usize, limit: Duration) -> bool {
 fn three_nodes_elect_fail_over_and_preempt() {
     let lab = Lab::new("el", 3);
     let prios = [150, 100, 50];
-    let confs: Vec<_> = (0..3)
-        .map(|i| lab.rcron_conf(i, &format!("{V3_FAST}priority {}\n", prios[i])))
-        .collect();
-    let mut sups: Vec<u32> = (0..3)
-        .map(|i| lab.hosts[i].start_rcron(&confs[i]))
-        .collect();
-    assert!(
-        converge(&lab, 0, Duration::from_secs(5)),
-        "initial election: {:?}",
-        actives(&lab)
-    );
-    assert_eq!(
-        lab.hosts[1].status_field("master").as_deref(),
-        Some("192.0.2.11")
-    );
-    assert_eq!(
-        lab.hosts[2].status_field("state").as_deref(),
-        Some("passive")
-    );
+    let confs: Vec<_> =
+        (0..3).map(|i| lab.rcron_conf(i, &format!("{V3_FAST}priority {}\n", prios[i]))).collect();
+    let mut sups: Vec<u32> = (0..3).map(|i| lab.hosts[i].start_rcron(&confs[i])).collect();
+    assert!(converge(&lab, 0, Duration::from_secs(5)), "initial election: {:?}", actives(&lab));
+    assert_eq!(lab.hosts[1].status_field("master").as_deref(), Some("192.0.2.11"));
+    assert_eq!(lab.hosts[2].status_field("state").as_deref(), Some("passive"));
 
     // kill -9 of the master: the next priority takes over after Master_Down_Interval.
     let t = Instant::now();
@@ -68,45 +50,25 @@ fn three_nodes_elect_fail_over_and_preempt() {
     assert!(until(Duration::from_secs(3), || lab.hosts[1].state() == "active"));
     let took = t.elapsed();
     // Master_Down for prio 100 at 0.1 s: 300 + 60 ms; allow for a loaded machine.
-    assert!(
-        took >= Duration::from_millis(250),
-        "took over too early: {took:?}"
-    );
+    assert!(took >= Duration::from_millis(250), "took over too early: {took:?}");
     assert!(lab.hosts[2].state() != "active");
     // The crashed node's file still says active, but nobody keeps it fresh: not active.
     let o = lab.hosts[0].run(&[RCRON, "--is-active", "--conf", confs[0].to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "a dead daemon's node must not be active"
-    );
+    assert_eq!(o.status.code(), Some(1), "a dead daemon's node must not be active");
 
     // SIGTERM of the new master: it resigns (priority 0), the last node takes over fast.
     let t = Instant::now();
     Host::signal(sups[1], "TERM");
     assert!(until(Duration::from_secs(3), || lab.hosts[2].state() == "active"));
     let took = t.elapsed();
-    assert!(
-        took < Duration::from_millis(1500),
-        "graceful handover took {took:?}"
-    );
+    assert!(took < Duration::from_millis(1500), "graceful handover took {took:?}");
     assert!(until(Duration::from_secs(2), || lab.hosts[1].state() == "passive"));
-    assert!(
-        !lab.hosts[1].dir.join("rcrond.pid").exists(),
-        "pid file removed at exit"
-    );
-    assert!(
-        !lab.hosts[1].dir.join("rcron.sock").exists(),
-        "control socket removed at exit"
-    );
+    assert!(!lab.hosts[1].dir.join("rcrond.pid").exists(), "pid file removed at exit");
+    assert!(!lab.hosts[1].dir.join("rcron.sock").exists(), "control socket removed at exit");
 
     // The first node returns and, with preempt, takes over again.
     sups[0] = lab.hosts[0].start_rcron(&confs[0]);
-    assert!(
-        converge(&lab, 0, Duration::from_secs(5)),
-        "preempt: {:?}",
-        actives(&lab)
-    );
+    assert!(converge(&lab, 0, Duration::from_secs(5)), "preempt: {:?}", actives(&lab));
     let _ = sups;
 }
 
@@ -123,15 +85,8 @@ fn without_preempt_a_returning_higher_priority_node_stays_backup() {
     lab.hosts[0].start_rcron(&c0);
     // Give it several Master_Down_Intervals: it must stay backup.
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(
-        actives(&lab),
-        [1],
-        "no preempt: the running master keeps the role"
-    );
-    assert_eq!(
-        lab.hosts[0].status_field("master").as_deref(),
-        Some("192.0.2.12")
-    );
+    assert_eq!(actives(&lab), [1], "no preempt: the running master keeps the role");
+    assert_eq!(lab.hosts[0].status_field("master").as_deref(), Some("192.0.2.12"));
 }
 
 #[test]
@@ -147,10 +102,7 @@ fn link_down_is_a_fault_and_the_peer_takes_over() {
     assert!(until(Duration::from_secs(3), || lab.hosts[1].state() == "active"));
     assert_eq!(lab.hosts[0].status_field("role").as_deref(), Some("fault"));
     lab.hosts[0].link(true);
-    assert!(
-        converge(&lab, 0, Duration::from_secs(5)),
-        "back after the link returns"
-    );
+    assert!(converge(&lab, 0, Duration::from_secs(5)), "back after the link returns");
 }
 
 #[test]
@@ -163,10 +115,7 @@ fn track_script_failures_mean_fault_and_hooks_run_in_order() {
     let hook = h.dir.join("hook.sh");
     std::fs::write(
         &hook,
-        format!(
-            "#!/bin/sh\necho \"$1 $RCRON_STATE\" >> {}\n",
-            hooklog.display()
-        ),
+        format!("#!/bin/sh\necho \"$1 $RCRON_STATE\" >> {}\n", hooklog.display()),
     )
     .unwrap();
     sh(&format!("chmod 755 {}", hook.display()));
@@ -188,22 +137,13 @@ fn track_script_failures_mean_fault_and_hooks_run_in_order() {
     std::fs::write(&flag, "").unwrap();
     assert!(converge(&lab, 0, Duration::from_secs(5)));
     assert!(until(Duration::from_secs(2), || {
-        std::fs::read_to_string(&hooklog)
-            .unwrap_or_default()
-            .lines()
-            .count()
-            >= 4
+        std::fs::read_to_string(&hooklog).unwrap_or_default().lines().count() >= 4
     }));
     let log = std::fs::read_to_string(&hooklog).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(
         &lines[..4],
-        [
-            "active active",
-            "fault passive",
-            "passive passive",
-            "active active"
-        ],
+        ["active active", "fault passive", "passive passive", "active active"],
         "hooks ran in transition order"
     );
 }
@@ -220,9 +160,7 @@ fn broken_config_on_sighup_keeps_the_daemon_running_and_electing() {
     std::fs::write(&c0, format!("{good}priority 999\nbogus_key 1\n")).unwrap();
     Host::signal(s0, "HUP");
     assert!(until(Duration::from_secs(3), || {
-        lab.hosts[0]
-            .log("rcron.log")
-            .contains("reload refused, keeping the running config")
+        lab.hosts[0].log("rcron.log").contains("reload refused, keeping the running config")
     }));
     let log = lab.hosts[0].log("rcron.log");
     assert!(log.contains("reload refused"), "{log}");
@@ -233,10 +171,7 @@ fn broken_config_on_sighup_keeps_the_daemon_running_and_electing() {
     // A good config applies: priority 50 < 100 ... the peer preempts.
     std::fs::write(&c0, good.replace("priority 150", "priority 50")).unwrap();
     Host::signal(s0, "HUP");
-    assert!(
-        converge(&lab, 1, Duration::from_secs(5)),
-        "new priority took effect"
-    );
+    assert!(converge(&lab, 1, Duration::from_secs(5)), "new priority took effect");
     assert_eq!(lab.hosts[0].status_field("priority").as_deref(), Some("50"));
 }
 
@@ -252,15 +187,13 @@ fn supervisor_restarts_a_dead_or_hung_worker_and_writes_passive_first() {
     let w = worker_of(s0).expect("worker");
     Host::signal(w, "KILL");
     assert!(until(Duration::from_secs(2), || lab.hosts[0].state() == "passive"));
-    assert!(until(Duration::from_secs(5), || worker_of(s0)
-        .is_some_and(|n| n != w)));
+    assert!(until(Duration::from_secs(5), || worker_of(s0).is_some_and(|n| n != w)));
     assert!(converge(&lab, 0, Duration::from_secs(5)));
     // The worker hangs (SIGSTOP): the supervisor writes passive and replaces it.
     let w = worker_of(s0).expect("worker");
     Host::signal(w, "STOP");
     assert!(until(Duration::from_secs(2), || lab.hosts[0].state() == "passive"));
-    assert!(until(Duration::from_secs(5), || worker_of(s0)
-        .is_some_and(|n| n != w)));
+    assert!(until(Duration::from_secs(5), || worker_of(s0).is_some_and(|n| n != w)));
     assert!(converge(&lab, 0, Duration::from_secs(5)));
     let log = lab.hosts[0].log("rcron.log");
     assert!(log.contains("died"), "{log}");
@@ -279,10 +212,7 @@ fn status_reports_peers_counters_and_drops() {
     std::thread::sleep(Duration::from_millis(500));
     let st = lab.hosts[0].status();
     let get = |k: &str| {
-        st.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or("")
-            .to_string()
+        st.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or("").to_string()
     };
     assert_eq!(get("state"), "active");
     assert_eq!(get("peers"), "192.0.2.12");

@@ -11,15 +11,7 @@ fn torture(nodes: &str, tag: &str) {
     require_root();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/torture.py");
     let out = Command::new("python3")
-        .args([
-            script,
-            "--binary",
-            RCRON,
-            "--nodes",
-            nodes,
-            "--duration",
-            "60",
-        ])
+        .args([script, "--binary", RCRON, "--nodes", nodes, "--duration", "60"])
         .args(["--fault-every", "4", "--tag", tag, "--json"])
         .output()
         .expect("python3 runs the harness");
@@ -28,14 +20,9 @@ fn torture(nodes: &str, tag: &str) {
     assert!(out.status.success(), "harness failed: {text}\n{err}");
     let field = |k: &str| -> i64 {
         let pat = format!("\"{k}\": ");
-        let at = text
-            .find(&pat)
-            .unwrap_or_else(|| panic!("no {k} in {text}"));
+        let at = text.find(&pat).unwrap_or_else(|| panic!("no {k} in {text}"));
         let rest = &text[at + pat.len()..];
-        rest[..rest.find([',', '}']).unwrap()]
-            .trim()
-            .parse()
-            .unwrap()
+        rest[..rest.find([',', '}']).unwrap()].trim().parse().unwrap()
     };
     println!("{nodes} nodes: {text}");
     assert!(field("faults") >= 10, "too few faults: {text}");

@@ -43,13 +43,8 @@ struct Setting {
     vips: &'static [&'static str],
 }
 
-const V2_PASS_NOVIP: Setting = Setting {
-    version: 2,
-    advert_cs: 100,
-    vrid: 51,
-    auth: Some("s3cret"),
-    vips: &[],
-};
+const V2_PASS_NOVIP: Setting =
+    Setting { version: 2, advert_cs: 100, vrid: 51, auth: Some("s3cret"), vips: &[] };
 const V2_TWO_VIPS: Setting = Setting {
     version: 2,
     advert_cs: 100,
@@ -57,13 +52,8 @@ const V2_TWO_VIPS: Setting = Setting {
     auth: None,
     vips: &["192.0.2.100", "192.0.2.101"],
 };
-const V3_ONE_VIP: Setting = Setting {
-    version: 3,
-    advert_cs: 10,
-    vrid: 53,
-    auth: None,
-    vips: &["192.0.2.100"],
-};
+const V3_ONE_VIP: Setting =
+    Setting { version: 3, advert_cs: 10, vrid: 53, auth: None, vips: &["192.0.2.100"] };
 
 impl Setting {
     fn advert(&self) -> Duration {
@@ -140,10 +130,7 @@ fn check_tools() {
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false);
-        assert!(
-            found,
-            "{t} is not installed: these tests need it (apt-get install {t})"
-        );
+        assert!(found, "{t} is not installed: these tests need it (apt-get install {t})");
     }
 }
 
@@ -167,11 +154,7 @@ fn ka_setup(lab: &Lab, i: usize, set: &Setting, prio: u32) -> Ka {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let peers: Vec<String> = lab
-        .peers_of(i)
-        .iter()
-        .map(|p| format!("        {p}\n"))
-        .collect();
+    let peers: Vec<String> = lab.peers_of(i).iter().map(|p| format!("        {p}\n")).collect();
     let auth = match set.auth {
         Some(p) => format!(
             "    authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}\n"
@@ -181,11 +164,7 @@ fn ka_setup(lab: &Lab, i: usize, set: &Setting, prio: u32) -> Ka {
     let vips = if set.vips.is_empty() {
         String::new()
     } else {
-        let l: Vec<String> = set
-            .vips
-            .iter()
-            .map(|v| format!("        {v}/24\n"))
-            .collect();
+        let l: Vec<String> = set.vips.iter().map(|v| format!("        {v}/24\n")).collect();
         format!("    virtual_ipaddress {{\n{}    }}\n", l.concat())
     };
     let text = format!(
@@ -244,16 +223,10 @@ fn ka_start(h: &Host, ka: &Ka, run: u32) -> u32 {
             .unwrap_or(0);
         child != 0 && pid_alive(child)
     });
-    assert!(
-        ok,
-        "keepalived's VRRP process did not start:\n{}",
-        h.log(&log)
-    );
+    assert!(ok, "keepalived's VRRP process did not start:\n{}", h.log(&log));
     ka.vrrp_pid.store(child, Ordering::SeqCst);
     // "Entering BACKUP STATE (init)" runs the notify script: keepalived is now in the election.
-    let ok = until(Duration::from_secs(5), || {
-        h.state_at(&ka.state) == "passive"
-    });
+    let ok = until(Duration::from_secs(5), || h.state_at(&ka.state) == "passive");
     assert!(
         ok,
         "keepalived's notify script did not report BACKUP at start (ka-state={:?}):\n{}",
@@ -287,19 +260,14 @@ fn rcron_crash(h: &Host, conf: &Path, sup: u32) -> u32 {
         h.reap();
         !pid_alive(sup) && !pid_alive(worker)
     });
-    assert!(
-        ok,
-        "rcron (supervisor {sup}, worker {worker}) survived pkill -9"
-    );
+    assert!(ok, "rcron (supervisor {sup}, worker {worker}) survived pkill -9");
     worker
 }
 
 fn pkill(sig: &str, pattern: &str) {
     // Run directly (no shell) so that pkill cannot match a shell carrying the pattern.
-    let st = Command::new("pkill")
-        .args([&format!("-{sig}"), "-f", "--", pattern])
-        .status()
-        .unwrap();
+    let st =
+        Command::new("pkill").args([&format!("-{sig}"), "-f", "--", pattern]).status().unwrap();
     assert!(st.success(), "pkill -{sig} -f '{pattern}' matched nothing");
 }
 
@@ -314,27 +282,18 @@ fn worker_pid(h: &Host, sup: u32) -> u32 {
             .unwrap_or(0);
         pid != 0
     });
-    assert!(
-        ok,
-        "no worker under supervisor {sup}:\n{}",
-        logs(h, "rcron")
-    );
+    assert!(ok, "no worker under supervisor {sup}:\n{}", logs(h, "rcron"));
     pid
 }
 
 /// The `pid=` of a state file (None when absent).
 fn file_pid(text: &str) -> Option<u32> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("pid="))
-        .and_then(|v| v.trim().parse().ok())
+    text.lines().find_map(|l| l.strip_prefix("pid=")).and_then(|v| v.trim().parse().ok())
 }
 
 /// CLOCK_MONOTONIC in ms, the clock of the state file's `mono_ms=`.
 fn monotonic_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime only writes the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
@@ -402,29 +361,15 @@ impl Sampler {
             while !st.load(Ordering::SeqCst) {
                 let rc = rcron_active(&rc_state);
                 let ka = ka_active(&ka_state, ka_pid.load(Ordering::SeqCst));
-                s.lock().unwrap().push(Sample {
-                    t: Instant::now(),
-                    rc,
-                    ka,
-                });
+                s.lock().unwrap().push(Sample { t: Instant::now(), rc, ka });
                 std::thread::sleep(SAMPLE_EVERY);
             }
         });
-        Sampler {
-            samples,
-            stop,
-            thread: Some(thread),
-        }
+        Sampler { samples, stop, thread: Some(thread) }
     }
 
     fn between(&self, from: Instant, to: Instant) -> Vec<Sample> {
-        self.samples
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| s.t >= from && s.t <= to)
-            .copied()
-            .collect()
+        self.samples.lock().unwrap().iter().filter(|s| s.t >= from && s.t <= to).copied().collect()
     }
 
     fn all(&self) -> Vec<Sample> {
@@ -455,11 +400,7 @@ impl Sampler {
     /// Asserts that from `from` to now every sample shows exactly `rc`/`ka`.
     fn assert_steady(&self, from: Instant, rc: bool, ka: bool, what: &str, lab: &Lab) {
         let got = self.between(from, Instant::now());
-        assert!(
-            got.len() >= 10,
-            "{what}: the sampler took only {} samples",
-            got.len()
-        );
+        assert!(got.len() >= 10, "{what}: the sampler took only {} samples", got.len());
         let bad: Vec<_> = got.iter().filter(|s| s.rc != rc || s.ka != ka).collect();
         assert!(
             bad.is_empty(),
@@ -486,13 +427,7 @@ impl Drop for Sampler {
 /// Starts rcron's daemon with its own log file `rcron-RUN.log` (a restart keeps the old log).
 fn start_rcron_run(h: &Host, conf: &Path, run: u32) -> u32 {
     h.spawn(
-        &[
-            RCRON,
-            "--daemon",
-            "--foreground",
-            "--conf",
-            conf.to_str().unwrap(),
-        ],
+        &[RCRON, "--daemon", "--foreground", "--conf", conf.to_str().unwrap()],
         &format!("rcron-{run}.log"),
     )
 }
@@ -508,11 +443,7 @@ fn logs(h: &Host, prefix: &str) -> String {
         })
         .unwrap_or_default();
     names.sort();
-    names
-        .iter()
-        .map(|n| format!("[{n}]\n{}", h.log(n)))
-        .collect::<Vec<_>>()
-        .join("\n")
+    names.iter().map(|n| format!("[{n}]\n{}", h.log(n))).collect::<Vec<_>>().join("\n")
 }
 
 /// Both sides' logs, for failure messages.
@@ -562,36 +493,21 @@ fn assert_rcron_follows(lab: &Lab, ka_prio: u32) {
     let h = &lab.hosts[0];
     let st = h.status();
     let f = |k: &str| {
-        st.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or("")
-            .to_string()
+        st.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or("").to_string()
     };
     assert_eq!(f("state"), "passive", "{st}");
     assert_eq!(f("role"), "backup", "{st}");
     assert_eq!(f("master"), lab.hosts[1].ip.to_string(), "{st}");
     assert_eq!(f("master_priority"), ka_prio.to_string(), "{st}");
-    assert_eq!(
-        f("drops_total"),
-        "0",
-        "rcron dropped keepalived's adverts:\n{st}"
-    );
+    assert_eq!(f("drops_total"), "0", "rcron dropped keepalived's adverts:\n{st}");
     assert_eq!(f("rx_addr_mismatch"), "0", "{st}");
     assert!(f("rx_adverts").parse::<u64>().unwrap_or(0) >= 2, "{st}");
 }
 
 fn assert_rcron_master_clean(lab: &Lab) {
     let st = lab.hosts[0].status();
-    for kv in [
-        "state=active",
-        "role=master",
-        "drops_total=0",
-        "tx_errors=0",
-    ] {
-        assert!(
-            st.lines().any(|l| l == kv),
-            "rcron --status lacks {kv}:\n{st}"
-        );
+    for kv in ["state=active", "role=master", "drops_total=0", "tx_errors=0"] {
+        assert!(st.lines().any(|l| l == kv), "rcron --status lacks {kv}:\n{st}");
     }
 }
 
@@ -628,22 +544,15 @@ fn rcron_master(tag: &str, set: Setting) {
     // Start: rcron first, keepalived joins; rcron wins.
     let sup = start_rcron_run(rc, &conf, 1);
     ka_start(kh, &ka, 1);
-    let took = wait_for_state(
-        &lab,
-        set.converge_bound(),
-        "rcron active, keepalived backup",
-        || rcron_active(&rc_state) && ka_ok(false),
-    );
+    let took =
+        wait_for_state(&lab, set.converge_bound(), "rcron active, keepalived backup", || {
+            rcron_active(&rc_state) && ka_ok(false)
+        });
     eprintln!("[{tag}] converged after {took:?}");
     let t0 = Instant::now();
     std::thread::sleep(set.hold());
     sampler.assert_steady(t0, true, false, "rcron master, keepalived backup", &lab);
-    assert_eq!(
-        is_active(&conf),
-        0,
-        "rcron --is-active while master\n{}",
-        diag(&lab)
-    );
+    assert_eq!(is_active(&conf), 0, "rcron --is-active while master\n{}", diag(&lab));
     assert_rcron_master_clean(&lab);
     assert_eq!(kh.state_at(&ka.state), "passive");
 
@@ -661,16 +570,11 @@ fn rcron_master(tag: &str, set: Setting) {
     );
     eprintln!("[{tag}] supervisor killed: keepalived master after {took:?}");
     assert!(
-        until(Duration::from_secs(2), || rc.state() == "passive"
-            && !pid_alive(worker)),
+        until(Duration::from_secs(2), || rc.state() == "passive" && !pid_alive(worker)),
         "rcron's orphaned worker {worker} did not resign (write passive and exit)\n{}",
         diag(&lab)
     );
-    assert!(
-        rc.log("rcron-1.log").contains("supervisor gone: resigning"),
-        "{}",
-        diag(&lab)
-    );
+    assert!(rc.log("rcron-1.log").contains("supervisor gone: resigning"), "{}", diag(&lab));
     assert!(
         took < set.master_down(100),
         "keepalived took {took:?} (>= its Master_Down_Interval {:?}): rcron's worker did not \
@@ -679,16 +583,11 @@ fn rcron_master(tag: &str, set: Setting) {
         diag(&lab)
     );
     assert!(
-        kh.log("keepalived-1.log")
-            .contains("(VI_1) Backup received priority 0 advertisement"),
+        kh.log("keepalived-1.log").contains("(VI_1) Backup received priority 0 advertisement"),
         "keepalived did not log rcron's priority-0 advert\n{}",
         diag(&lab)
     );
-    assert_eq!(
-        is_active(&conf),
-        1,
-        "rcron --is-active with its daemon dead"
-    );
+    assert_eq!(is_active(&conf), 1, "rcron --is-active with its daemon dead");
     let t1 = Instant::now();
     std::thread::sleep(set.hold());
     sampler.assert_steady(t1, false, true, "after rcron's supervisor died", &lab);
@@ -696,21 +595,17 @@ fn rcron_master(tag: &str, set: Setting) {
     // rcron comes back with the higher priority and preempts keepalived.
     rc.reap();
     let sup = start_rcron_run(rc, &conf, 2);
-    let took = wait_for_state(
-        &lab,
-        set.converge_bound(),
-        "restarted rcron preempts keepalived",
-        || rcron_active(&rc_state) && ka_ok(false),
-    );
+    let took =
+        wait_for_state(&lab, set.converge_bound(), "restarted rcron preempts keepalived", || {
+            rcron_active(&rc_state) && ka_ok(false)
+        });
     eprintln!("[{tag}] restarted rcron master again after {took:?}");
     let t2 = Instant::now();
     std::thread::sleep(set.hold());
     sampler.assert_steady(t2, true, false, "rcron master again", &lab);
     // keepalived (master meanwhile) accepted rcron's advert and stepped down for it.
-    let want = format!(
-        "(VI_1) Master received advert from {} with higher priority 150, ours 100",
-        rc.ip
-    );
+    let want =
+        format!("(VI_1) Master received advert from {} with higher priority 150, ours 100", rc.ip);
     assert!(
         kh.log("keepalived-1.log").contains(&want),
         "keepalived never logged {want:?}\n{}",
@@ -744,11 +639,7 @@ fn rcron_master(tag: &str, set: Setting) {
         text.lines().next() != Some("active") || file_pid(&text).is_some_and(|p| !pid_alive(p)),
         "rcron's state file says active for a live process after the crash:\n{text}"
     );
-    assert_eq!(
-        is_active(&conf),
-        1,
-        "rcron --is-active after a crash must say passive"
-    );
+    assert_eq!(is_active(&conf), 1, "rcron --is-active after a crash must say passive");
     let t3 = Instant::now();
     std::thread::sleep(set.hold());
     sampler.assert_steady(t3, false, true, "after rcron crashed", &lab);
@@ -781,16 +672,12 @@ fn keepalived_master(tag: &str, set: Setting) {
 
     let ka_pid = ka_start(kh, &ka, 1);
     let sup = start_rcron_run(rc, &conf, 1);
-    let took = wait_for_state(
-        &lab,
-        set.converge_bound(),
-        "keepalived active, rcron backup",
-        || {
+    let took =
+        wait_for_state(&lab, set.converge_bound(), "keepalived active, rcron backup", || {
             ka_ok(true)
                 && rc.state() == "passive"
                 && rc.status_field("master").as_deref() == Some(&kh.ip.to_string())
-        },
-    );
+        });
     eprintln!("[{tag}] converged after {took:?}");
     let t0 = Instant::now();
     std::thread::sleep(set.hold());
@@ -819,8 +706,7 @@ fn keepalived_master(tag: &str, set: Setting) {
         diag(&lab)
     );
     assert!(
-        rc.log("rcron-1.log")
-            .contains("role=Backup=>Master reason=master_resigned"),
+        rc.log("rcron-1.log").contains("role=Backup=>Master reason=master_resigned"),
         "{}",
         diag(&lab)
     );
@@ -833,12 +719,7 @@ fn keepalived_master(tag: &str, set: Setting) {
         "keepalived did not exit on SIGTERM\n{}",
         diag(&lab)
     );
-    assert_eq!(
-        kh.state_at(&ka.state),
-        "passive",
-        "keepalived's notify STOP\n{}",
-        diag(&lab)
-    );
+    assert_eq!(kh.state_at(&ka.state), "passive", "keepalived's notify STOP\n{}", diag(&lab));
     let t1 = Instant::now();
     std::thread::sleep(set.hold());
     sampler.assert_steady(t1, true, false, "after keepalived stopped", &lab);
@@ -846,16 +727,13 @@ fn keepalived_master(tag: &str, set: Setting) {
     // keepalived comes back with the higher priority: it preempts, and rcron steps down on
     // its first advert.
     ka_start(kh, &ka, 2);
-    let took = wait_for_state(
-        &lab,
-        set.converge_bound(),
-        "restarted keepalived preempts rcron",
-        || ka_ok(true) && rc.state() == "passive",
-    );
+    let took =
+        wait_for_state(&lab, set.converge_bound(), "restarted keepalived preempts rcron", || {
+            ka_ok(true) && rc.state() == "passive"
+        });
     eprintln!("[{tag}] restarted keepalived master again after {took:?}");
     assert!(
-        rc.log("rcron-1.log")
-            .contains("role=Master=>Backup reason=higher_priority"),
+        rc.log("rcron-1.log").contains("role=Master=>Backup reason=higher_priority"),
         "{}",
         diag(&lab)
     );
@@ -885,12 +763,7 @@ fn keepalived_master(tag: &str, set: Setting) {
         set.master_down(100),
         diag(&lab)
     );
-    assert_eq!(
-        is_active(&conf),
-        0,
-        "rcron --is-active after taking over\n{}",
-        diag(&lab)
-    );
+    assert_eq!(is_active(&conf), 0, "rcron --is-active after taking over\n{}", diag(&lab));
     assert!(
         rc.log("rcron-1.log")
             .contains("state=passive=>active role=Backup=>Master reason=master_down"),
@@ -971,12 +844,9 @@ fn v3_rcron_paused_whole_keepalived_covers_and_worker_is_not_killed_as_hung() {
 
     let sup = start_rcron_run(rc, &conf, 1);
     ka_start(kh, &ka, 1);
-    wait_for_state(
-        &lab,
-        set.converge_bound(),
-        "rcron active, keepalived backup",
-        || rcron_active(&rc_state) && ka_ok(false),
-    );
+    wait_for_state(&lab, set.converge_bound(), "rcron active, keepalived backup", || {
+        rcron_active(&rc_state) && ka_ok(false)
+    });
     let t0 = Instant::now();
     std::thread::sleep(set.hold());
     sampler.assert_steady(t0, true, false, "rcron master, keepalived backup", &lab);
@@ -986,23 +856,13 @@ fn v3_rcron_paused_whole_keepalived_covers_and_worker_is_not_killed_as_hung() {
     let pat = format!("rcron.* --conf {}", conf.display());
     let t_stop = Instant::now();
     pkill("STOP", &pat);
-    let took = wait_since(
-        &lab,
-        t_stop,
-        set.takeover_bound(),
-        "keepalived covers a frozen rcron",
-        || ka_ok(true),
-    );
+    let took =
+        wait_since(&lab, t_stop, set.takeover_bound(), "keepalived covers a frozen rcron", || {
+            ka_ok(true)
+        });
     eprintln!("[{tag}] rcron frozen: keepalived master after {took:?}");
-    assert!(
-        !rcron_active(&rc_state),
-        "a frozen rcron's state file is still trusted as active"
-    );
-    assert_eq!(
-        is_active(&conf),
-        1,
-        "rcron --is-active while its daemon is frozen"
-    );
+    assert!(!rcron_active(&rc_state), "a frozen rcron's state file is still trusted as active");
+    assert_eq!(is_active(&conf), 1, "rcron --is-active while its daemon is frozen");
     std::thread::sleep(Duration::from_millis(1500).saturating_sub(t_stop.elapsed()));
     // Resume both at once (supervisor first, as a process-group SIGCONT may well do).
     let st = Command::new("kill")

@@ -25,20 +25,10 @@ use std::time::{Duration, Instant};
 const V3_AS_V2: &str = "vrrp.v3_checksum_as_in_v2";
 
 fn check_tshark() {
-    let ok = Command::new("tshark")
-        .arg("-v")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "tshark is not installed: this test needs it (apt-get install tshark)"
-    );
+    let ok = Command::new("tshark").arg("-v").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "tshark is not installed: this test needs it (apt-get install tshark)");
     // The preference these tests rely on must exist under this name.
-    let o = Command::new("tshark")
-        .args(["-G", "defaultprefs"])
-        .output()
-        .unwrap();
+    let o = Command::new("tshark").args(["-G", "defaultprefs"]).output().unwrap();
     assert!(
         String::from_utf8_lossy(&o.stdout).contains(V3_AS_V2),
         "this tshark has no {V3_AS_V2} preference"
@@ -75,9 +65,7 @@ impl Capture {
         let out = h.dir.join(format!("{name}.out"));
         let err = h.dir.join(format!("{name}.err"));
         let child = Command::new("ip")
-            .args([
-                "netns", "exec", &h.ns, "tshark", "-n", "-l", "-P", "-i", "vr0", "-f", filter,
-            ])
+            .args(["netns", "exec", &h.ns, "tshark", "-n", "-l", "-P", "-i", "vr0", "-f", filter])
             .args(["-c", &count.to_string(), "-a", &format!("duration:{secs}")])
             .arg("-w")
             .arg(&pcap)
@@ -86,16 +74,9 @@ impl Capture {
             .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
             .unwrap();
-        let c = Capture {
-            child,
-            pcap,
-            out,
-            err,
-        };
+        let c = Capture { child, pcap, out, err };
         let ok = until(Duration::from_secs(20), || {
-            std::fs::read_to_string(&c.err)
-                .unwrap_or_default()
-                .contains("Capturing on")
+            std::fs::read_to_string(&c.err).unwrap_or_default().contains("Capturing on")
                 && c.seen() >= live
         });
         assert!(ok, "tshark did not start capturing:\n{}", c.stderr());
@@ -104,10 +85,7 @@ impl Capture {
 
     /// Packets captured so far.
     fn seen(&self) -> usize {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .count()
+        std::fs::read_to_string(&self.out).unwrap_or_default().lines().count()
     }
 
     /// Stops the capture now (SIGINT: tshark closes the file properly).
@@ -153,10 +131,7 @@ fn decode(pcap: &Path, v3_as_v2: bool) -> Vec<String> {
         .arg("-r")
         .arg(pcap)
         .args(["-n", "-V", "-o", "ip.check_checksum:TRUE", "-o"])
-        .arg(format!(
-            "{V3_AS_V2}:{}",
-            if v3_as_v2 { "TRUE" } else { "FALSE" }
-        ))
+        .arg(format!("{V3_AS_V2}:{}", if v3_as_v2 { "TRUE" } else { "FALSE" }))
         .output()
         .unwrap();
     assert!(o.status.success(), "tshark -r failed: {}", stderr(&o));
@@ -175,9 +150,7 @@ fn decode(pcap: &Path, v3_as_v2: bool) -> Vec<String> {
 
 /// The value after `key: ` on the first line of `frame` that starts with it.
 fn field<'a>(frame: &'a str, key: &str) -> Option<&'a str> {
-    frame
-        .lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+    frame.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
 }
 
 /// What every advert of the master must decode to.
@@ -198,10 +171,7 @@ impl Expect {
     /// VRRP checksum with the preference used for this decode.
     fn check(&self, frame: &str, prio: u8, checksum_good: bool) {
         let mut want: Vec<String> = vec![
-            format!(
-                "Internet Protocol Version 4, Src: 192.0.2.11, Dst: {}",
-                self.dst
-            ),
+            format!("Internet Protocol Version 4, Src: 192.0.2.11, Dst: {}", self.dst),
             "Time to Live: 255".into(),
             "Protocol: VRRP (112)".into(),
             "Differentiated Services Field: 0xc0 (DSCP: CS6, ECN: Not-ECT)".into(),
@@ -238,10 +208,7 @@ impl Expect {
                 self.interval
             ));
         }
-        want.push(format!(
-            "[Checksum Status: {}]",
-            if checksum_good { "Good" } else { "Bad" }
-        ));
+        want.push(format!("[Checksum Status: {}]", if checksum_good { "Good" } else { "Bad" }));
         for w in &want {
             assert!(
                 frame.lines().any(|l| l == w),
@@ -256,16 +223,8 @@ impl Expect {
         if checksum_good {
             let c = field(frame, "Checksum").unwrap_or("");
             assert!(c.ends_with("[correct]"), "VRRP checksum {c:?}:\n{frame}");
-            for bad in [
-                "Malformed",
-                "Expert Info (Warn",
-                "Expert Info (Error",
-                "incorrect",
-            ] {
-                assert!(
-                    !frame.contains(bad),
-                    "tshark flags the packet ({bad}):\n{frame}"
-                );
+            for bad in ["Malformed", "Expert Info (Warn", "Expert Info (Error", "incorrect"] {
+                assert!(!frame.contains(bad), "tshark flags the packet ({bad}):\n{frame}");
             }
         }
     }
@@ -281,16 +240,11 @@ fn v3_interval_bits(cs: u32) -> String {
 /// host 0 is master and host 1 its backup, following host 0.
 fn start_pair(lab: &Lab, confs: &[PathBuf; 2], bound: Duration) -> [u32; 2] {
     for c in confs {
-        let o = Command::new(RCRON)
-            .args(["--check", "--conf", c.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let o =
+            Command::new(RCRON).args(["--check", "--conf", c.to_str().unwrap()]).output().unwrap();
         assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     }
-    let pids = [
-        lab.hosts[0].start_rcron(&confs[0]),
-        lab.hosts[1].start_rcron(&confs[1]),
-    ];
+    let pids = [lab.hosts[0].start_rcron(&confs[0]), lab.hosts[1].start_rcron(&confs[1])];
     let ok = until(bound, || {
         lab.hosts[0].state() == "active"
             && lab.hosts[1].state() == "passive"
@@ -312,12 +266,7 @@ fn capture_adverts(lab: &Lab, e: &Expect, v3_as_v2: bool, advert: Duration) {
     let cap = Capture::start(&lab.hosts[1], "adverts", "ip proto 112", 5, 10, 0);
     let pcap = cap.finish();
     let frames = decode(&pcap, v3_as_v2);
-    assert_eq!(
-        frames.len(),
-        5,
-        "expected 5 adverts in 10 s, got {}",
-        frames.len()
-    );
+    assert_eq!(frames.len(), 5, "expected 5 adverts in 10 s, got {}", frames.len());
     for f in &frames {
         e.check(f, e.prio, true);
     }
@@ -328,10 +277,7 @@ fn capture_adverts(lab: &Lab, e: &Expect, v3_as_v2: bool, advert: Duration) {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no time delta:\n{f}"));
         let a = advert.as_secs_f64();
-        assert!(
-            d > a * 0.5 && d < a * 1.5 + 0.05,
-            "adverts {d} s apart, configured {a} s:\n{f}"
-        );
+        assert!(d > a * 0.5 && d < a * 1.5 + 0.05, "adverts {d} s apart, configured {a} s:\n{f}");
     }
     if e.version == 3 {
         // The other checksum form must NOT match: the check above was a real one.
@@ -394,10 +340,7 @@ fn tshark_decodes_v2_unicast_pass_auth_one_vip() {
              auth_pass secret12\nvirtual_ipaddress 192.0.2.100\n"
         )
     };
-    let confs = [
-        lab.rcron_conf(0, &extra(150)),
-        lab.rcron_conf(1, &extra(100)),
-    ];
+    let confs = [lab.rcron_conf(0, &extra(150)), lab.rcron_conf(1, &extra(100))];
     let pids = start_pair(&lab, &confs, Duration::from_secs(8));
     let e = Expect {
         dst: "192.0.2.12",
@@ -423,10 +366,7 @@ fn tshark_decodes_v2_multicast_two_vips() {
              virtual_ipaddress 192.0.2.100 192.0.2.101\n"
         )
     };
-    let confs = [
-        multicast_conf(&lab, 0, &extra(150)),
-        multicast_conf(&lab, 1, &extra(100)),
-    ];
+    let confs = [multicast_conf(&lab, 0, &extra(150)), multicast_conf(&lab, 1, &extra(100))];
     start_pair(&lab, &confs, Duration::from_secs(8));
     let e = Expect {
         dst: "224.0.0.18",
@@ -451,10 +391,7 @@ fn tshark_decodes_v3_unicast_one_vip() {
              virtual_ipaddress 192.0.2.100\n"
         )
     };
-    let confs = [
-        lab.rcron_conf(0, &extra(150)),
-        lab.rcron_conf(1, &extra(100)),
-    ];
+    let confs = [lab.rcron_conf(0, &extra(150)), lab.rcron_conf(1, &extra(100))];
     let pids = start_pair(&lab, &confs, Duration::from_secs(3));
     let e = Expect {
         dst: "192.0.2.12",
@@ -481,10 +418,7 @@ fn tshark_decodes_v3_multicast_one_vip() {
              virtual_ipaddress 192.0.2.100\n"
         )
     };
-    let confs = [
-        multicast_conf(&lab, 0, &extra(150)),
-        multicast_conf(&lab, 1, &extra(100)),
-    ];
+    let confs = [multicast_conf(&lab, 0, &extra(150)), multicast_conf(&lab, 1, &extra(100))];
     let pids = start_pair(&lab, &confs, Duration::from_secs(3));
     let e = Expect {
         dst: "224.0.0.18",
@@ -510,10 +444,7 @@ fn tshark_decodes_v3_rfc9568_checksum() {
              virtual_ipaddress 192.0.2.100\nv3_checksum rfc9568\n"
         )
     };
-    let confs = [
-        lab.rcron_conf(0, &extra(150)),
-        lab.rcron_conf(1, &extra(100)),
-    ];
+    let confs = [lab.rcron_conf(0, &extra(150)), lab.rcron_conf(1, &extra(100))];
     start_pair(&lab, &confs, Duration::from_secs(5));
     let e = Expect {
         dst: "192.0.2.12",

@@ -11,20 +11,12 @@ fn passive_skips_the_job_and_logs_ignore() {
     let conf = s.conf("");
     s.set_state("passive\n");
     let marker = s.path("ran");
-    let o = s.rcron(&[
-        "--conf",
-        conf.to_str().unwrap(),
-        "touch",
-        marker.to_str().unwrap(),
-    ]);
+    let o = s.rcron(&["--conf", conf.to_str().unwrap(), "touch", marker.to_str().unwrap()]);
     assert_eq!(code(&o), 0);
     assert!(!marker.exists(), "job ran on a passive node");
     let logs = s.logs();
     assert_eq!(logs.len(), 1, "{logs:?}");
-    assert!(
-        logs[0].contains("cluster=test state=passive status=ignore cmd=touch "),
-        "{logs:?}"
-    );
+    assert!(logs[0].contains("cluster=test state=passive status=ignore cmd=touch "), "{logs:?}");
 }
 
 #[test]
@@ -32,25 +24,13 @@ fn active_runs_the_job_and_returns_its_exit_code() {
     let s = Sandbox::new("active");
     let conf = s.conf("");
     s.set_state("active\n");
-    let o = s.rcron(&[
-        "-c",
-        conf.to_str().unwrap(),
-        "sh",
-        "-c",
-        "echo out; echo err >&2; exit 3",
-    ]);
+    let o = s.rcron(&["-c", conf.to_str().unwrap(), "sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert_eq!(code(&o), 3, "the job's own failure must come back");
     assert_eq!(stdout(&o), "out\n", "stdout passes through untouched");
     assert_eq!(stderr(&o), "err\n", "stderr passes through untouched");
     let logs = s.logs().join("\n");
-    assert!(
-        logs.contains("state=active status=start cmd=sh -c echo out;"),
-        "{logs}"
-    );
-    assert!(
-        logs.contains("state=active status=fail exit=3 dur=0 dur_ms="),
-        "{logs}"
-    );
+    assert!(logs.contains("state=active status=start cmd=sh -c echo out;"), "{logs}");
+    assert!(logs.contains("state=active status=fail exit=3 dur=0 dur_ms="), "{logs}");
 }
 
 #[test]
@@ -75,18 +55,9 @@ fn state_file_decisions() {
             s.set_state(c);
         }
         let marker = s.path("ran");
-        let o = s.rcron(&[
-            "-c",
-            conf.to_str().unwrap(),
-            "touch",
-            marker.to_str().unwrap(),
-        ]);
+        let o = s.rcron(&["-c", conf.to_str().unwrap(), "touch", marker.to_str().unwrap()]);
         assert_eq!(code(&o), 0, "case {i}: {}", stderr(&o));
-        assert_eq!(
-            marker.exists(),
-            *runs,
-            "case {i}: state {content:?} default {default}"
-        );
+        assert_eq!(marker.exists(), *runs, "case {i}: state {content:?} default {default}");
     }
 }
 
@@ -95,24 +66,12 @@ fn fifo_and_huge_state_files_never_hang() {
     let s = Sandbox::new("fifo");
     let conf = s.conf("default_state active\n");
     let st = s.path("state");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&st)
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(std::process::Command::new("mkfifo").arg(&st).status().unwrap().success());
     let t = std::time::Instant::now();
     let o = s.rcron(&["-c", conf.to_str().unwrap(), "true"]);
     assert_eq!(code(&o), 0);
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "a FIFO state file blocked the wrapper"
-    );
-    assert!(
-        s.logs().join("\n").contains("state=active status=ok"),
-        "FIFO -> default_state"
-    );
+    assert!(t.elapsed() < Duration::from_secs(5), "a FIFO state file blocked the wrapper");
+    assert!(s.logs().join("\n").contains("state=active status=ok"), "FIFO -> default_state");
     std::fs::remove_file(&st).unwrap();
     // 20 MB of one line: not trusted, default_state (active here) applies, read is bounded.
     std::fs::write(&st, "active".repeat(3_500_000)).unwrap();
@@ -147,10 +106,7 @@ fn exit_codes() {
     }
     let logs = s.logs().join("\n");
     assert!(logs.contains("status=timeout exit=124"), "{logs}");
-    assert!(
-        logs.contains("status=fail exit=137 dur=0 dur_ms="),
-        "{logs}"
-    );
+    assert!(logs.contains("status=fail exit=137 dur=0 dur_ms="), "{logs}");
     assert!(logs.contains("status=fail exit=127"), "{logs}");
     // Usage errors: 64; config errors: 78 (the job runs nowhere).
     assert_eq!(code(&s.rcron(&["-c", c])), 64);
@@ -166,16 +122,7 @@ fn argv_arrives_untouched_without_a_second_shell_parse() {
     let s = Sandbox::new("argv");
     let conf = s.conf("");
     s.set_state("active\n");
-    let o = s.rcron(&[
-        "-c",
-        conf.to_str().unwrap(),
-        "printf",
-        "%s|",
-        "a  b",
-        "$HOME",
-        "*",
-        "x;y",
-    ]);
+    let o = s.rcron(&["-c", conf.to_str().unwrap(), "printf", "%s|", "a  b", "$HOME", "*", "x;y"]);
     assert_eq!(code(&o), 0);
     assert_eq!(stdout(&o), "a  b|$HOME|*|x;y|");
 }
@@ -201,30 +148,12 @@ fn timeout_kills_the_whole_process_group_including_a_background_grandchild() {
     s.set_state("active\n");
     let pidfile = s.path("grandchild.pid");
     let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
-    let o = s.rcron(&[
-        "-c",
-        conf.to_str().unwrap(),
-        "--timeout",
-        "1s",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let o = s.rcron(&["-c", conf.to_str().unwrap(), "--timeout", "1s", "sh", "-c", &script]);
     assert_eq!(code(&o), 124);
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        wait_for(Duration::from_secs(5), || !pid_alive(pid)),
-        "grandchild {pid} survived"
-    );
+    let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(wait_for(Duration::from_secs(5), || !pid_alive(pid)), "grandchild {pid} survived");
     // A job that ignores SIGTERM is SIGKILLed after --kill-after.
-    let script = format!(
-        "trap '' TERM; sleep 300 & echo $! > {}; wait",
-        pidfile.display()
-    );
+    let script = format!("trap '' TERM; sleep 300 & echo $! > {}; wait", pidfile.display());
     let t = std::time::Instant::now();
     let o = s.rcron(&[
         "-c",
@@ -239,15 +168,8 @@ fn timeout_kills_the_whole_process_group_including_a_background_grandchild() {
     ]);
     assert_eq!(code(&o), 124);
     assert!(t.elapsed() < Duration::from_secs(10));
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        wait_for(Duration::from_secs(5), || !pid_alive(pid)),
-        "grandchild {pid} survived"
-    );
+    let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(wait_for(Duration::from_secs(5), || !pid_alive(pid)), "grandchild {pid} survived");
 }
 
 #[test]
@@ -258,19 +180,12 @@ fn lock_skips_an_overlapping_run_of_the_same_command_line() {
     let count = s.path("count");
     let script = format!("echo x >> {}; sleep 2", count.display());
     let c = conf.to_str().unwrap().to_string();
-    let mut first = s
-        .command(RCRON, &["-c", &c, "--lock", "sh", "-c", &script])
-        .spawn()
-        .unwrap();
+    let mut first = s.command(RCRON, &["-c", &c, "--lock", "sh", "-c", &script]).spawn().unwrap();
     assert!(wait_for(Duration::from_secs(5), || count.exists()));
     let o = s.rcron(&["-c", &c, "--lock", "sh", "-c", &script]);
     assert_eq!(code(&o), 0, "a skipped run exits 0");
     assert!(first.wait().unwrap().success());
-    assert_eq!(
-        std::fs::read_to_string(&count).unwrap(),
-        "x\n",
-        "the overlapping run ran"
-    );
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "x\n", "the overlapping run ran");
     assert!(s.logs().join("\n").contains("status=skip reason=locked"));
     // Once the first run is over, the next one runs.
     let o = s.rcron(&["-c", &c, "--lock", "sh", "-c", &script]);
@@ -334,10 +249,7 @@ fn syslog_lines_use_the_configured_facility_and_level() {
     }
     assert!(logs[0].ends_with("]: cluster=web state=active status=start cmd=echo hello  world"));
     let end = &logs[1];
-    assert!(
-        end.contains("]: cluster=web state=active status=ok exit=0 dur=0 dur_ms="),
-        "{end}"
-    );
+    assert!(end.contains("]: cluster=web state=active status=ok exit=0 dur=0 dur_ms="), "{end}");
     assert!(end.ends_with(" cmd=echo hello  world"), "{end}");
     s.set_state("passive\n");
     s.rcron(&["-c", conf.to_str().unwrap(), "echo", "x"]);
@@ -357,15 +269,9 @@ fn broken_configs_stop_the_job_with_78_and_name_file_and_line() {
     assert_eq!(code(&o), 78);
     assert!(!marker.exists());
     let err = stderr(&o);
-    assert!(
-        err.contains("bad.conf:2: nice_level: 99 is out of range"),
-        "{err}"
-    );
+    assert!(err.contains("bad.conf:2: nice_level: 99 is out of range"), "{err}");
     assert!(err.contains("bad.conf:3: unknown key `what`"), "{err}");
-    assert!(
-        s.logs().join("\n").contains("bad.conf:2:"),
-        "config errors reach syslog too"
-    );
+    assert!(s.logs().join("\n").contains("bad.conf:2:"), "config errors reach syslog too");
     // Random bytes and a 1 MB line: 78, never a panic.
     let mut x: u64 = 0x9e3779b97f4a7c15;
     let noise: Vec<u8> = (0..4096)
@@ -381,17 +287,10 @@ fn broken_configs_stop_the_job_with_78_and_name_file_and_line() {
     let o = s.rcron(&["-c", p.to_str().unwrap(), "touch", m]);
     assert_eq!(code(&o), 78);
     assert!(!stderr(&o).contains("panicked"));
-    let p = s.write(
-        "long.conf",
-        &format!("cluster_name {}\n", "a".repeat(1 << 20)),
-    );
+    let p = s.write("long.conf", &format!("cluster_name {}\n", "a".repeat(1 << 20)));
     let o = s.rcron(&["-c", p.to_str().unwrap(), "touch", m]);
     assert_eq!(code(&o), 78);
-    assert!(
-        stderr(&o).contains("long.conf:1: line is"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("long.conf:1: line is"), "{}", stderr(&o));
     assert!(!marker.exists());
 }
 
@@ -402,10 +301,7 @@ fn check_validates_and_prints_every_error() {
     let o = s.rcron(&["--check", "--conf", good.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("OK"));
-    let bad = s.write(
-        "bad.conf",
-        "priority 0\n\nvrrp_version 4\nvirtual_router_id 3\n",
-    );
+    let bad = s.write("bad.conf", "priority 0\n\nvrrp_version 4\nvirtual_router_id 3\n");
     let o = s.rcron(&["--check", "--conf", bad.to_str().unwrap()]);
     assert_eq!(code(&o), 78);
     let err = stderr(&o);
@@ -433,10 +329,7 @@ fn version_and_help() {
     let o = s.rcron(&["--version"]);
     assert_eq!(code(&o), 0);
     let v = stdout(&o);
-    assert!(
-        v.starts_with("rcron ") && v.contains("commit ") && v.contains("target "),
-        "{v}"
-    );
+    assert!(v.starts_with("rcron ") && v.contains("commit ") && v.contains("target "), "{v}");
     let o = s.rcron(&["--help"]);
     assert_eq!(code(&o), 0);
     assert!(stdout(&o).contains("usage: rcron"));

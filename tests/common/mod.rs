@@ -24,10 +24,7 @@ pub fn require_root() {
                 .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
         })
         .unwrap_or_default();
-    assert_eq!(
-        uid, "0",
-        "these tests need root (namespaces, mounts): run them as root"
-    );
+    assert_eq!(uid, "0", "these tests need root (namespaces, mounts): run them as root");
 }
 
 /// A scratch directory with a syslog socket; removed on drop.
@@ -49,8 +46,7 @@ impl Sandbox {
         std::fs::create_dir_all(&devdir).unwrap();
         std::fs::write(devdir.join("null"), b"").unwrap();
         let log = UnixDatagram::bind(devdir.join("log")).unwrap();
-        log.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
+        log.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         // A reader thread, as a syslogd would be: the socket's queue is only 10 datagrams.
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -59,18 +55,11 @@ impl Sandbox {
             let mut buf = [0u8; 8192];
             while !st.load(Ordering::SeqCst) {
                 if let Ok(n) = log.recv(&mut buf) {
-                    l.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    l.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
                 }
             }
         });
-        Sandbox {
-            dir,
-            devdir,
-            lines,
-            stop,
-        }
+        Sandbox { dir, devdir, lines, stop }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -102,8 +91,7 @@ impl Sandbox {
         let script = "mount --make-rprivate / && mount --bind /dev/null \"$D/null\" && \
                       mount --rbind \"$D\" /dev && exec \"$@\"";
         let mut c = Command::new("unshare");
-        c.args(["-m", "--", "sh", "-c", script, "sh", bin])
-            .args(args);
+        c.args(["-m", "--", "sh", "-c", script, "sh", bin]).args(args);
         c.env("D", &self.devdir).current_dir(&self.dir);
         c.stdin(Stdio::null());
         c
@@ -155,13 +143,7 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
+            .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
             .unwrap_or(true)
 }
 

@@ -55,9 +55,7 @@ impl Lab {
             assert!(a.len() <= 15, "interface name too long: {a}");
             sh(&format!("ip netns add {ns}"));
             sh(&format!("ip link add {a} type veth peer name {b}"));
-            sh(&format!(
-                "ip link set {a} netns {ns} && ip -n {ns} link set {a} name vr0"
-            ));
+            sh(&format!("ip link set {a} netns {ns} && ip -n {ns} link set {a} name vr0"));
             sh(&format!("ip link set {b} netns {bridge_ns}"));
             sh(&format!(
                 "ip -n {bridge_ns} link set {b} master br0 && ip -n {bridge_ns} link set {b} up"
@@ -80,12 +78,7 @@ impl Lab {
     }
 
     pub fn peers_of(&self, i: usize) -> Vec<Ipv4Addr> {
-        self.hosts
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, h)| h.ip)
-            .collect()
+        self.hosts.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, h)| h.ip).collect()
     }
 
     /// An rcron config for host `i`: unicast to every other host, plus `extra` lines.
@@ -113,9 +106,7 @@ impl Drop for Lab {
             h.kill_all();
             let _ = Command::new("ip").args(["netns", "del", &h.ns]).status();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.bridge_ns])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.bridge_ns]).status();
         if let Some(h) = self.hosts.first() {
             if let Some(base) = h.dir.parent() {
                 let _ = std::fs::remove_dir_all(base);
@@ -146,19 +137,12 @@ impl Host {
     /// (`ip netns exec` execs, so it is rcron itself).
     pub fn start_rcron(&self, conf: &PathBuf) -> u32 {
         let c = conf.to_str().unwrap().to_string();
-        self.spawn(
-            &[RCRON, "--daemon", "--foreground", "--conf", &c],
-            "rcron.log",
-        )
+        self.spawn(&[RCRON, "--daemon", "--foreground", "--conf", &c], "rcron.log")
     }
 
     /// Runs a command in this host's namespace and waits for it.
     pub fn run(&self, argv: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns])
-            .args(argv)
-            .output()
-            .unwrap()
+        Command::new("ip").args(["netns", "exec", &self.ns]).args(argv).output().unwrap()
     }
 
     /// First line of the state file ("" when missing).
@@ -167,12 +151,7 @@ impl Host {
     }
 
     pub fn state_at(&self, p: &PathBuf) -> String {
-        std::fs::read_to_string(p)
-            .unwrap_or_default()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string()
+        std::fs::read_to_string(p).unwrap_or_default().lines().next().unwrap_or("").to_string()
     }
 
     /// `rcron --status` as key=value pairs.
@@ -187,32 +166,23 @@ impl Host {
 
     pub fn status_field(&self, key: &str) -> Option<String> {
         let s = self.status();
-        s.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+        s.lines().find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
     }
 
     pub fn link(&self, up: bool) {
-        sh(&format!(
-            "ip -n {} link set vr0 {}",
-            self.ns,
-            if up { "up" } else { "down" }
-        ));
+        sh(&format!("ip -n {} link set vr0 {}", self.ns, if up { "up" } else { "down" }));
     }
 
     /// Sends `sig` (e.g. "KILL") to pid.
     pub fn signal(pid: u32, sig: &str) {
-        let _ = Command::new("kill")
-            .args([&format!("-{sig}"), &pid.to_string()])
-            .status();
+        let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
     }
 
     /// Kills every process this host started (and their process groups' workers).
     pub fn kill_all(&self) {
         let mut ch = self.children.lock().unwrap();
         for c in ch.iter_mut() {
-            let _ = Command::new("pkill")
-                .args(["-KILL", "-P", &c.id().to_string()])
-                .status();
+            let _ = Command::new("pkill").args(["-KILL", "-P", &c.id().to_string()]).status();
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -264,10 +234,7 @@ impl Lab {
 impl Host {
     /// The worker of the supervisor `sup` (its first child), if any.
     pub fn worker_of(sup: u32) -> Option<u32> {
-        sh_out(&format!("pgrep -P {sup}"))
-            .lines()
-            .next()
-            .and_then(|l| l.trim().parse().ok())
+        sh_out(&format!("pgrep -P {sup}")).lines().next().and_then(|l| l.trim().parse().ok())
     }
 
     /// VmRSS of `pid` in KiB (None when the process is gone).
@@ -287,11 +254,7 @@ impl Host {
         String::from_utf8_lossy(&o.stdout)
             .lines()
             .skip(1)
-            .filter_map(|l| {
-                l.split_whitespace()
-                    .last()
-                    .and_then(|d| d.parse::<u64>().ok())
-            })
+            .filter_map(|l| l.split_whitespace().last().and_then(|d| d.parse::<u64>().ok()))
             .sum()
     }
 
