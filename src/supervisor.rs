@@ -227,6 +227,19 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
                 return 0;
             }
             if monotonic_ms().saturating_sub(last_beat) >= hang_ms(&cfg) {
+                // Last chance: if this process was frozen together with the worker (SIGSTOP of
+                // the whole daemon, a paused VM), the worker beats as soon as it runs again.
+                if let Some(o) = out.as_mut() {
+                    let grace = (hang_ms(&cfg) / 2).min(500) as u16;
+                    let mut fds = [PollFd::new(o.as_fd(), PollFlags::POLLIN)];
+                    if poll(&mut fds, PollTimeout::from(grace)).unwrap_or(0) > 0 {
+                        let mut b = [0u8; 256];
+                        if matches!(o.read(&mut b), Ok(n) if n > 0) {
+                            last_beat = monotonic_ms();
+                            continue;
+                        }
+                    }
+                }
                 write_passive(&cfg);
                 log::error!(
                     "worker {worker} sent no heartbeat for {} ms: hung; passive, killing it",

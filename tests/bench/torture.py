@@ -154,6 +154,11 @@ def start_daemon(i):
     else:
         with open(os.path.join(d, "state"), "w") as f:
             f.write("passive\n")
+        # A killed keepalived's VRRP child may linger as an unreaped zombie here, and
+        # keepalived then refuses to start ("daemon is already running"): clear its pid files.
+        for pf in ("ka.pid", "ka-vrrp.pid"):
+            try: os.remove(os.path.join(d, pf))
+            except OSError: pass
         cmd = ["ip", "netns", "exec", NS[i], "keepalived", "-n", "-P", "-l", "-D", "-G",
                "-f", os.path.join(d, "keepalived.conf"), "-p", os.path.join(d, "ka.pid"),
                "-r", os.path.join(d, "ka-vrrp.pid")]
