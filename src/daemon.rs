@@ -411,6 +411,11 @@ impl Worker {
 
     /// How long a new master holds the role before it runs a job nobody else covered.
     fn confirm_ms(&self) -> u64 {
+        handoff::confirm_ms(self.interval_ms())
+    }
+
+    /// The advert interval in force: ours, or the master's when it is longer (v3).
+    fn interval_ms(&self) -> u64 {
         self.election.master_adver_ms().max(self.s.params.advert_ms)
     }
 
@@ -423,7 +428,7 @@ impl Worker {
             last_master_tx: self.last_master_tx,
             last_proof_rx: self.last_proof_rx,
             last_superior_rx: self.last_superior_rx,
-            confirm_ms: self.confirm_ms(),
+            interval_ms: self.interval_ms(),
             preempted: self.preempted,
         }
     }

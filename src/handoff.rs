@@ -11,8 +11,9 @@
 //! after `c` as master (it sends one at once if needed): that advert is what the others see.
 //! A backup skips once an advert (priority > 0) sent by a master arrived at or after `c`:
 //! that master was alive after the cut and so runs it. A backup without such proof waits;
-//! if it becomes master itself (and holds the role for one advert interval, so that a master
-//! it merely lost a few adverts from can answer), no master was alive after the cut: it runs.
+//! if it becomes master itself (and holds the role for three advert intervals, so that a
+//! master it merely lost a few adverts from can answer), no master was alive after the cut:
+//! it runs. A new master that was master at the cut holds on for the same time.
 //! Otherwise, at the deadline, it skips.
 //!
 //! Two nodes can both hold the master role for a moment when a higher-priority node takes
@@ -38,8 +39,8 @@ pub struct View {
     /// When an advert from a peer that outranks this node (higher priority, or equal priority
     /// and higher address) last arrived.
     pub last_superior_rx: Option<u64>,
-    /// How long a new master holds the role before it may run a job no one else proved.
-    pub confirm_ms: u64,
+    /// The advert interval in force (the master's, for v3).
+    pub interval_ms: u64,
     /// This node became master by preempting a lower-priority master that was still sending
     /// (not after a crash or a resignation).
     pub preempted: bool,
@@ -59,8 +60,16 @@ pub enum Decision {
 /// Transit and scheduling allowance on top of the grace, for an outranking master's advert.
 pub const TRANSIT_MS: u64 = 5;
 
+/// How long a new master holds the role before it runs anything: three advert intervals, so
+/// that a master it merely stopped hearing (lost adverts) has answered its first advert.
+pub fn confirm_ms(interval_ms: u64) -> u64 {
+    3 * interval_ms
+}
+
 pub fn decide(v: &View, cut: u64, deadline: u64) -> Decision {
-    let grace = v.confirm_ms;
+    let grace = v.interval_ms;
+    let confirm = confirm_ms(v.interval_ms);
+    let held = v.master_since.map_or(0, |s| v.now.saturating_sub(s));
     let superseded = v.last_superior_rx.is_some_and(|t| t >= cut && t <= cut + grace + TRANSIT_MS);
     let master_at_cut = !superseded
         && v.master_since.is_some_and(|s| s <= cut || (v.preempted && s <= cut + grace))
@@ -68,6 +77,10 @@ pub fn decide(v: &View, cut: u64, deadline: u64) -> Decision {
     let sent_after_cut = v.last_master_tx.is_some_and(|t| t >= cut);
     let proof = v.last_proof_rx.is_some_and(|t| t >= cut);
     if master_at_cut {
+        if v.is_master && held < confirm {
+            // A new master, perhaps only because it lost a few adverts: hold on.
+            return Decision::Wait;
+        }
         if sent_after_cut {
             return Decision::Run("master_at_cut");
         }
@@ -80,8 +93,7 @@ pub fn decide(v: &View, cut: u64, deadline: u64) -> Decision {
     }
     if v.is_master {
         // Became master after the cut, and no master proved alive since the cut.
-        let held = v.master_since.map_or(0, |s| v.now.saturating_sub(s));
-        if held >= v.confirm_ms {
+        if held >= confirm {
             return Decision::Run("took_over");
         }
         return Decision::Wait;
@@ -104,13 +116,13 @@ mod tests {
             now: CUT + 5,
             is_master: true,
             master_since: Some(since),
-            confirm_ms: 100,
+            interval_ms: 100,
             ..View::default()
         }
     }
 
     fn backup() -> View {
-        View { now: CUT + 5, confirm_ms: 100, ..View::default() }
+        View { now: CUT + 5, interval_ms: 100, ..View::default() }
     }
 
     #[test]
@@ -135,10 +147,30 @@ mod tests {
     #[test]
     fn a_backup_without_proof_waits_then_runs_if_it_takes_over() {
         assert_eq!(decide(&backup(), CUT, DEADLINE), Decision::Wait);
-        let v = View { now: CUT + 400, ..master(CUT + 360) };
-        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Wait, "holding for confirm_ms");
-        let v = View { now: CUT + 460, ..master(CUT + 360) };
+        let v = View { now: CUT + 600, ..master(CUT + 360) };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Wait, "holding for 3 intervals");
+        let v = View { now: CUT + 660, ..master(CUT + 360) };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("took_over"));
+    }
+
+    #[test]
+    fn a_master_that_took_over_just_before_the_cut_holds_on_before_running() {
+        // Took over at CUT-50 (perhaps lost adverts only): it waits 3 intervals...
+        let v = View { now: CUT + 5, last_master_tx: Some(CUT + 2), ..master(CUT - 50) };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Wait);
+        // ...and the old master, still alive, outranks it meanwhile: it steps aside.
+        let v = View {
+            is_master: false,
+            master_until: Some(CUT + 30),
+            last_superior_rx: Some(CUT + 30),
+            last_proof_rx: Some(CUT + 30),
+            now: CUT + 30,
+            ..v
+        };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
+        // Nobody answered in 3 intervals: it was the master at the cut.
+        let v = View { now: CUT + 250, last_master_tx: Some(CUT + 200), ..master(CUT - 50) };
+        assert_eq!(decide(&v, CUT, DEADLINE), Decision::Run("master_at_cut"));
     }
 
     #[test]
@@ -178,7 +210,7 @@ mod tests {
     #[test]
     fn preemption_straddling_the_cut_lets_the_higher_priority_node_run() {
         // The new (higher) master became master just after the cut, within the grace.
-        let new = View { last_proof_rx: Some(CUT + 20), now: CUT + 60, ..master(CUT + 50) };
+        let new = View { last_proof_rx: Some(CUT + 20), now: CUT + 360, ..master(CUT + 50) };
         let new = View { last_master_tx: Some(CUT + 50), preempted: true, ..new };
         assert_eq!(decide(&new, CUT, DEADLINE), Decision::Run("master_at_cut"));
         // After a resignation or a crash the grace does not apply: the old master covered it.
@@ -198,7 +230,7 @@ mod tests {
         // A takeover long after the cut: the old master was the master at the cut.
         let old = View { master_until: Some(CUT + 500), last_superior_rx: Some(CUT + 500), ..old };
         assert_eq!(decide(&old, CUT, DEADLINE), Decision::Run("master_at_cut"));
-        let late = View { last_proof_rx: Some(CUT + 20), now: CUT + 600, ..master(CUT + 499) };
+        let late = View { last_proof_rx: Some(CUT + 20), now: CUT + 900, ..master(CUT + 499) };
         assert_eq!(decide(&late, CUT, DEADLINE), Decision::Skip("master_alive_after_cut"));
     }
 

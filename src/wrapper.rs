@@ -89,12 +89,13 @@ pub fn slot_cut(start_ms: u64) -> u64 {
 }
 
 /// How long the wrapper waits for the daemon's answer: the longest the daemon may hold it
-/// (Master_Down_Interval + one advert + margin) plus 1.5 s for a daemon that was starved or
+/// (Master_Down_Interval + a new master's hold + margin) plus 1.5 s for a daemon that was starved or
 /// frozen when the question came. No answer in time: passive.
 pub fn handoff_bound(cfg: &Config) -> std::time::Duration {
     let adv = cfg.advert_int_cs as u64 * 10;
     let skew = if cfg.vrrp_version == 2 { 1000 } else { adv } * (256 - cfg.priority as u64) / 256;
-    let ms = 4 * adv + skew + crate::daemon::HANDOFF_MARGIN_MS + 1500;
+    // Master_Down_Interval (3 adverts + skew), the new master's hold (3 adverts), one more.
+    let ms = 7 * adv + skew + crate::daemon::HANDOFF_MARGIN_MS + 1500;
     std::time::Duration::from_millis(ms)
 }
 
