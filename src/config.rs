@@ -220,6 +220,8 @@ pub fn parse(input: &[u8]) -> Result<Config, Vec<ConfigError>> {
         p.line(idx + 1, raw);
     }
     p.cross_check();
+    // Rules between keys are found last; report every error in line order all the same.
+    p.errs.sort_by_key(|e| e.line);
     if p.errs.is_empty() { Ok(p.cfg) } else { Err(p.errs) }
 }
 
@@ -377,7 +379,7 @@ impl Parser {
                 int_in(v, 1, 255).map(|x| self.cfg.virtual_router_id = Some(x as u8))
             }
             "priority" => int_in(v, 1, 255).map(|x| self.cfg.priority = x as u8),
-            "advert_int" => parse_centis(v, 1, 4095).map(|x| self.cfg.advert_int_cs = x as u16),
+            "advert_int" => parse_centis(v, 1, 25500).map(|x| self.cfg.advert_int_cs = x as u16),
             "vrrp_version" => int_in(v, 2, 3).map(|x| self.cfg.vrrp_version = x as u8),
             "v3_checksum" => parse_checksum(v).map(|c| self.cfg.v3_checksum = c),
             "unicast_src_ip" => parse_ip(v).map(|ip| self.cfg.unicast_src_ip = Some(ip)),
@@ -463,8 +465,8 @@ impl Parser {
             let l = adv_line;
             self.err(l, "advert_int: VRRPv2 needs whole seconds (fractions need vrrp_version 3)");
         }
-        if !v3 && self.cfg.advert_int_cs > 25500 {
-            self.err(adv_line, "advert_int: VRRPv2 allows at most 255 seconds");
+        if v3 && self.cfg.advert_int_cs > 4095 {
+            self.err(adv_line, "advert_int: VRRPv3 allows at most 40.95 seconds");
         }
         if v3 && self.cfg.auth_pass.is_some() {
             let l = line_of("auth_pass");
@@ -816,6 +818,9 @@ mod tests {
             ("priority 0\n", &[1], "out of range"),
             ("virtual_router_id 256\n", &[1], "out of range"),
             ("advert_int 0.5\n", &[1], "whole seconds"),
+            ("vrrp_version 3\nadvert_int 41\n", &[2], "at most 40.95"),
+            ("advert_int 256\n", &[1], "out of range"),
+            ("vrrp_version 3\nauth_pass x\nnice_level 99\n", &[2, 3], "no authentication"),
             ("vrrp_version 3\nadvert_int 0.001\n", &[2], "finer than 0.01"),
             ("vrrp_version 3\nauth_pass x\n", &[2], "no authentication"),
             ("auth_pass 123456789\n", &[1], "1..8 bytes"),

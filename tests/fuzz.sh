@@ -77,7 +77,7 @@ for t in "${targets[@]}"; do
         passed=$((passed + 1))
     else
         echo "fuzz: $t: FAILED (exit $rc) after $execs executions in ${took}s"
-        grep -E 'panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer|SUMMARY' "$log" | head -n 5
+        grep -E 'ERROR: libFuzzer|ERROR: AddressSanitizer|SUMMARY' "$log" | head -n 5
         sed -n '/panicked at/,+2p' "$log" | head -n 6
         mkdir -p "fuzz/artifacts/$t"
         for a in "$work/artifacts/$t"/*; do
