@@ -461,7 +461,7 @@ impl Parser {
             |k: &str| KEYS.iter().position(|(key, _)| *key == k).map(|i| seen[i]).unwrap_or(0);
         let v3 = self.cfg.vrrp_version == 3;
         let adv_line = line_of("advert_int");
-        if !v3 && self.cfg.advert_int_cs % 100 != 0 {
+        if !v3 && !self.cfg.advert_int_cs.is_multiple_of(100) {
             let l = adv_line;
             self.err(l, "advert_int: VRRPv2 needs whole seconds (fractions need vrrp_version 3)");
         }
@@ -472,11 +472,11 @@ impl Parser {
             let l = line_of("auth_pass");
             self.err(l, "auth_pass: VRRPv3 has no authentication; remove it or use vrrp_version 2");
         }
-        if let Some(src) = self.cfg.unicast_src_ip {
-            if self.cfg.unicast_peers.contains(&src) {
-                let l = line_of("unicast_peer");
-                self.err(l, format!("unicast_peer: {src} is this node's own unicast_src_ip"));
-            }
+        if let Some(src) = self.cfg.unicast_src_ip
+            && self.cfg.unicast_peers.contains(&src)
+        {
+            let l = line_of("unicast_peer");
+            self.err(l, format!("unicast_peer: {src} is this node's own unicast_src_ip"));
         }
     }
 }

@@ -342,10 +342,8 @@ impl Worker {
             if packets {
                 self.drain_socket(now, &mut buf);
             }
-            if signals {
-                if let Some(stop) = self.signals(now, sfd) {
-                    return self.stop_code(stop);
-                }
+            if signals && let Some(stop) = self.signals(now, sfd) {
+                return self.stop_code(stop);
             }
             if supervisor_gone && self.supervisor_really_gone() {
                 return self.stop_code(Stop::SupervisorGone);
@@ -398,12 +396,13 @@ impl Worker {
         for p in &self.pending {
             t = t.min(p.deadline);
         }
-        if !self.pending.is_empty() && self.election.role() == Role::Master {
-            if let Some(s) = self.master_since {
-                let confirmed = s + self.confirm_ms();
-                if confirmed > now {
-                    t = t.min(confirmed);
-                }
+        if !self.pending.is_empty()
+            && self.election.role() == Role::Master
+            && let Some(s) = self.master_since
+        {
+            let confirmed = s + self.confirm_ms();
+            if confirmed > now {
+                t = t.min(confirmed);
             }
         }
         t
@@ -478,11 +477,11 @@ impl Worker {
                 self.update_fault(now);
             }
         }
-        if let Some(tr) = &mut self.tracker {
-            if let Some(f) = tr.poll(now) {
-                log::info!("track_script {}", if f { "failing: fault" } else { "ok again" });
-                self.update_fault(now);
-            }
+        if let Some(tr) = &mut self.tracker
+            && let Some(f) = tr.poll(now)
+        {
+            log::info!("track_script {}", if f { "failing: fault" } else { "ok again" });
+            self.update_fault(now);
         }
         let acts = self.election.poll(now);
         self.act(now, &acts);
@@ -563,10 +562,10 @@ impl Worker {
                 }
                 Ok(Signal::SIGCHLD) => {
                     self.notifier.poll(now);
-                    if let Some(t) = &mut self.tracker {
-                        if t.poll(now).is_some() {
-                            self.update_fault(now);
-                        }
+                    if let Some(t) = &mut self.tracker
+                        && t.poll(now).is_some()
+                    {
+                        self.update_fault(now);
                     }
                 }
                 _ => {}
@@ -669,16 +668,16 @@ impl Worker {
                         Role::Backup => &self.s.cfg.notify_passive,
                         Role::Fault => &self.s.cfg.notify_fault,
                     };
-                    if let Some(cmd) = hook.clone() {
-                        if from != to {
-                            let env = vec![
-                                ("RCRON_STATE", to.state().as_str().to_string()),
-                                ("RCRON_ROLE", format!("{to:?}").to_lowercase()),
-                                ("RCRON_REASON", reason.as_str().to_string()),
-                                ("RCRON_CLUSTER", self.s.cfg.cluster_name.clone()),
-                            ];
-                            self.notifier.push(&cmd, env);
-                        }
+                    if let Some(cmd) = hook.clone()
+                        && from != to
+                    {
+                        let env = vec![
+                            ("RCRON_STATE", to.state().as_str().to_string()),
+                            ("RCRON_ROLE", format!("{to:?}").to_lowercase()),
+                            ("RCRON_REASON", reason.as_str().to_string()),
+                            ("RCRON_CLUSTER", self.s.cfg.cluster_name.clone()),
+                        ];
+                        self.notifier.push(&cmd, env);
                     }
                     self.notifier.poll(now);
                 }
@@ -817,11 +816,11 @@ impl Worker {
                 self.clients.push(c);
             }
             // Read at once: a wrapper's question is usually already there.
-            if let Some(last) = self.clients.len().checked_sub(1) {
-                if let Progress::Line(req) = self.clients[last].read() {
-                    let c = self.clients.swap_remove(last);
-                    self.answer(now, c, req);
-                }
+            if let Some(last) = self.clients.len().checked_sub(1)
+                && let Progress::Line(req) = self.clients[last].read()
+            {
+                let c = self.clients.swap_remove(last);
+                self.answer(now, c, req);
             }
         }
         let mut i = 0;

@@ -218,11 +218,11 @@ impl Tracker {
     /// Reaps and starts checks; returns `Some(fault)` when the fault state changed.
     pub fn poll(&mut self, now: u64) -> Option<bool> {
         let before = self.fault;
-        if let Some(r) = &mut self.running {
-            if let Some(ok) = r.poll(now) {
-                self.running = None;
-                self.record(ok);
-            }
+        if let Some(r) = &mut self.running
+            && let Some(ok) = r.poll(now)
+        {
+            self.running = None;
+            self.record(ok);
         }
         if self.running.is_none() && now >= self.next_at {
             self.next_at = now + self.interval_ms;

@@ -93,20 +93,20 @@ pub fn run(argv: &[OsString], timeout: Option<Duration>, kill_after: Duration) -
             (None, Some(to)) => Some(start + to),
             (None, None) => None,
         };
-        if let Some(d) = deadline {
-            if now >= d {
-                if term_sent.is_none() {
-                    log::debug!("timeout: SIGTERM to process group {pgid}");
-                    let _ = killpg(pgid, Signal::SIGTERM);
-                    term_sent = Some(now);
-                } else {
-                    log::debug!("grace period over: SIGKILL to process group {pgid}");
-                    let _ = killpg(pgid, Signal::SIGKILL);
-                    let _ = child.wait();
-                    return Outcome::TimedOut;
-                }
-                continue;
+        if let Some(d) = deadline
+            && now >= d
+        {
+            if term_sent.is_none() {
+                log::debug!("timeout: SIGTERM to process group {pgid}");
+                let _ = killpg(pgid, Signal::SIGTERM);
+                term_sent = Some(now);
+            } else {
+                log::debug!("grace period over: SIGKILL to process group {pgid}");
+                let _ = killpg(pgid, Signal::SIGKILL);
+                let _ = child.wait();
+                return Outcome::TimedOut;
             }
+            continue;
         }
         let wait_ms = deadline.map(|d| d.saturating_duration_since(now).as_millis() + 1);
         let to = match wait_ms {

@@ -40,10 +40,10 @@ pub fn init(tag: &str, facility: u8, stderr: bool, verbose: bool) {
 
 /// Changes the facility once the config is known (logging starts before it is read).
 pub fn set_facility(facility: u8) {
-    if let Some(m) = SINK.get() {
-        if let Ok(mut s) = m.lock() {
-            s.facility = facility;
-        }
+    if let Some(m) = SINK.get()
+        && let Ok(mut s) = m.lock()
+    {
+        s.facility = facility;
     }
 }
 

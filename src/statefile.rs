@@ -90,10 +90,10 @@ pub fn judge(r: &Reading, now_ms: u64, alive: impl Fn(u32) -> bool) -> Trust {
     let Some(state) = r.state else {
         return Trust::Unknown;
     };
-    if let Some(pid) = r.pid {
-        if !alive(pid) {
-            return Trust::Stale;
-        }
+    if let Some(pid) = r.pid
+        && !alive(pid)
+    {
+        return Trust::Stale;
     }
     if let Some(stamp) = r.mono_ms {
         let valid = r.valid_ms.unwrap_or(3000);
@@ -135,10 +135,10 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), String> {
 /// As [`write_atomic`]; `sync: false` skips the fsync (a periodic refresh: readers still never
 /// see a partial file, only a crash of the whole machine could lose the refresh).
 pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), String> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if meta.file_type().is_symlink() {
-            return Err(format!("{} is a symlink; refusing to replace it", path.display()));
-        }
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.file_type().is_symlink()
+    {
+        return Err(format!("{} is a symlink; refusing to replace it", path.display()));
     }
     let tmp = temp_path(path);
     // A temp file left by a crash of a process with our pid: unlink never follows a symlink.

@@ -60,7 +60,7 @@ impl Setting {
         Duration::from_millis(self.advert_cs as u64 * 10)
     }
     fn advert_secs(&self) -> String {
-        if self.advert_cs % 100 == 0 {
+        if self.advert_cs.is_multiple_of(100) {
             format!("{}", self.advert_cs / 100)
         } else {
             format!("{}.{:02}", self.advert_cs / 100, self.advert_cs % 100)

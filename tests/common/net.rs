@@ -107,10 +107,10 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", &h.ns]).status();
         }
         let _ = Command::new("ip").args(["netns", "del", &self.bridge_ns]).status();
-        if let Some(h) = self.hosts.first() {
-            if let Some(base) = h.dir.parent() {
-                let _ = std::fs::remove_dir_all(base);
-            }
+        if let Some(h) = self.hosts.first()
+            && let Some(base) = h.dir.parent()
+        {
+            let _ = std::fs::remove_dir_all(base);
         }
     }
 }
@@ -202,8 +202,8 @@ impl Host {
 }
 
 /// Polls `f` every 10 ms until it is true or `limit` passes.
-pub fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    super::wait_for(limit, || f())
+pub fn until(limit: Duration, f: impl FnMut() -> bool) -> bool {
+    super::wait_for(limit, f)
 }
 
 // ---- helpers for tests/attack.rs (appended) ----
