@@ -22,7 +22,10 @@ pub enum Role {
     },
     Status,
     IsActive,
-    Check,
+    /// `--check`; `strict`: warnings (a key set twice) fail too (`--strict`).
+    Check {
+        strict: bool,
+    },
     Version,
     Help,
 }
@@ -68,7 +71,8 @@ options:
   -f, --foreground     daemon: stay in the foreground and log to stderr too
       --status         print this node's view as key=value lines
       --is-active      exit 0 when this node is active, 1 when not
-      --check          validate the config: print every error, exit 0 or 78
+      --check          validate the config: print every error and warning, exit 0 or 78
+      --strict         with --check: warnings are errors too (exit 78)
   -V, --version        print version, commit and target
   -h, --help           this text
 
@@ -82,6 +86,7 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
     let mut verbose = false;
     let mut role: Option<Role> = None;
     let mut foreground = false;
+    let mut strict = false;
     let mut w = WrapperOpts {
         nice: None,
         lock: false,
@@ -186,7 +191,11 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
             b"--worker" => set_role(Role::Worker { foreground: false }, &mut role)?,
             b"--status" => set_role(Role::Status, &mut role)?,
             b"--is-active" => set_role(Role::IsActive, &mut role)?,
-            b"--check" => set_role(Role::Check, &mut role)?,
+            b"--check" => set_role(Role::Check { strict: false }, &mut role)?,
+            b"--strict" => {
+                flag(inline, name)?;
+                strict = true
+            }
             b"-V" | b"--version" => set_role(Role::Version, &mut role)?,
             b"-h" | b"--help" => set_role(Role::Help, &mut role)?,
             _ => {
@@ -206,10 +215,14 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
     let role = match role {
         Some(Role::Daemon { .. }) => Role::Daemon { foreground },
         Some(Role::Worker { .. }) => Role::Worker { foreground },
+        Some(Role::Check { .. }) => Role::Check { strict },
         Some(r) => r,
         None if w.argv.is_empty() => return Err(UsageError("no COMMAND given".into())),
         None => Role::Wrapper(w),
     };
+    if strict && !matches!(role, Role::Check { .. }) {
+        return Err(UsageError("--strict goes with --check".into()));
+    }
     let non_wrapper = !matches!(role, Role::Wrapper(_));
     if non_wrapper && i < args.len() {
         let extra = args[i].to_string_lossy();
@@ -283,6 +296,8 @@ mod tests {
         assert_eq!(p(&["--daemon", "-f"]).unwrap().role, Role::Daemon { foreground: true });
         assert_eq!(p(&["--status", "--conf", "x"]).unwrap().role, Role::Status);
         assert_eq!(p(&["--is-active"]).unwrap().role, Role::IsActive);
+        assert_eq!(p(&["--check"]).unwrap().role, Role::Check { strict: false });
+        assert_eq!(p(&["--strict", "--check"]).unwrap().role, Role::Check { strict: true });
         let c = parse("rcrond", &[]).unwrap();
         assert_eq!(c.role, Role::Daemon { foreground: false });
     }
@@ -299,6 +314,7 @@ mod tests {
             &["--conf"],
             &["--status", "--daemon"],
             &["--check", "extra"],
+            &["--strict", "x"],
             &["--lock=yes", "x"],
         ] {
             assert!(p(bad).is_err(), "{bad:?} should be a usage error");

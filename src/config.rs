@@ -4,7 +4,8 @@
 //! Guarantees: never panics on any input; every configuration the original C rcron accepted
 //! (its six keys, `k v` / `k = v` / `k\tv`, quoted values, column-1 comments) parses to the
 //! same meaning. Additions: `k=v`, trailing comments, CR-LF, the daemon's keys, and errors
-//! (not silent fallbacks) for bad values, unknown keys and duplicated single-valued keys.
+//! (not silent fallbacks) for bad values and unknown keys. A single-valued key set twice is
+//! not an error: the last one wins, as in the original, with a warning naming both lines.
 //! Pure: no I/O except [`load`], which reads one bounded file.
 
 use std::fmt;
@@ -17,10 +18,15 @@ pub const DEFAULT_PATH: &str = "/etc/rcron/rcron.conf";
 pub const MAX_LINE: usize = 4096;
 /// Largest accepted file, in bytes.
 pub const MAX_FILE: usize = 4 << 20;
-/// Bounds of the fixed-size lists; a config beyond them is an error at load.
-pub const MAX_PEERS: usize = 16;
-pub const MAX_VIPS: usize = 20;
-pub const MAX_TRACK_IF: usize = 8;
+/// Unicast peers, at most: one advert copy each per interval (keepalived has no limit; 64
+/// is far beyond any VRRP group and keeps the list a fixed 256 bytes).
+pub const MAX_PEERS: usize = 64;
+/// Virtual addresses, at most: the advert's count field is 8 bits (RFC 5798 5.2.5), and
+/// keepalived's `VRRP_MAX_ADDR` is the same 255. Whether they fit the link's MTU is checked
+/// by the daemon, which knows the link ([`max_vips_for_mtu`]).
+pub const MAX_VIPS: usize = 255;
+/// `track_interface` entries, at most.
+pub const MAX_TRACK_IF: usize = 32;
 
 /// The two states a node can be in, as written in the state file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,24 +211,51 @@ impl fmt::Display for LoadError {
     }
 }
 
+/// A file that parsed: its configuration and the warnings it gave (in line order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed {
+    pub config: Config,
+    /// A single-valued key set again (the later line wins, as in the original rcron).
+    pub warnings: Vec<ConfigError>,
+}
+
 /// Reads and parses `path`, refusing anything that is not a regular file of at most
 /// [`MAX_FILE`] bytes (a FIFO or a device would otherwise hang or flood the reader).
-pub fn load(path: &Path) -> Result<Config, LoadError> {
+pub fn load(path: &Path) -> Result<Parsed, LoadError> {
     let bytes = crate::sys::read_regular_file(path, MAX_FILE)
         .map_err(|e| LoadError::Io(path.to_path_buf(), e))?;
-    parse(&bytes).map_err(|errs| LoadError::Invalid(path.to_path_buf(), errs))
+    parse_with_warnings(&bytes).map_err(|errs| LoadError::Invalid(path.to_path_buf(), errs))
 }
 
 /// Parses a whole file. Returns every error found, in line order.
 pub fn parse(input: &[u8]) -> Result<Config, Vec<ConfigError>> {
-    let mut p = Parser { cfg: Config::default(), errs: Vec::new(), seen: [0; KEYS.len()] };
+    parse_with_warnings(input).map(|p| p.config)
+}
+
+/// [`parse`], keeping the warnings.
+pub fn parse_with_warnings(input: &[u8]) -> Result<Parsed, Vec<ConfigError>> {
+    let mut p = Parser {
+        cfg: Config::default(),
+        errs: Vec::new(),
+        warnings: Vec::new(),
+        seen: [0; KEYS.len()],
+    };
     for (idx, raw) in input.split(|&b| b == b'\n').enumerate() {
         p.line(idx + 1, raw);
     }
     p.cross_check();
     // Rules between keys are found last; report every error in line order all the same.
     p.errs.sort_by_key(|e| e.line);
-    if p.errs.is_empty() { Ok(p.cfg) } else { Err(p.errs) }
+    if p.errs.is_empty() { Ok(Parsed { config: p.cfg, warnings: p.warnings }) } else { Err(p.errs) }
+}
+
+/// How many IPv4 virtual addresses fit one advert on a link of `mtu` bytes: keepalived's
+/// rule (`vrrp_complete_instance`: MTU less Ethernet, IPv4 and VRRP headers, and v2's 8
+/// authentication bytes, over 4), capped at [`MAX_VIPS`]. keepalived moves the excess to
+/// addresses it does not advertise; rcron refuses such a config instead, naming this limit.
+pub fn max_vips_for_mtu(mtu: u32, version: u8) -> usize {
+    let headers = 14 + 20 + 8 + if version == 2 { 8 } else { 0 };
+    (mtu.saturating_sub(headers) / 4).min(MAX_VIPS as u32) as usize
 }
 
 /// Every key, whether it takes a list, and its index in `Parser::seen`.
@@ -262,7 +295,8 @@ const KEYS: [(&str, bool); 30] = [
 struct Parser {
     cfg: Config,
     errs: Vec<ConfigError>,
-    /// Line where each key was first set (0 = not yet).
+    warnings: Vec<ConfigError>,
+    /// Line where each key was last set (0 = not yet).
     seen: [usize; KEYS.len()],
 }
 
@@ -355,15 +389,18 @@ impl Parser {
         };
         let list = KEYS[idx].1;
         if !list {
-            if self.seen[idx] != 0 {
-                let first = self.seen[idx];
-                return self.err(n, format!("duplicate key `{key}` (first set on line {first})"));
-            }
             if values.len() != 1 {
                 return self.err(n, format!("key `{key}` takes one value, found {}", values.len()));
             }
+            if self.seen[idx] != 0 {
+                let before = self.seen[idx];
+                self.warnings.push(ConfigError::new(
+                    n,
+                    format!("`{key}` is set again (also on line {before}): line {n} wins"),
+                ));
+            }
         }
-        if self.seen[idx] == 0 {
+        if !list || self.seen[idx] == 0 {
             self.seen[idx] = n;
         }
         let v = values[0];
@@ -804,11 +841,6 @@ mod tests {
             ("\n\nnice_level 20\n", &[3], "out of range"),
             ("nice_level abc\n", &[1], "expected an integer"),
             ("default_state inactive\n", &[1], "expected `active` or `passive`"),
-            (
-                "cluster_name a\ncluster_name b\n",
-                &[2],
-                "duplicate key `cluster_name` (first set on line 1)",
-            ),
             ("cluster_name\n", &[1], "has no value"),
             ("cluster_name \"abc\n", &[1], "unterminated"),
             ("cluster_name a b\n", &[1], "takes one value"),
@@ -864,20 +896,62 @@ mod tests {
         }
     }
 
+    /// The original rcron let the last of two lines win; refusing the file would stop every
+    /// job on every node after an upgrade (shared/interface.md, rcron.conf).
+    #[test]
+    fn a_key_set_twice_is_a_warning_naming_both_lines_and_the_last_wins() {
+        let p = parse_with_warnings(b"state_file /a\nstate_file /b\n\nstate_file /c\n").unwrap();
+        assert_eq!(p.config.state_file, PathBuf::from("/c"));
+        let w: Vec<(usize, &str)> = p.warnings.iter().map(|w| (w.line, w.msg.as_str())).collect();
+        assert_eq!(
+            w,
+            [
+                (2, "`state_file` is set again (also on line 1): line 2 wins"),
+                (4, "`state_file` is set again (also on line 2): line 4 wins"),
+            ]
+        );
+        // List keys add up, without a warning.
+        let p = parse_with_warnings(b"unicast_peer 192.0.2.2\nunicast_peer 192.0.2.3\n").unwrap();
+        assert!(p.warnings.is_empty());
+        assert_eq!(p.config.unicast_peers.len(), 2);
+        // A bad value on the later line is still an error.
+        assert_eq!(errs("priority 100\npriority 300\n")[0].0, 2);
+    }
+
+    /// Addresses `n` distinct documentation addresses (198.51.100.0/24, then 203.0.113.0/24).
+    fn vips(n: usize) -> String {
+        let a: Vec<String> = (0..n)
+            .map(|i| format!("{}.{}", ["198.51.100", "203.0.113"][i / 250], i % 250 + 1))
+            .collect();
+        a.join(" ")
+    }
+
     #[test]
     fn list_limits_are_errors_at_load() {
-        let peers: Vec<String> = (1..=17).map(|i| format!("192.0.2.{i}")).collect();
+        let peers: Vec<String> = (1..=65).map(|i| format!("192.0.2.{i}")).collect();
         let e = errs(&format!("unicast_peer {}\n", peers.join(" ")));
-        assert!(e[0].1.contains("more than 16 addresses"), "{e:?}");
-        let vips: Vec<String> = (1..=21).map(|i| format!("198.51.100.{i}")).collect();
-        let e = errs(&format!("virtual_ipaddress {}\n", vips.join(" ")));
-        assert!(e[0].1.contains("more than 20 addresses"), "{e:?}");
-        let ifs: Vec<String> = (0..9).map(|i| format!("eth{i}")).collect();
+        assert!(e[0].1.contains("more than 64 addresses"), "{e:?}");
+        // keepalived allows 255 virtual addresses (the 8-bit count field): so does rcron.
+        assert_eq!(ok(&format!("virtual_ipaddress {}\n", vips(255))).virtual_ipaddress.len(), 255);
+        let e = errs(&format!("virtual_ipaddress {}\n", vips(256)));
+        assert!(e[0].1.contains("more than 255 addresses"), "{e:?}");
+        let ifs: Vec<String> = (0..33).map(|i| format!("eth{i}")).collect();
         let e = errs(&format!("track_interface {}\n", ifs.join(" ")));
-        assert!(e[0].1.contains("more than 8"), "{e:?}");
+        assert!(e[0].1.contains("more than 32"), "{e:?}");
         let c = ok("control_group 0\n");
         assert_eq!(c.control_group, Some(0));
         assert!(errs("control_group no-such-group-here\n")[0].1.contains("no group"));
+    }
+
+    /// keepalived's vrrp_complete_instance: (MTU - 14 - 20 - 8 [- 8 for v2]) / 4, at most 255.
+    #[test]
+    fn virtual_addresses_that_fit_one_advert_follow_keepalived() {
+        assert_eq!(max_vips_for_mtu(1500, 2), 255);
+        assert_eq!(max_vips_for_mtu(1500, 3), 255);
+        assert_eq!(max_vips_for_mtu(576, 2), 131);
+        assert_eq!(max_vips_for_mtu(576, 3), 133);
+        assert_eq!(max_vips_for_mtu(68, 3), 6);
+        assert_eq!(max_vips_for_mtu(0, 2), 0);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! `handoff CUT_MS` (the wrapper's run/skip question for the slot whose cut is CUT_MS on
 //! CLOCK_MONOTONIC; answered `decision=run|skip` once decided, see `handoff.rs`).
 //! Guarantees: the server never blocks on a client (non-blocking sockets, a per-client
-//! deadline, a fixed number of client slots); the client never waits longer than its timeout.
+//! deadline, a fixed number of client slots); a client that sent a whole request is never
+//! dropped (a crowd beyond the slots waits in the listen backlog instead); the client never
+//! waits longer than its timeout, connecting included, and says why it got no answer.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -14,11 +16,16 @@ use std::path::Path;
 use std::time::Duration;
 
 pub const MAX_REQUEST: usize = 256;
-/// Clients read at once. When more connect, the oldest one still silent is dropped: a wrapper
-/// sends its question the moment it connects, so idle or slow clients cannot crowd it out.
-pub const MAX_CLIENTS: usize = 32;
+/// Clients whose request is not complete yet, at most. When more are waiting, the oldest one
+/// still silent is dropped: a wrapper sends its question the moment it connects (it is
+/// usually complete when accepted), so idle or slow clients cannot crowd it out.
+pub const MAX_CLIENTS: usize = 256;
 /// A client that has not sent its request by then is dropped.
-pub const CLIENT_DEADLINE_MS: u64 = 500;
+pub const CLIENT_DEADLINE_MS: u64 = 2000;
+/// Handoff questions waiting for their decision, at most (each holds one descriptor). Past
+/// it the daemon stops accepting; newcomers wait in the listen backlog (`SOMAXCONN`, 4096 on
+/// Linux >= 5.4) until decisions free room.
+pub const MAX_PENDING: usize = 4096;
 
 /// A parsed request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,9 +101,20 @@ impl Client {
     }
 
     /// Sends the answer; best effort (a client that does not read loses it).
-    pub fn answer(mut self, text: &str) {
-        let _ = self.stream.write_all(text.as_bytes());
+    pub fn answer(self, text: &str) {
+        reply(self.stream, text);
     }
+
+    /// The connection alone, for a question that waits for its decision (the request buffer
+    /// is not kept: a thousand waiting wrappers cost a descriptor each, nothing more).
+    pub fn into_stream(self) -> UnixStream {
+        self.stream
+    }
+}
+
+/// Sends `text` on a connection and closes it; best effort.
+pub fn reply(mut stream: UnixStream, text: &str) {
+    let _ = stream.write_all(text.as_bytes());
 }
 
 /// Binds the control socket, replacing a stale one (a socket file nobody listens on).
@@ -118,7 +136,7 @@ pub fn listen(path: &Path, group: Option<u32>) -> std::io::Result<UnixListener> 
         }
         std::fs::remove_file(path)?;
     }
-    let l = UnixListener::bind(path)?;
+    let l = bind_listener(path)?;
     use std::os::unix::fs::PermissionsExt;
     let mode = if group.is_some() { 0o660 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
@@ -129,38 +147,110 @@ pub fn listen(path: &Path, group: Option<u32>) -> std::io::Result<UnixListener> 
     Ok(l)
 }
 
-/// Client side: sends `request`, returns the answer; errors on no answer within `timeout`.
-pub fn query(path: &Path, request: &str, timeout: Duration) -> std::io::Result<String> {
-    let mut s = UnixStream::connect(path)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    s.write_all(request.as_bytes())?;
-    s.write_all(b"\n")?;
+/// A listening Unix stream socket with the largest backlog the kernel allows, so that a crowd
+/// of wrappers (a crontab with hundreds of jobs due the same minute) queues instead of failing.
+fn bind_listener(path: &Path) -> std::io::Result<UnixListener> {
+    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    let e = |e: nix::errno::Errno| std::io::Error::from_raw_os_error(e as i32);
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let fd = socket::socket(AddressFamily::Unix, SockType::Stream, flags, None).map_err(e)?;
+    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(path).map_err(e)?)
+        .map_err(e)?;
+    socket::listen(&fd, Backlog::MAXCONN).map_err(e)?;
+    Ok(UnixListener::from(fd))
+}
+
+/// Why a client got no answer; [`QueryError::reason`] is the word the wrapper logs.
+#[derive(Debug)]
+pub enum QueryError {
+    /// No daemon listens (no socket file, connection refused, no permission).
+    Unreachable(std::io::Error),
+    /// The daemon's backlog stayed full for the whole timeout, or it answered `error=busy`.
+    Busy,
+    /// Connected, but no whole answer within the timeout (the daemon is hung or frozen).
+    Timeout,
+    /// An answer that is not `key=value` text, or an `error=` line.
+    BadAnswer(String),
+}
+
+impl QueryError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            QueryError::Unreachable(_) => "daemon_unreachable",
+            QueryError::Busy => "daemon_busy",
+            QueryError::Timeout => "daemon_timeout",
+            QueryError::BadAnswer(_) => "daemon_bad_answer",
+        }
+    }
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryError::Unreachable(e) => write!(f, "unreachable: {e}"),
+            QueryError::Busy => write!(f, "busy: no room for the question in time"),
+            QueryError::Timeout => write!(f, "no answer in time"),
+            QueryError::BadAnswer(a) => write!(f, "bad answer {a:?}"),
+        }
+    }
+}
+
+/// Client side: sends `request`, returns the answer. The whole exchange, connecting
+/// included, takes at most `timeout` (a connect to a full backlog waits, bounded by
+/// `SO_SNDTIMEO`, which Linux applies to a Unix socket's connect).
+pub fn query(path: &Path, request: &str, timeout: Duration) -> Result<String, QueryError> {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr, sockopt};
+    use std::io::ErrorKind;
+    let start = std::time::Instant::now();
+    let io = |e: nix::errno::Errno| std::io::Error::from_raw_os_error(e as i32);
+    let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| QueryError::Unreachable(io(e)))?;
+    let tv =
+        nix::sys::time::TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros().max(1) as _);
+    let _ = socket::setsockopt(&fd, sockopt::SendTimeout, &tv);
+    let addr = UnixAddr::new(path).map_err(|e| QueryError::Unreachable(io(e)))?;
+    loop {
+        match socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+            Ok(()) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => return Err(QueryError::Busy),
+            Err(e) => return Err(QueryError::Unreachable(io(e))),
+        }
+    }
+    let mut s = UnixStream::from(fd);
+    let left = |start: std::time::Instant| {
+        let l = timeout.saturating_sub(start.elapsed());
+        if l.is_zero() { Err(QueryError::Timeout) } else { Ok(l) }
+    };
+    let timed_out = |e: std::io::Error| match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => QueryError::Timeout,
+        _ => QueryError::BadAnswer(e.to_string()),
+    };
+    s.set_write_timeout(Some(left(start)?)).map_err(timed_out)?;
+    s.write_all(format!("{request}\n").as_bytes()).map_err(timed_out)?;
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
-    let deadline = std::time::Instant::now() + timeout;
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        s.set_read_timeout(Some(left))?;
+        s.set_read_timeout(Some(left(start)?)).map_err(timed_out)?;
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 out.extend_from_slice(&buf[..n]);
                 if out.len() > 64 * 1024 {
-                    return Err(std::io::ErrorKind::InvalidData.into());
+                    return Err(QueryError::BadAnswer("over 64 KiB".into()));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                return Err(std::io::ErrorKind::TimedOut.into());
-            }
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(timed_out(e)),
         }
     }
-    String::from_utf8(out).map_err(|_| std::io::ErrorKind::InvalidData.into())
+    let text = String::from_utf8(out).map_err(|_| QueryError::BadAnswer("not UTF-8".into()))?;
+    match field(&text, "error") {
+        Some("busy") => Err(QueryError::Busy),
+        Some(_) => Err(QueryError::BadAnswer(text)),
+        None if text.is_empty() => Err(QueryError::BadAnswer("empty".into())),
+        None => Ok(text),
+    }
 }
 
 /// The value of `key` in a `key=value` answer.

@@ -10,8 +10,8 @@ use crate::config::{Config, State};
 use crate::control::{self, Client, Progress, Request};
 use crate::election::{Action, Election, Params, Role};
 use crate::handoff::{self, Decision};
-use crate::hooks::{Notifier, Tracker};
-use crate::net::{self, LinkProbe, VrrpSocket};
+use crate::hooks::{Notifier, Tracker, Verdict};
+use crate::net::{self, LinkEvents, LinkProbe, LinkState, VrrpSocket};
 use crate::receive::{self, Drops, Filter};
 use crate::statefile::{self, Reading};
 use crate::sys::monotonic_ms;
@@ -20,22 +20,25 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-/// How often the links (interface, track_interface) are checked, at most.
-const LINK_CHECK_MS: u64 = 100;
+/// How often the links (interface, track_interface) are looked at without an rtnetlink
+/// event: a safety net only, since every change of link or address wakes the loop at once.
+const LINK_CHECK_MS: u64 = 1000;
+/// A node whose adverts could not be sent stays in fault this long at first, doubling at
+/// each repeat up to [`SEND_FAULT_MAX_MS`] (a firewall that refuses every advert must not
+/// make it flap), back to the first figure once an advert goes out.
+const SEND_FAULT_MIN_MS: u64 = 1000;
+const SEND_FAULT_MAX_MS: u64 = 60_000;
 /// Slack on top of Master_Down_Interval before a waiting wrapper is told to skip.
 pub const HANDOFF_MARGIN_MS: u64 = 250;
 /// A cut far in the past or future never holds a wrapper longer than this.
 const MAX_HANDOFF_WAIT_MS: u64 = 15_000;
-/// Handoff questions waiting for their answer, at most.
-const MAX_PENDING: usize = 64;
-
 /// A wrapper waiting for its run/skip answer.
 struct Pending {
-    client: Client,
+    stream: std::os::unix::net::UnixStream,
     cut: u64,
     deadline: u64,
 }
@@ -56,16 +59,13 @@ impl Setup {
             let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
             return Err(msgs.join("; "));
         }
-        if let Some(e) = hook_errors(&cfg).into_iter().next() {
+        if let Some(e) = crate::hooks::errors(&cfg).into_iter().next() {
             return Err(e);
         }
         let ifname = cfg.interface.clone().unwrap_or_default();
         let vrid = cfg.virtual_router_id.unwrap_or(0);
-        let own_ip = match cfg.unicast_src_ip {
-            Some(ip) => ip,
-            None => net::primary_addr(&ifname)
-                .ok_or_else(|| format!("interface {ifname} has no IPv4 address"))?,
-        };
+        // Multicast: the interface's address, filled in (and followed) by the link checks.
+        let own_ip = cfg.unicast_src_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let params = Params {
             version: cfg.vrrp_version,
             priority: cfg.priority,
@@ -127,8 +127,19 @@ pub struct Worker {
     s: Setup,
     conf_path: PathBuf,
     election: Election,
-    sock: VrrpSocket,
+    /// The raw socket, while one is open on the interface as it is now.
+    sock: Option<VrrpSocket>,
+    /// The (ifindex, address) the socket was opened for.
+    sock_for: Option<(u32, Ipv4Addr)>,
     links: LinkProbe,
+    events: Option<LinkEvents>,
+    /// The interface as last read.
+    link: Option<LinkState>,
+    /// Why the links make this node faulty (`None`: they do not).
+    link_fault_why: Option<String>,
+    /// A failed send holds the node in fault until then.
+    send_fault_until: Option<u64>,
+    send_fault_ms: u64,
     listener: UnixListener,
     clients: Vec<Client>,
     c: Counters,
@@ -136,10 +147,11 @@ pub struct Worker {
     tracker: Option<Tracker>,
     link_fault: bool,
     next_link_check: u64,
+    link_check_due: bool,
     next_refresh: u64,
     next_heartbeat: u64,
     since_wall: u64,
-    last_mismatch_log: Option<u64>,
+    mismatches: receive::MismatchLog,
     supervised: bool,
     pending: Vec<Pending>,
     /// Control clients accepted so far (their order).
@@ -155,7 +167,7 @@ pub struct Worker {
 
 /// Runs the worker until TERM or the supervisor goes away; returns the exit code.
 pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
-    let config_error = !cfg.daemon_errors().is_empty() || !hook_errors(&cfg).is_empty();
+    let config_error = !cfg.daemon_errors().is_empty() || !crate::hooks::errors(&cfg).is_empty();
     let setup = match Setup::new(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -170,13 +182,6 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
             return 71;
         }
     };
-    let sock = match setup.open_socket() {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("raw VRRP socket on {}: {e}", setup.ifname);
-            return 71;
-        }
-    };
     if let Some(dir) = setup.cfg.control_socket.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -185,6 +190,13 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
         Err(e) => {
             log::error!("link probe socket: {e}");
             return 71;
+        }
+    };
+    let events = match LinkEvents::open() {
+        Ok(e) => Some(e),
+        Err(e) => {
+            log::warn!("rtnetlink socket: {e}: links are looked at every {LINK_CHECK_MS} ms");
+            None
         }
     };
     if let Some(dir) = setup.cfg.state_file.parent() {
@@ -200,21 +212,21 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
     if supervised {
         set_nonblocking_stdout();
     }
+    // One descriptor per waiting wrapper, plus the daemon's own and the reading clients.
+    crate::sys::raise_fd_limit((control::MAX_PENDING + control::MAX_CLIENTS + 64) as u64);
     let now = monotonic_ms();
-    let tracker = setup.cfg.track_script.as_deref().map(|cmd| {
-        Tracker::new(
-            cmd,
-            setup.cfg.track_interval_cs as u64 * 10,
-            setup.cfg.track_fall,
-            setup.cfg.track_rise,
-            now,
-        )
-    });
+    let tracker = Tracker::from_config(&setup.cfg, now);
     let mut w = Worker {
         election: Election::new(setup.params),
         conf_path: conf_path.to_path_buf(),
-        sock,
+        sock: None,
+        sock_for: None,
         links,
+        events,
+        link: None,
+        link_fault_why: None,
+        send_fault_until: None,
+        send_fault_ms: SEND_FAULT_MIN_MS,
         listener,
         clients: Vec::new(),
         c: Counters::default(),
@@ -222,10 +234,11 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
         tracker,
         link_fault: false,
         next_link_check: now,
+        link_check_due: true,
         next_refresh: now,
         next_heartbeat: now,
         since_wall: wall_secs(),
-        last_mismatch_log: None,
+        mismatches: receive::MismatchLog::default(),
         supervised,
         pending: Vec::new(),
         accepted: 0,
@@ -252,35 +265,11 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> i32 {
         }
     );
     w.write_state(now, true);
-    let acts = if w.links_ok() {
-        w.election.start(now)
-    } else {
-        w.link_fault = true;
-        let mut a = w.election.start(now);
-        a.extend(w.election.set_fault(now, true));
-        a
-    };
-    w.act(now, &acts);
+    w.check_link(now);
+    w.start_when_ready(now);
     let code = w.run_loop(&sfd);
     w.leave();
     code
-}
-
-/// Every hook that fails `hooks::check_secure`, as `key: reason`.
-pub fn hook_errors(cfg: &Config) -> Vec<String> {
-    let hooks = [
-        ("notify_active", &cfg.notify_active),
-        ("notify_passive", &cfg.notify_passive),
-        ("notify_fault", &cfg.notify_fault),
-        ("track_script", &cfg.track_script),
-    ];
-    hooks
-        .into_iter()
-        .filter_map(|(key, cmd)| {
-            let cmd = cmd.as_ref()?;
-            crate::hooks::check_secure(cmd).err().map(|e| format!("{key}: {e}"))
-        })
-        .collect()
 }
 
 fn join(list: &[Ipv4Addr]) -> String {
@@ -315,32 +304,40 @@ impl Worker {
             let now = monotonic_ms();
             let timeout = self.next_wakeup(now).saturating_sub(now);
             let stdin = std::io::stdin();
-            let listener_fd = self.listener.as_fd();
-            let mut fds: Vec<PollFd> = Vec::with_capacity(4 + self.clients.len());
-            fds.push(PollFd::new(self.sock.fd(), PollFlags::POLLIN));
-            fds.push(PollFd::new(listener_fd, PollFlags::POLLIN));
-            fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
-            if self.supervised {
-                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            let mut fds: Vec<PollFd> = Vec::with_capacity(6 + self.clients.len());
+            fn slot<'a>(fd: Option<BorrowedFd<'a>>, fds: &mut Vec<PollFd<'a>>) -> Option<usize> {
+                fds.push(PollFd::new(fd?, PollFlags::POLLIN));
+                Some(fds.len() - 1)
             }
+            let i_sock = slot(self.sock.as_ref().map(|s| s.fd()), &mut fds);
+            let i_events = slot(self.events.as_ref().map(|e| e.fd()), &mut fds);
+            let i_listener = slot(Some(self.listener.as_fd()), &mut fds);
+            let i_signals = slot(Some(sfd.as_fd()), &mut fds);
+            let i_stdin = slot(self.supervised.then(|| stdin.as_fd()), &mut fds);
+            let first_client = fds.len();
             for c in &self.clients {
                 fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
             }
             let to = PollTimeout::try_from(timeout.min(60_000) as i32).unwrap_or(PollTimeout::MAX);
             let polled = poll(&mut fds, to).is_ok();
             // Only what poll reported ready is read: a wake-up costs no idle system calls.
-            let ready = |i: usize| {
-                !polled || fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty())
+            let ready = |i: Option<usize>| {
+                i.is_some_and(|i| {
+                    !polled || fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty())
+                })
             };
-            let (packets, listener, signals) = (ready(0), ready(1), ready(2));
-            let supervisor_gone = self.supervised && polled && ready(3);
-            let first_client = if self.supervised { 4 } else { 3 };
-            let client_data = (first_client..fds.len()).any(ready);
+            let (packets, link_events) = (ready(i_sock), ready(i_events));
+            let (listener, signals) = (ready(i_listener), ready(i_signals));
+            let supervisor_gone = polled && ready(i_stdin);
+            let client_data = (first_client..fds.len()).any(|i| ready(Some(i)));
             drop(fds);
             let now = monotonic_ms();
             // Packets first: a waiting advert must reset the down timer before it fires.
             if packets {
                 self.drain_socket(now, &mut buf);
+            }
+            if link_events && self.events.as_ref().is_some_and(|e| e.drain()) {
+                self.link_check_due = true;
             }
             if signals && let Some(stop) = self.signals(now, sfd) {
                 return self.stop_code(stop);
@@ -375,6 +372,9 @@ impl Worker {
     fn next_wakeup(&self, now: u64) -> u64 {
         let slack = self.s.slack_ms();
         let mut t = self.next_link_check.min(self.next_refresh) + slack;
+        if let Some(until) = self.send_fault_until {
+            t = t.min(until);
+        }
         if self.supervised {
             t = t.min(self.next_heartbeat + slack);
         }
@@ -463,25 +463,21 @@ impl Worker {
                 self.last_master_tx,
                 self.last_proof_rx
             );
-            p.client.answer(&format!("decision={word}\nreason={reason}\nstate={state}\n"));
+            control::reply(p.stream, &format!("decision={word}\nreason={reason}\nstate={state}\n"));
         }
     }
 
     fn tick(&mut self, now: u64) {
-        if now >= self.next_link_check {
-            self.next_link_check = now + self.s.params.advert_ms.clamp(10, LINK_CHECK_MS);
-            let down = !self.links_ok();
-            if down != self.link_fault {
-                self.link_fault = down;
-                log::info!("link {}", if down { "down: fault" } else { "up again" });
-                self.update_fault(now);
-            }
+        if self.link_check_due
+            || now >= self.next_link_check
+            || self.send_fault_until.is_some_and(|t| now >= t)
+        {
+            self.check_link(now);
         }
         if let Some(tr) = &mut self.tracker
-            && let Some(f) = tr.poll(now)
+            && let Some(v) = tr.poll(now)
         {
-            log::info!("track_script {}", if f { "failing: fault" } else { "ok again" });
-            self.update_fault(now);
+            self.on_verdict(now, v);
         }
         let acts = self.election.poll(now);
         self.act(now, &acts);
@@ -496,20 +492,139 @@ impl Worker {
         self.notifier.poll(now);
     }
 
-    fn links_ok(&self) -> bool {
-        let up = |i: &str| self.links.up(i);
-        up(&self.s.ifname) && self.s.cfg.track_interface.iter().all(|i| up(i))
+    /// The track script's verdict changed.
+    fn on_verdict(&mut self, now: u64, v: Verdict) {
+        match v {
+            Verdict::Failing => log::info!("track_script failing: fault"),
+            Verdict::Healthy => log::info!("track_script ok"),
+            Verdict::Unknown => {}
+        }
+        self.start_when_ready(now);
+        self.update_fault(now);
+    }
+
+    /// Starts the election once the track script (if any) has its first verdict: like
+    /// keepalived, a node never joins before its check has passed, and joins in fault when the
+    /// check or a link already fails (it then never advertises, not even once).
+    fn start_when_ready(&mut self, now: u64) {
+        if self.election.started()
+            || self.tracker.as_ref().is_some_and(|t| t.verdict() == Verdict::Unknown)
+        {
+            return;
+        }
+        let acts =
+            if self.fault() { self.election.start_in_fault(now) } else { self.election.start(now) };
+        self.act(now, &acts);
+    }
+
+    fn fault(&self) -> bool {
+        self.link_fault || self.tracker.as_ref().is_some_and(|t| t.fault())
+    }
+
+    /// Reads the interface and follows it: a new ifindex (deleted and created again, renamed)
+    /// or a new source address re-opens the raw socket, which the kernel bound to the old
+    /// ones; a missing interface or address, a link down, a tracked interface down or a
+    /// recent send failure is a fault. Runs on every rtnetlink event and every
+    /// [`LINK_CHECK_MS`].
+    fn check_link(&mut self, now: u64) {
+        self.link_check_due = false;
+        self.next_link_check = now + LINK_CHECK_MS;
+        let link = LinkState::read(&self.links, &self.s.ifname, self.s.cfg.unicast_src_ip);
+        if link.map(|l| (l.index, l.addr)) != self.link.map(|l| (l.index, l.addr)) {
+            match link {
+                None => log::warn!("interface {}: not found", self.s.ifname),
+                Some(l) => log::info!(
+                    "interface {}: index {} address {}",
+                    self.s.ifname,
+                    l.index,
+                    l.addr.map_or("none".to_string(), |a| a.to_string())
+                ),
+            }
+        }
+        self.link = link;
+        if let Some(LinkState { index, addr: Some(addr), .. }) = link {
+            if self.s.own_ip != addr {
+                // Multicast: the interface's address is ours; it breaks ties.
+                self.s.own_ip = addr;
+                self.s.params.own_ip = addr;
+                let acts = self.election.reconfigure(now, self.s.params);
+                self.act(now, &acts);
+            }
+            if self.sock.is_none() || self.sock_for != Some((index, addr)) {
+                self.sock = None;
+                match self.s.open_socket() {
+                    Ok(sock) => {
+                        if self.sock_for.is_some() {
+                            log::info!("raw socket re-opened on {} (index {index})", self.s.ifname);
+                        }
+                        self.sock = Some(sock);
+                        self.sock_for = Some((index, addr));
+                    }
+                    Err(e) => log::error!("raw VRRP socket on {}: {e}", self.s.ifname),
+                }
+            }
+        }
+        if self.send_fault_until.is_some_and(|t| now >= t) {
+            self.send_fault_until = None;
+        }
+        let why = self.link_fault_reason(link);
+        if why != self.link_fault_why {
+            match &why {
+                Some(w) => log::warn!("{w}: fault"),
+                None => log::info!("link up again"),
+            }
+            self.link_fault_why = why;
+        }
+        let down = self.link_fault_why.is_some();
+        if down != self.link_fault {
+            self.link_fault = down;
+            self.update_fault(now);
+        }
+    }
+
+    /// Why the links hold this node in fault, if they do.
+    fn link_fault_reason(&self, link: Option<LinkState>) -> Option<String> {
+        let ifname = &self.s.ifname;
+        let Some(l) = link else { return Some(format!("interface {ifname} not found")) };
+        if !l.up {
+            return Some(format!("link {ifname} down"));
+        }
+        if l.addr.is_none() {
+            return Some(match self.s.cfg.unicast_src_ip {
+                Some(ip) => format!("interface {ifname} does not have unicast_src_ip {ip}"),
+                None => format!("interface {ifname} has no IPv4 address"),
+            });
+        }
+        let fit = crate::config::max_vips_for_mtu(l.mtu, self.s.params.version);
+        let n = self.s.cfg.virtual_ipaddress.len();
+        if n > fit {
+            return Some(format!(
+                "{n} virtual_ipaddress entries do not fit one advert on {ifname} (MTU {}): at \
+                 most {fit}",
+                l.mtu
+            ));
+        }
+        if self.sock.is_none() {
+            return Some(format!("no raw socket on {ifname}"));
+        }
+        if let Some(down) = self.s.cfg.track_interface.iter().find(|i| !self.links.up(i)) {
+            return Some(format!("track_interface {down} down"));
+        }
+        if self.send_fault_until.is_some() {
+            return Some(format!("adverts cannot be sent on {ifname}"));
+        }
+        None
     }
 
     fn update_fault(&mut self, now: u64) {
-        let fault = self.link_fault || self.tracker.as_ref().is_some_and(|t| t.fault);
-        let acts = self.election.set_fault(now, fault);
+        let acts = self.election.set_fault(now, self.fault());
         self.act(now, &acts);
     }
 
     fn drain_socket(&mut self, now: u64, buf: &mut [u8]) {
         for _ in 0..256 {
-            let pkt = match self.sock.recv(buf) {
+            let Some(sock) = &self.sock else { return };
+            let pkt = match sock.recv(buf) {
                 Ok(Some(p)) => p,
                 Ok(None) => return,
                 Err(e) => {
@@ -517,7 +632,14 @@ impl Worker {
                     return;
                 }
             };
-            match receive::check(&self.s.filter(), pkt) {
+            let filter = self.s.filter();
+            let outcome = receive::check(&filter, pkt);
+            if let Some(m) = receive::mismatch(&filter, pkt, &outcome)
+                && self.mismatches.note(m, now)
+            {
+                log::warn!("{}", m.describe());
+            }
+            match outcome {
                 Ok(a) => {
                     self.c.rx += 1;
                     if a.priority > 0 {
@@ -531,14 +653,6 @@ impl Worker {
                     }
                     if a.addr_mismatch {
                         self.c.addr_mismatch += 1;
-                        if self.last_mismatch_log.is_none_or(|t| now.saturating_sub(t) > 60_000) {
-                            self.last_mismatch_log = Some(now);
-                            log::warn!(
-                                "advert from {} carries other virtual addresses than ours: a \
-                                 keepalived peer drops such adverts; make virtual_ipaddress equal",
-                                a.src
-                            );
-                        }
                     }
                     let acts = self.election.on_advert(now, a.src, a.priority, a.interval_ms);
                     self.act(now, &acts);
@@ -562,10 +676,8 @@ impl Worker {
                 }
                 Ok(Signal::SIGCHLD) => {
                     self.notifier.poll(now);
-                    if let Some(t) = &mut self.tracker
-                        && t.poll(now).is_some()
-                    {
-                        self.update_fault(now);
+                    if let Some(v) = self.tracker.as_mut().and_then(|t| t.poll(now)) {
+                        self.on_verdict(now, v);
                     }
                 }
                 _ => {}
@@ -577,7 +689,17 @@ impl Worker {
     /// SIGHUP: a broken new config keeps the old one running and logs every error.
     fn reload(&mut self, now: u64) {
         let cfg = match crate::config::load(&self.conf_path) {
-            Ok(c) => c,
+            Ok(p) => {
+                for w in &p.warnings {
+                    log::warn!(
+                        "config warning: {}:{}: {}",
+                        self.conf_path.display(),
+                        w.line,
+                        w.msg
+                    );
+                }
+                p.config
+            }
             Err(e) => {
                 for l in e.to_string().lines() {
                     log::error!("reload refused, keeping the running config: {l}");
@@ -592,17 +714,25 @@ impl Worker {
                 return;
             }
         };
-        let reopen = setup.ifname != self.s.ifname
-            || setup.own_ip != self.s.own_ip
-            || setup.cfg.unicast_peers.is_empty() != self.s.cfg.unicast_peers.is_empty();
-        if reopen {
-            match setup.open_socket() {
-                Ok(sock) => self.sock = sock,
-                Err(e) => {
-                    log::error!("reload refused: socket on {}: {e}", setup.ifname);
-                    return;
-                }
-            }
+        // A new interface, source address or mode: the link check opens a new socket.
+        if setup.ifname != self.s.ifname
+            || setup.cfg.unicast_src_ip != self.s.cfg.unicast_src_ip
+            || setup.cfg.unicast_peers.is_empty() != self.s.cfg.unicast_peers.is_empty()
+        {
+            self.sock = None;
+            self.sock_for = None;
+            self.link = None;
+        }
+        // A new or changed check starts unknown, which holds the node in fault until it passes
+        // (keepalived: a script not yet run holds the instance); an unchanged one keeps its
+        // verdict.
+        if !self.tracker.as_ref().is_some_and(|t| t.same_as(&setup.cfg)) {
+            self.tracker = Tracker::from_config(&setup.cfg, now);
+        }
+        let mut setup = setup;
+        if setup.cfg.unicast_src_ip.is_none() && setup.ifname == self.s.ifname {
+            setup.own_ip = self.s.own_ip;
+            setup.params.own_ip = self.s.own_ip;
         }
         if setup.vrid != self.s.vrid || setup.params.version != self.s.params.version {
             // Another virtual router: leave this one properly and start over.
@@ -610,13 +740,14 @@ impl Worker {
             self.act(now, &acts);
             self.election = Election::new(setup.params);
             self.s = setup;
-            let acts = self.election.start(now);
-            self.act(now, &acts);
         } else {
             self.s = setup;
             let acts = self.election.reconfigure(now, self.s.params);
             self.act(now, &acts);
         }
+        self.check_link(now);
+        self.start_when_ready(now);
+        self.update_fault(now);
         log::info!("config reloaded from {}", self.conf_path.display());
         self.write_state(now, true);
     }
@@ -699,22 +830,49 @@ impl Worker {
         let single = [wire::MCAST_GROUP];
         let dsts: &[Ipv4Addr] =
             if cfg.unicast_peers.is_empty() { &single } else { &cfg.unicast_peers };
+        let mut sent = false;
+        let mut failure = None;
         for &dst in dsts {
-            match wire::emit(&spec, self.s.own_ip, dst, cfg.v3_checksum, &mut buf) {
-                Ok(n) => match self.sock.send(&buf[..n], dst) {
-                    Ok(()) => {
-                        self.c.tx += 1;
-                        if priority > 0 && self.election.role() == Role::Master {
-                            self.last_master_tx = Some(now);
-                        }
+            let n = match wire::emit(&spec, self.s.own_ip, dst, cfg.v3_checksum, &mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    log::error!("cannot encode advert: {e}");
+                    continue;
+                }
+            };
+            let r = match &self.sock {
+                Some(sock) => sock.send(&buf[..n], dst),
+                None => Err(std::io::ErrorKind::NotConnected.into()),
+            };
+            match r {
+                Ok(()) => {
+                    sent = true;
+                    self.c.tx += 1;
+                    if priority > 0 && self.election.role() == Role::Master {
+                        self.last_master_tx = Some(now);
                     }
-                    Err(e) => {
-                        self.c.tx_errors += 1;
-                        log::debug!("send to {dst}: {e}");
+                }
+                Err(e) => {
+                    self.c.tx_errors += 1;
+                    log::debug!("send to {dst}: {e}");
+                    if net::send_error_is_fault(&e) {
+                        failure = Some((dst, e));
                     }
-                },
-                Err(e) => log::error!("cannot encode advert: {e}"),
+                }
             }
+        }
+        if sent {
+            self.send_fault_ms = SEND_FAULT_MIN_MS;
+        } else if let Some((dst, e)) = failure
+            && self.send_fault_until.is_none()
+        {
+            // Nobody hears this node: never a silent master. Re-open the socket on the
+            // interface as it is now and hold the node in fault for a while.
+            log::warn!("advert to {dst} not sent ({e}): fault for {} ms", self.send_fault_ms);
+            self.send_fault_until = Some(now + self.send_fault_ms);
+            self.send_fault_ms = (2 * self.send_fault_ms).min(SEND_FAULT_MAX_MS);
+            self.sock = None;
+            self.link_check_due = true;
         }
     }
 
@@ -780,8 +938,15 @@ impl Worker {
         let mode = if self.s.cfg.unicast_peers.is_empty() { "multicast" } else { "unicast" };
         let _ = writeln!(s, "mode={mode}");
         let _ = writeln!(s, "peers={}", join(&self.s.cfg.unicast_peers));
-        let fault = self.link_fault || self.tracker.as_ref().is_some_and(|t| t.fault);
-        let _ = writeln!(s, "fault={}", if fault { "yes" } else { "no" });
+        let _ = writeln!(s, "fault={}", if self.fault() { "yes" } else { "no" });
+        let why = match (&self.link_fault_why, self.tracker.as_ref().map(|t| t.verdict())) {
+            (Some(w), _) => w.as_str(),
+            (None, Some(Verdict::Failing)) => "track_script failing",
+            (None, Some(Verdict::Unknown)) => "track_script not yet run",
+            _ => "",
+        };
+        let _ = writeln!(s, "fault_reason={why}");
+        let _ = writeln!(s, "link_index={}", self.link.map_or(0, |l| l.index));
         let _ = writeln!(s, "since={}", self.since_wall);
         let _ = writeln!(s, "transitions={}", self.c.transitions);
         let _ = writeln!(s, "rx_adverts={}", self.c.rx);
@@ -798,29 +963,43 @@ impl Worker {
         s
     }
 
+    /// Accepts and reads clients. A client whose request is complete is never dropped: when
+    /// the handoff table is full, accepting stops and newcomers wait in the listen backlog.
+    /// Only clients that are still silent are dropped: past their deadline, or the oldest of
+    /// them when [`control::MAX_CLIENTS`] are waiting.
     fn serve_clients(&mut self, now: u64, accept: bool) {
-        for _ in 0..if accept { 4 * control::MAX_CLIENTS } else { 0 } {
-            let Ok((stream, _)) = self.listener.accept() else {
+        // A bounded batch per wake-up keeps adverts on time; the listener stays readable.
+        for _ in 0..if accept { control::MAX_CLIENTS } else { 0 } {
+            if self.pending.len() >= control::MAX_PENDING {
                 break;
-            };
-            if self.clients.len() >= control::MAX_CLIENTS {
-                // Full: the client connected longest ago has had the most time to speak.
-                let oldest = (0..self.clients.len()).min_by_key(|&i| self.clients[i].seq);
-                if let Some(oldest) = oldest {
-                    self.c.clients_dropped += 1;
-                    self.clients.swap_remove(oldest);
+            }
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        // EMFILE and the like: leave the rest in the backlog for now.
+                        log::debug!("control accept: {e}");
+                    }
+                    break;
                 }
-            }
+            };
             self.accepted += 1;
-            if let Some(c) = Client::new(stream, now, self.accepted) {
-                self.clients.push(c);
-            }
+            let Some(mut c) = Client::new(stream, now, self.accepted) else { continue };
             // Read at once: a wrapper's question is usually already there.
-            if let Some(last) = self.clients.len().checked_sub(1)
-                && let Progress::Line(req) = self.clients[last].read()
-            {
-                let c = self.clients.swap_remove(last);
-                self.answer(now, c, req);
+            match c.read() {
+                Progress::Line(req) => self.answer(now, c, req),
+                Progress::Gone => {}
+                Progress::Pending => {
+                    if self.clients.len() >= control::MAX_CLIENTS {
+                        // Full: the client connected longest ago has had the most time to speak.
+                        let oldest = (0..self.clients.len()).min_by_key(|&i| self.clients[i].seq);
+                        if let Some(oldest) = oldest {
+                            self.c.clients_dropped += 1;
+                            self.clients.swap_remove(oldest);
+                        }
+                    }
+                    self.clients.push(c);
+                }
             }
         }
         let mut i = 0;
@@ -843,15 +1022,11 @@ impl Worker {
     fn answer(&mut self, now: u64, c: Client, req: Option<Request>) {
         let text = match req {
             Some(Request::Handoff { cut_ms }) => {
-                if self.pending.len() >= MAX_PENDING {
-                    c.answer("error=busy\n");
-                    return;
-                }
                 // From when the question arrived (later than the cut if this process was
                 // frozen or starved): a full election may still be needed.
                 let wait = self.election.master_down_ms() + self.confirm_ms() + HANDOFF_MARGIN_MS;
                 let deadline = cut_ms.max(now).saturating_add(wait).min(now + MAX_HANDOFF_WAIT_MS);
-                self.pending.push(Pending { client: c, cut: cut_ms, deadline });
+                self.pending.push(Pending { stream: c.into_stream(), cut: cut_ms, deadline });
                 return;
             }
             Some(Request::Status) => self.status_text(now),

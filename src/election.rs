@@ -176,6 +176,23 @@ impl Election {
         a
     }
 
+    /// Startup with a check already failing (link down, track script failed): straight to
+    /// Fault without advertising once, as keepalived enters FAULT at start.
+    pub fn start_in_fault(&mut self, now: u64) -> Actions {
+        let mut a = Actions::new();
+        self.started = true;
+        self.last_call = Some(now);
+        self.clear_timers();
+        self.master = None;
+        self.transition(Role::Fault, Reason::Fault, &mut a);
+        a
+    }
+
+    /// True once `start` or `start_in_fault` ran (and until `shutdown`).
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
     /// Timers: Master_Down_Timer (backup) and Adver_Timer (master).
     pub fn poll(&mut self, now: u64) -> Actions {
         let mut a = Actions::new();

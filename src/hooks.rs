@@ -6,6 +6,7 @@
 //! one track script run at a time; a hook that outlives its timeout is killed (SIGKILL to its
 //! process group); commands run without a shell unless they are written as `sh -c ...`.
 
+use crate::config::Config;
 use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
 
@@ -97,14 +98,50 @@ pub fn check_secure(cmd: &str) -> Result<(), String> {
 
 fn spawn(cmd: &str, env: &[(&str, String)]) -> Result<Child, String> {
     let words = split_words(cmd).ok_or_else(|| format!("cannot split command {cmd:?}"))?;
-    let mut c = Command::new(&words[0]);
-    c.args(&words[1..]).stdin(Stdio::null()).process_group(0);
-    c.env_clear().env("PATH", HOOK_PATH);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    crate::sys::unblock_signals_in_child(&mut c);
-    c.spawn().map_err(|e| format!("{cmd}: {e}"))
+    let argv: Vec<std::ffi::OsString> = words.into_iter().map(Into::into).collect();
+    let setup = |c: &mut Command| {
+        c.stdin(Stdio::null()).process_group(0);
+        c.env_clear().env("PATH", HOOK_PATH);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        crate::sys::unblock_signals_in_child(c);
+    };
+    crate::sys::spawn_posix(&argv, HOOK_PATH.as_ref(), setup).map_err(|e| format!("{cmd}: {e}"))
+}
+
+/// The hooks and the track script of `cfg`, by key.
+fn commands(cfg: &Config) -> [(&'static str, Option<&str>); 4] {
+    [
+        ("notify_active", cfg.notify_active.as_deref()),
+        ("notify_passive", cfg.notify_passive.as_deref()),
+        ("notify_fault", cfg.notify_fault.as_deref()),
+        ("track_script", cfg.track_script.as_deref()),
+    ]
+}
+
+/// Every hook that fails [`check_secure`], as `key: reason`: the daemon refuses to start (or
+/// to reload) with any.
+pub fn errors(cfg: &Config) -> Vec<String> {
+    commands(cfg)
+        .into_iter()
+        .filter_map(|(key, cmd)| check_secure(cmd?).err().map(|e| format!("{key}: {e}")))
+        .collect()
+}
+
+/// What `--check` says of hooks that will run, but perhaps not as the writer expects: a file
+/// without `#!` runs with `/bin/sh` ([`crate::sys::spawn_posix`]).
+pub fn warnings(cfg: &Config) -> Vec<String> {
+    commands(cfg)
+        .into_iter()
+        .filter_map(|(key, cmd)| {
+            let prog = split_words(cmd?)?.into_iter().next()?;
+            let file = crate::sys::find_program(prog.as_ref(), HOOK_PATH.as_ref())?;
+            crate::sys::needs_shell(&file).then(|| {
+                format!("{key}: {} has no #! line: rcron runs it with /bin/sh", file.display())
+            })
+        })
+        .collect()
 }
 
 use std::os::unix::process::CommandExt;
@@ -182,8 +219,21 @@ impl Notifier {
     }
 }
 
-/// The `track_script` check: run every interval; `fall` failures in a row mean fault,
-/// `rise` successes in a row clear it.
+/// What the `track_script` check says so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// No run has ended yet: the node is held out of the election, as keepalived holds an
+    /// instance whose script is still in its INIT state.
+    Unknown,
+    Healthy,
+    Failing,
+}
+
+/// The `track_script` check: run every interval. Until its first run ends the verdict is
+/// unknown; the first run decides at once (a failure before any success is a fault, whatever
+/// `fall` says: keepalived's `vrrp_script` starts one success short of `rise` and drops to
+/// failed on its first failure). After that, `fall` failures in a row mean fault and `rise`
+/// successes in a row clear it.
 pub struct Tracker {
     cmd: String,
     interval_ms: u64,
@@ -193,7 +243,7 @@ pub struct Tracker {
     running: Option<Running>,
     ok_run: u32,
     fail_run: u32,
-    pub fault: bool,
+    verdict: Verdict,
 }
 
 impl Tracker {
@@ -207,17 +257,40 @@ impl Tracker {
             running: None,
             ok_run: 0,
             fail_run: 0,
-            fault: false,
+            verdict: Verdict::Unknown,
         }
+    }
+
+    /// The tracker `cfg` asks for (`None` without `track_script`).
+    pub fn from_config(cfg: &Config, now: u64) -> Option<Tracker> {
+        let cmd = cfg.track_script.as_deref()?;
+        let interval_ms = cfg.track_interval_cs as u64 * 10;
+        Some(Tracker::new(cmd, interval_ms, cfg.track_fall, cfg.track_rise, now))
+    }
+
+    /// True when `cfg` asks for this very check (a reload keeps its verdict then).
+    pub fn same_as(&self, cfg: &Config) -> bool {
+        cfg.track_script.as_deref() == Some(self.cmd.as_str())
+            && cfg.track_interval_cs as u64 * 10 == self.interval_ms
+            && (cfg.track_fall, cfg.track_rise) == (self.fall, self.rise)
     }
 
     pub fn next_at(&self) -> u64 {
         self.next_at
     }
 
-    /// Reaps and starts checks; returns `Some(fault)` when the fault state changed.
-    pub fn poll(&mut self, now: u64) -> Option<bool> {
-        let before = self.fault;
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// Anything but a healthy verdict keeps the node out of the master role.
+    pub fn fault(&self) -> bool {
+        self.verdict != Verdict::Healthy
+    }
+
+    /// Reaps and starts checks; returns the new verdict when it changed.
+    pub fn poll(&mut self, now: u64) -> Option<Verdict> {
+        let before = self.verdict;
         if let Some(r) = &mut self.running
             && let Some(ok) = r.poll(now)
         {
@@ -237,21 +310,25 @@ impl Tracker {
                 }
             }
         }
-        (self.fault != before).then_some(self.fault)
+        (self.verdict != before).then_some(self.verdict)
     }
 
     fn record(&mut self, ok: bool) {
         if ok {
             self.ok_run += 1;
             self.fail_run = 0;
-            if self.fault && self.ok_run >= self.rise {
-                self.fault = false;
+            if self.verdict == Verdict::Unknown
+                || (self.verdict == Verdict::Failing && self.ok_run >= self.rise)
+            {
+                self.verdict = Verdict::Healthy;
             }
         } else {
             self.fail_run += 1;
             self.ok_run = 0;
-            if !self.fault && self.fail_run >= self.fall {
-                self.fault = true;
+            if self.verdict == Verdict::Unknown
+                || (self.verdict == Verdict::Healthy && self.fail_run >= self.fall)
+            {
+                self.verdict = Verdict::Failing;
             }
         }
     }
@@ -300,18 +377,33 @@ mod tests {
     #[test]
     fn tracker_falls_after_fall_failures_and_rises_after_rise_successes() {
         let mut t = Tracker::new("x", 1000, 2, 3, 0);
+        t.record(true);
+        assert_eq!(t.verdict(), Verdict::Healthy, "the first success decides at once");
         t.record(false);
-        assert!(!t.fault);
+        assert!(!t.fault());
         t.record(false);
-        assert!(t.fault);
+        assert!(t.fault());
         t.record(true);
         t.record(true);
-        assert!(t.fault);
+        assert!(t.fault());
         t.record(false);
         t.record(true);
         t.record(true);
-        assert!(t.fault, "a failure restarts the rise count");
+        assert!(t.fault(), "a failure restarts the rise count");
         t.record(true);
-        assert!(!t.fault);
+        assert!(!t.fault());
+    }
+
+    /// keepalived 2.2.7 (vrrp_scheduler.c, vrrp_script_child_thread): a script that has not
+    /// yet exited holds the instance; its first failure is a fault whatever `fall` says.
+    #[test]
+    fn a_check_that_never_passed_is_a_fault_and_its_first_failure_decides() {
+        let mut t = Tracker::new("x", 1000, 3, 1, 0);
+        assert_eq!(t.verdict(), Verdict::Unknown);
+        assert!(t.fault(), "unknown holds the node out of the master role");
+        t.record(false);
+        assert_eq!(t.verdict(), Verdict::Failing, "fall 3 does not delay the first verdict");
+        t.record(true);
+        assert_eq!(t.verdict(), Verdict::Healthy);
     }
 }

@@ -41,6 +41,10 @@ impl Outcome {
     }
 }
 
+/// The PATH a job's program is looked up in when the wrapper's environment has none (glibc's
+/// and musl's execvp default).
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
+
 const FORWARDED: [Signal; 6] = [
     Signal::SIGTERM,
     Signal::SIGINT,
@@ -61,10 +65,12 @@ pub fn run(argv: &[OsString], timeout: Option<Duration>, kill_after: Duration) -
     let sfd = mask.thread_block().ok().and_then(|_| {
         SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()
     });
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).process_group(0);
-    crate::sys::unblock_signals_in_child(&mut cmd);
-    let mut child = match cmd.spawn() {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    let spawned = crate::sys::spawn_posix(argv, &path, |cmd: &mut Command| {
+        cmd.process_group(0);
+        crate::sys::unblock_signals_in_child(cmd);
+    });
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };

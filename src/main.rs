@@ -5,7 +5,7 @@
 
 #![deny(unsafe_code)]
 
-use rcron::{cli, config, control, daemon, logging, supervisor, sys, wrapper};
+use rcron::{cli, config, control, daemon, hooks, logging, supervisor, sys, wrapper};
 
 use cli::Role;
 use config::Config;
@@ -54,10 +54,9 @@ fn real_main() -> i32 {
             );
             0
         }
-        Role::Check => check(cli.conf.as_deref()),
+        Role::Check { strict } => check(cli.conf.as_deref(), *strict),
         role => {
-            let wrapper = matches!(role, Role::Wrapper(_));
-            let cfg = match load_config(cli.conf.as_deref(), wrapper) {
+            let cfg = match load_config(cli.conf.as_deref(), role) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -76,7 +75,7 @@ fn real_main() -> i32 {
                     supervisor::run(cfg, &conf_path, *foreground, foreground_log)
                 }
                 Role::Worker { .. } => daemon::run(cfg, &conf_path, true),
-                Role::Help | Role::Version | Role::Check => 0,
+                Role::Help | Role::Version | Role::Check { .. } => 0,
             }
         }
     }
@@ -84,15 +83,28 @@ fn real_main() -> i32 {
 
 /// Loads the config as the contract says: an explicit `--conf` must exist; a missing default
 /// file means defaults (with a warning) for the wrapper and an error for the daemon.
-/// Errors go to stderr (cron mails them) and to syslog.
-fn load_config(conf: Option<&Path>, wrapper: bool) -> Result<Config, i32> {
+/// Errors go to stderr (cron mails them) and to syslog. Warnings (a key set twice) go to
+/// syslog from the wrapper (a line on stderr would be mailed by cron at every run) and to the
+/// log from the daemon; the worker and the status queries leave them to those.
+fn load_config(conf: Option<&Path>, role: &Role) -> Result<Config, i32> {
+    let wrapper = matches!(role, Role::Wrapper(_));
     let path = conf.unwrap_or(Path::new(config::DEFAULT_PATH));
     if conf.is_none() && wrapper && !path.exists() && std::fs::symlink_metadata(path).is_err() {
         log::warn!("{} does not exist; using defaults", path.display());
         return Ok(Config::default());
     }
     match config::load(path) {
-        Ok(c) => Ok(c),
+        Ok(p) => {
+            for w in &p.warnings {
+                let line = format!("config warning: {}:{}: {}", path.display(), w.line, w.msg);
+                match role {
+                    Role::Wrapper(_) => logging::syslog_only(4, &line),
+                    Role::Daemon { .. } => log::warn!("{line}"),
+                    _ => {}
+                }
+            }
+            Ok(p.config)
+        }
         Err(e) => {
             let msg = e.to_string();
             for line in msg.lines() {
@@ -104,19 +116,36 @@ fn load_config(conf: Option<&Path>, wrapper: bool) -> Result<Config, i32> {
     }
 }
 
-/// `--check`: every error with its line, exit 0 or 78.
-fn check(conf: Option<&Path>) -> i32 {
+/// `--check`: every error with its line, then every warning; exit 78 on an error (or, with
+/// `--strict`, a warning), else 0.
+fn check(conf: Option<&Path>, strict: bool) -> i32 {
     let path = conf.unwrap_or(Path::new(config::DEFAULT_PATH));
-    let result = config::load(path).and_then(|c| {
+    let result = config::load(path).and_then(|p| {
         let mut errs = Vec::new();
-        if c.expects_daemon() {
-            errs = c.daemon_errors();
-            errs.extend(daemon::hook_errors(&c).into_iter().map(config::ConfigError::whole_file));
+        if p.config.expects_daemon() {
+            errs = p.config.daemon_errors();
+            errs.extend(hooks::errors(&p.config).into_iter().map(config::ConfigError::whole_file));
         }
-        if errs.is_empty() { Ok(c) } else { Err(config::LoadError::Invalid(path.into(), errs)) }
+        if errs.is_empty() { Ok(p) } else { Err(config::LoadError::Invalid(path.into(), errs)) }
     });
     match result {
-        Ok(c) => {
+        Ok(p) => {
+            let mut warnings = p.warnings.clone();
+            if p.config.expects_daemon() {
+                let notes = hooks::warnings(&p.config);
+                warnings.extend(notes.into_iter().map(config::ConfigError::whole_file));
+            }
+            for w in &warnings {
+                match w.line {
+                    0 => eprintln!("{}: warning: {}", path.display(), w.msg),
+                    l => eprintln!("{}:{l}: warning: {}", path.display(), w.msg),
+                }
+            }
+            if strict && !warnings.is_empty() {
+                eprintln!("{}: {} warning(s), refused by --strict", path.display(), warnings.len());
+                return EX_CONFIG;
+            }
+            let c = &p.config;
             let mode =
                 if c.expects_daemon() { "election (rcron daemon)" } else { "state file only" };
             println!("{}: OK ({mode})", path.display());
@@ -144,7 +173,7 @@ fn status(cfg: &Config, print: bool) -> i32 {
                 Ok(a) => print!("{a}"),
                 Err(e) => {
                     println!("state=passive");
-                    println!("daemon=unreachable");
+                    println!("daemon={}", e.reason().trim_start_matches("daemon_"));
                     println!("error={e}");
                 }
             }

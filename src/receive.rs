@@ -103,8 +103,9 @@ pub struct Accepted {
     pub src: Ipv4Addr,
     pub priority: u8,
     pub interval_ms: u64,
-    /// Its address list differs from ours (keepalived <= 2.3.2 would drop it): accepted, but
-    /// the operator is told, since a keepalived peer will drop ours likewise.
+    /// A keepalived with our address list would drop it (another count, or one of our
+    /// addresses missing; the order does not matter): accepted here, but the operator is
+    /// told, since a keepalived peer drops ours likewise.
     pub addr_mismatch: bool,
 }
 
@@ -153,8 +154,153 @@ pub fn check(f: &Filter, packet: &[u8]) -> Result<Accepted, Drop> {
         src: ip.src,
         priority: adv.priority,
         interval_ms: adv.interval_cs as u64 * 10,
-        addr_mismatch: !adv.same_addrs(f.vips),
+        addr_mismatch: adv.missing_addr(f.vips) != Ok(None),
     })
+}
+
+/// Which setting a configured peer has another value of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    Version,
+    Vrid,
+    /// v2 authentication: type 0 none, 1 password; a password that differs shows as
+    /// [`OTHER_PASSWORD`].
+    Auth,
+    /// v2 advert interval, centiseconds.
+    Interval,
+    /// Number of virtual addresses.
+    AddrCount,
+    /// Same count, but an address of ours is missing: `theirs` is that address (IPv4 as
+    /// u32), `ours` our count.
+    AddrMissing,
+}
+
+/// The `theirs` value of an [`Setting::Auth`] mismatch where both sides use a password.
+pub const OTHER_PASSWORD: u32 = u32::MAX;
+
+impl Setting {
+    /// The rcron.conf key the operator changes.
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::Version => "vrrp_version",
+            Setting::Vrid => "virtual_router_id",
+            Setting::Auth => "auth_pass",
+            Setting::Interval => "advert_int",
+            Setting::AddrCount | Setting::AddrMissing => "virtual_ipaddress",
+        }
+    }
+
+    fn show(self, v: u32, theirs: bool) -> String {
+        match self {
+            Setting::AddrMissing if theirs => format!("lacks_{}", Ipv4Addr::from(v)),
+            Setting::Interval => format!("{}s", crate::config::Centis(v)),
+            Setting::Auth => match v {
+                0 => "none".into(),
+                1 => "password".into(),
+                OTHER_PASSWORD => "another_password".into(),
+                t => format!("auth_type_{t}"),
+            },
+            Setting::AddrCount | Setting::AddrMissing => format!("{v}_addresses"),
+            Setting::Version | Setting::Vrid => v.to_string(),
+        }
+    }
+}
+
+/// A configured peer whose settings differ from ours, as one of its adverts shows: the
+/// reasons keepalived logs too (vrrp.c `vrrp_check_packet`: version, auth, interval, address
+/// count and list), and another VRID from a unicast peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub peer: Ipv4Addr,
+    pub setting: Setting,
+    pub theirs: u32,
+    pub ours: u32,
+}
+
+impl Mismatch {
+    /// The log line: greppable `key=value`, with what happens to the adverts.
+    pub fn describe(&self) -> String {
+        let fate = match self.setting {
+            Setting::AddrCount | Setting::AddrMissing => {
+                "accepted here, but a keepalived peer drops such adverts (and ours)"
+            }
+            _ => "its adverts are dropped: both nodes may become master",
+        };
+        format!(
+            "config mismatch: peer={} key={} theirs={} ours={}: {fate}",
+            self.peer,
+            self.setting.key(),
+            self.setting.show(self.theirs, true),
+            self.setting.show(self.ours, false)
+        )
+    }
+}
+
+/// The misconfiguration that `outcome` (what [`check`] said of `packet`) reveals, if any.
+/// Only adverts of our group count: from a configured peer (unicast), or carrying our VRID
+/// (multicast, where other routers' adverts on the link are normal).
+pub fn mismatch(f: &Filter, packet: &[u8], outcome: &Result<Accepted, Drop>) -> Option<Mismatch> {
+    let addrs = matches!(outcome, Ok(a) if a.addr_mismatch);
+    let dropped =
+        matches!(outcome, Err(Drop::Version | Drop::OtherVrid | Drop::Auth | Drop::Interval));
+    if !addrs && !dropped {
+        return None;
+    }
+    let ip = wire::parse_ipv4(packet).ok()?;
+    let (adv, _) = wire::parse_vrrp(ip.payload, ip.src, ip.dst).ok()?;
+    if f.peers.is_empty() && adv.vrid != f.vrid {
+        return None;
+    }
+    let m =
+        |setting, theirs: u32, ours: u32| Some(Mismatch { peer: ip.src, setting, theirs, ours });
+    match outcome {
+        Ok(_) => match adv.missing_addr(f.vips) {
+            Err(()) => m(Setting::AddrCount, adv.addr_count() as u32, f.vips.len() as u32),
+            Ok(Some(a)) => m(Setting::AddrMissing, u32::from(a), f.vips.len() as u32),
+            Ok(None) => None,
+        },
+        Err(Drop::Version) => m(Setting::Version, adv.version.into(), f.version.into()),
+        Err(Drop::OtherVrid) => m(Setting::Vrid, adv.vrid.into(), f.vrid.into()),
+        Err(Drop::Interval) => m(Setting::Interval, adv.interval_cs.into(), f.advert_cs.into()),
+        Err(Drop::Auth) => {
+            let ours = u32::from(f.auth.is_some());
+            let theirs =
+                if adv.auth_type == 1 && ours == 1 { OTHER_PASSWORD } else { adv.auth_type.into() };
+            m(Setting::Auth, theirs, ours)
+        }
+        Err(_) => None,
+    }
+}
+
+/// How long a mismatch must stay away before it is logged again.
+pub const MISMATCH_QUIET_MS: u64 = 60_000;
+/// Peers and settings remembered; the one seen longest ago makes room.
+const MISMATCH_SLOTS: usize = 16;
+
+/// Rate limit of the mismatch log: a mismatch is logged when first seen, again when the
+/// peer's value changes, and again after [`MISMATCH_QUIET_MS`] without it. Fixed memory.
+#[derive(Default)]
+pub struct MismatchLog {
+    seen: heapless::Vec<(Mismatch, u64), MISMATCH_SLOTS>,
+}
+
+impl MismatchLog {
+    /// Records `m` seen at `now`; true when it must be logged.
+    pub fn note(&mut self, m: Mismatch, now: u64) -> bool {
+        let same = |e: &&mut (Mismatch, u64)| e.0.peer == m.peer && e.0.setting == m.setting;
+        if let Some(e) = self.seen.iter_mut().find(same) {
+            let log = e.0 != m || now.saturating_sub(e.1) > MISMATCH_QUIET_MS;
+            *e = (m, now);
+            return log;
+        }
+        if self.seen.is_full()
+            && let Some(oldest) = (0..self.seen.len()).min_by_key(|&i| self.seen[i].1)
+        {
+            self.seen.swap_remove(oldest);
+        }
+        let _ = self.seen.push((m, now));
+        true
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +406,92 @@ mod tests {
         let s = wire::AdvertSpec { addrs: &other, ..spec(3, 7, 100) };
         let a = check(&unicast(3), &packet(&s, PEER, ME, 255)).unwrap();
         assert!(a.addr_mismatch);
+    }
+
+    /// Each drop that means "this peer is configured differently" names the setting and
+    /// both values (keepalived logs the same cases in vrrp_check_packet).
+    #[test]
+    fn a_peers_other_settings_are_named_with_both_values() {
+        let m = |f: &Filter, p: &[u8]| mismatch(f, p, &check(f, p));
+        let got = m(
+            &unicast(2),
+            &packet(&wire::AdvertSpec { interval_cs: 200, ..spec(2, 7, 1) }, PEER, ME, 255),
+        );
+        assert_eq!(
+            got,
+            Some(Mismatch { peer: PEER, setting: Setting::Interval, theirs: 200, ours: 100 })
+        );
+        assert_eq!(
+            got.unwrap().describe(),
+            "config mismatch: peer=192.0.2.2 key=advert_int theirs=2s ours=1s: its adverts are \
+             dropped: both nodes may become master"
+        );
+        let v = m(&unicast(3), &packet(&spec(2, 7, 1), PEER, ME, 255)).unwrap();
+        assert_eq!((v.setting, v.theirs, v.ours), (Setting::Version, 2, 3));
+        let v = m(&unicast(3), &packet(&spec(3, 8, 1), PEER, ME, 255)).unwrap();
+        assert_eq!((v.setting, v.theirs, v.ours), (Setting::Vrid, 8, 7));
+        let pw = wire::AdvertSpec { auth: Some(*b"1111\0\0\0\0"), ..spec(2, 7, 1) };
+        let v = m(&unicast(2), &packet(&pw, PEER, ME, 255)).unwrap();
+        assert_eq!((v.setting, v.theirs, v.ours), (Setting::Auth, 1, 0));
+        let mine = Filter { auth: Some(*b"2222\0\0\0\0"), ..unicast(2) };
+        let v = m(&mine, &packet(&pw, PEER, ME, 255)).unwrap();
+        assert_eq!((v.theirs, v.ours), (OTHER_PASSWORD, 1));
+        assert!(v.describe().contains("theirs=another_password ours=password"));
+        let two = [VIP[0], Ipv4Addr::new(192, 0, 2, 101)];
+        let v = m(
+            &unicast(3),
+            &packet(&wire::AdvertSpec { addrs: &two, ..spec(3, 7, 1) }, PEER, ME, 255),
+        )
+        .unwrap();
+        assert_eq!((v.setting, v.theirs, v.ours), (Setting::AddrCount, 2, 1));
+        let swapped = [Ipv4Addr::new(192, 0, 2, 101)];
+        let v = m(
+            &unicast(3),
+            &packet(&wire::AdvertSpec { addrs: &swapped, ..spec(3, 7, 1) }, PEER, ME, 255),
+        )
+        .unwrap();
+        assert_eq!(v.setting, Setting::AddrMissing);
+        assert!(
+            v.describe().ends_with(
+                "key=virtual_ipaddress theirs=lacks_192.0.2.100 ours=1_addresses: accepted here, \
+                 but a keepalived peer drops such adverts (and ours)"
+            ),
+            "{}",
+            v.describe()
+        );
+        // Not a misconfiguration: a stranger (unicast), another VRID on a shared link
+        // (multicast), a good advert, a bad checksum.
+        assert_eq!(m(&unicast(3), &packet(&spec(3, 8, 1), STRANGER, ME, 255)), None);
+        let multi = Filter { peers: &[], ..unicast(3) };
+        let to_group = packet(&spec(3, 8, 1), PEER, wire::MCAST_GROUP, 255);
+        assert_eq!(check(&multi, &to_group), Err(Drop::OtherVrid));
+        assert_eq!(m(&multi, &to_group), None);
+        assert_eq!(m(&unicast(3), &packet(&spec(3, 7, 1), PEER, ME, 255)), None);
+    }
+
+    /// Logged once per peer and setting, again when the peer's value changes or after a
+    /// quiet period without it; a full table forgets the one seen longest ago.
+    #[test]
+    fn mismatch_log_is_rate_limited_per_peer_and_setting() {
+        let mk = |peer: u8, setting, theirs| Mismatch {
+            peer: Ipv4Addr::new(192, 0, 2, peer),
+            setting,
+            theirs,
+            ours: 100,
+        };
+        let mut log = MismatchLog::default();
+        assert!(log.note(mk(2, Setting::Interval, 200), 0));
+        assert!(!log.note(mk(2, Setting::Interval, 200), 1000), "same again: quiet");
+        assert!(log.note(mk(3, Setting::Interval, 200), 1000), "another peer");
+        assert!(log.note(mk(2, Setting::Version, 3), 1000), "another setting");
+        assert!(log.note(mk(2, Setting::Interval, 300), 2000), "the value changed");
+        assert!(!log.note(mk(2, Setting::Interval, 300), 2000 + MISMATCH_QUIET_MS));
+        let later = 3000 + 2 * MISMATCH_QUIET_MS + 1;
+        assert!(log.note(mk(2, Setting::Interval, 300), later), "back after a quiet period");
+        for p in 10..40 {
+            log.note(mk(p, Setting::Auth, 1), later + p as u64);
+        }
+        assert_eq!(log.seen.len(), MISMATCH_SLOTS, "fixed memory");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub fn run(cfg: Config, conf_path: &Path, foreground: bool, log_stderr: bool) ->
         }
         return 78;
     }
-    let hook_errors = crate::daemon::hook_errors(&cfg);
+    let hook_errors = crate::hooks::errors(&cfg);
     if !hook_errors.is_empty() {
         for e in hook_errors {
             log::error!("{}: {e}", conf_path.display());
@@ -198,7 +198,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
                     }
                     Ok(Signal::SIGHUP) => {
                         match crate::config::load(conf_path) {
-                            Ok(c) => cfg = c,
+                            Ok(p) => cfg = p.config,
                             Err(e) => log::error!("reload refused (supervisor): {e}"),
                         }
                         let _ = kill(worker, Signal::SIGHUP);

@@ -76,6 +76,17 @@ pub fn local_time(secs: i64) -> Option<(usize, u32, u32, u32, u32)> {
     ))
 }
 
+/// Raises this process's soft limit of open descriptors to `want` (at most the hard limit):
+/// the daemon holds one per waiting wrapper, and the usual soft limit is 1024.
+pub fn raise_fd_limit(want: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < want
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard);
+    }
+}
+
 /// Milliseconds on CLOCK_MONOTONIC: system-wide, so comparable between processes of one boot.
 pub fn monotonic_ms() -> u64 {
     match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
@@ -99,6 +110,53 @@ pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
             }
             Ok(())
         });
+    }
+}
+
+/// Starts `argv[0]` with `argv[1..]` the way POSIX `execvp` does on every C library: when the
+/// kernel refuses the file as no executable format (ENOEXEC: a script without a `#!` line), it
+/// runs `/bin/sh FILE ARGS...` instead. glibc's execvp does this and musl's does not, so rcron
+/// does it itself and a config tested on a glibc PC behaves the same on a static appliance.
+/// `path` is the PATH that finds a bare program name; `setup` configures each attempt
+/// (environment, process group, stdio, signal mask). Errors: those of the first attempt.
+pub fn spawn_posix(
+    argv: &[std::ffi::OsString],
+    path: &std::ffi::OsStr,
+    setup: impl Fn(&mut std::process::Command),
+) -> std::io::Result<std::process::Child> {
+    let prog = argv.first().ok_or(std::io::ErrorKind::InvalidInput)?;
+    let mut cmd = std::process::Command::new(prog);
+    cmd.args(&argv[1..]);
+    setup(&mut cmd);
+    match cmd.spawn() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+            let Some(file) = find_program(Path::new(prog), path) else { return Err(e) };
+            let mut sh = std::process::Command::new("/bin/sh");
+            sh.arg(file).args(&argv[1..]);
+            setup(&mut sh);
+            sh.spawn()
+        }
+        r => r,
+    }
+}
+
+/// Where `execvp` finds `prog`: itself when it has a `/`, else the first regular file of that
+/// name in a directory of `path`.
+pub fn find_program(prog: &Path, path: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    if prog.as_os_str().as_bytes().contains(&b'/') {
+        return Some(prog.to_path_buf());
+    }
+    std::env::split_paths(path).map(|d| d.join(prog)).find(|p| p.is_file())
+}
+
+/// True when the file starts with neither `#!` nor the ELF magic: `exec` refuses it with
+/// ENOEXEC and [`spawn_posix`] runs it with `/bin/sh`.
+pub fn needs_shell(file: &Path) -> bool {
+    let mut head = [0u8; 4];
+    match read_regular_prefix(file, &mut head) {
+        Ok(n) => !(head[..n].starts_with(b"#!") || head[..n].starts_with(b"\x7fELF")),
+        Err(_) => false,
     }
 }
 
@@ -135,6 +193,27 @@ pub fn interface_flags(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io
     }
     // SAFETY: SIOCGIFFLAGS succeeded, so the union holds ifr_flags.
     Ok(unsafe { req.ifr_ifru.ifru_flags } as i32)
+}
+
+/// The MTU of interface `name` (SIOCGIFMTU), asked through `sock` as [`interface_flags`].
+pub fn interface_mtu(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: req is a live, initialised ifreq with a NUL-terminated name (checked length);
+    // SIOCGIFMTU writes only ifr_mtu inside it.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as _, &mut req) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFMTU succeeded, so the union holds ifr_mtu.
+    Ok(unsafe { req.ifr_ifru.ifru_mtu }.max(0) as u32)
 }
 
 /// Makes `cmd`'s child the leader of a new session (detached from the terminal), with an

@@ -335,6 +335,17 @@ impl<'a> Advert<'a> {
     pub fn same_addrs(&self, list: &[Ipv4Addr]) -> bool {
         self.addr_count() == list.len() && self.addrs().zip(list).all(|(a, b)| a == *b)
     }
+
+    /// The first address of `list` that the advert does not carry, when a keepalived whose
+    /// `virtual_ipaddress` is `list` drops it: keepalived 2.2.7 (`vrrp_check_packet`) wants
+    /// the same count and every address of its own list somewhere in the advert, in any
+    /// order. `Err(())`: the counts differ.
+    pub fn missing_addr(&self, list: &[Ipv4Addr]) -> Result<Option<Ipv4Addr>, ()> {
+        if self.addr_count() != list.len() {
+            return Err(());
+        }
+        Ok(list.iter().copied().find(|want| !self.addrs().any(|a| a == *want)))
+    }
 }
 
 /// Read-only view of the 8-byte VRRP header; built only from an 8-byte array.
@@ -1285,6 +1296,29 @@ mod tests {
         assert!(!a.same_addrs(&addrs[..1]));
         assert!(!a.same_addrs(&[addrs[0], addrs[1], addrs[1]]));
         assert!(!a.same_addrs(&[]));
+    }
+
+    /// keepalived 2.2.7 vrrp_check_packet: the count must match, then each of its own
+    /// addresses must be somewhere in the advert; the order does not matter.
+    #[test]
+    fn keepalived_compares_address_lists_as_sets_of_equal_count() {
+        let addrs = [ip(192, 0, 2, 100), ip(192, 0, 2, 101)];
+        let spec = AdvertSpec {
+            version: 3,
+            vrid: 1,
+            priority: 100,
+            interval_cs: 100,
+            auth: None,
+            addrs: &addrs,
+        };
+        let out = emit_fresh(&spec, SRC, DST, V3Checksum::PseudoHeader);
+        let (a, _) = parse_vrrp(&out, SRC, DST).unwrap();
+        assert_eq!(a.missing_addr(&addrs), Ok(None));
+        assert_eq!(a.missing_addr(&[addrs[1], addrs[0]]), Ok(None), "another order");
+        assert_eq!(a.missing_addr(&addrs[..1]), Err(()), "another count");
+        assert_eq!(a.missing_addr(&[]), Err(()));
+        let other = [addrs[0], ip(192, 0, 2, 102)];
+        assert_eq!(a.missing_addr(&other), Ok(Some(other[1])), "same count, one missing");
     }
 
     #[test]

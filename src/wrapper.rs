@@ -109,14 +109,18 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64) -> (State, String)
     };
     match crate::control::query(&cfg.control_socket, &req, bound) {
         Ok(answer) => {
-            let field = |k| crate::control::field(&answer, k).unwrap_or("");
-            let run = if no_wait { field("state") == "active" } else { field("decision") == "run" };
-            let reason = if no_wait { "no_wait" } else { field("reason") };
+            let field = |k| crate::control::field(&answer, k);
+            let (run, reason) = if no_wait {
+                (field("state") == Some("active"), Some("no_wait"))
+            } else {
+                (field("decision") == Some("run"), field("reason").filter(|r| !r.is_empty()))
+            };
+            let reason = reason.unwrap_or("daemon_bad_answer");
             (if run { State::Active } else { State::Passive }, reason.to_string())
         }
         Err(e) => {
             log::warn!("daemon at {} did not answer ({e}): passive", cfg.control_socket.display());
-            (State::Passive, "daemon_unreachable".to_string())
+            (State::Passive, e.reason().to_string())
         }
     }
 }
