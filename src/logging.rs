@@ -66,7 +66,9 @@ pub fn syslog_only(severity: u8, msg: &str) {
 impl Sink {
     fn emit(&mut self, severity: u8, msg: &str) {
         if self.to_stderr {
-            let _ = writeln!(std::io::stderr(), "{}: {}", self.tag, msg);
+            // One write per line: wrappers that share a stderr (a crowd started by one
+            // shell) never interleave within a line.
+            let _ = std::io::stderr().write_all(format!("{}: {msg}\n", self.tag).as_bytes());
         }
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let stamp = match crate::sys::local_time(secs as i64) {

@@ -1,17 +1,18 @@
 #!/bin/sh
 # The whole test suite, as root on Debian 12: installs what it needs, then
-#   1. cargo test --release: unit tests and the integration tests (wrapper, daemon elections,
-#      keepalived interop, tshark decoding, exactly-once torture, hostile input, packet attack);
-#   2. cross/build + tests/cross.sh: static binaries for x86_64, aarch64 and armv7, checked
-#      under qemu-user;
+#   1. cross/build: static binaries for x86_64, aarch64 and armv7 (tests/field.rs runs the
+#      x86_64 one beside the glibc build);
+#   2. cargo test --release: unit tests and the integration tests (wrapper, daemon elections,
+#      keepalived interop, tshark decoding, exactly-once torture, hostile input, packet attack,
+#      field reports), then tests/cross.sh: the static binaries checked under qemu-user;
 #   3. tests/appliance.sh: two busybox appliances (one aarch64 under emulation) running
 #      crond and the init script;
 #   4. tests/fuzz.sh: every fuzz target for FUZZ_SECONDS (default 60) seconds.
 set -eu
 cd "$(dirname "$0")/.."
 sh tests/setup.sh
-cargo test --release
 bash cross/build
+cargo test --release
 bash tests/cross.sh
 bash tests/appliance.sh
 bash tests/fuzz.sh

@@ -41,19 +41,41 @@ struct Setting {
     vrid: u8,
     auth: Option<&'static str>,
     vips: &'static [&'static str],
+    /// rcron lists the same addresses in the opposite order (keepalived compares sets).
+    rcron_reversed: bool,
 }
 
-const V2_PASS_NOVIP: Setting =
-    Setting { version: 2, advert_cs: 100, vrid: 51, auth: Some("s3cret"), vips: &[] };
+const V2_PASS_NOVIP: Setting = Setting {
+    version: 2,
+    advert_cs: 100,
+    vrid: 51,
+    auth: Some("s3cret"),
+    vips: &[],
+    rcron_reversed: false,
+};
 const V2_TWO_VIPS: Setting = Setting {
     version: 2,
     advert_cs: 100,
     vrid: 52,
     auth: None,
     vips: &["192.0.2.100", "192.0.2.101"],
+    rcron_reversed: false,
 };
-const V3_ONE_VIP: Setting =
-    Setting { version: 3, advert_cs: 10, vrid: 53, auth: None, vips: &["192.0.2.100"] };
+const V3_ONE_VIP: Setting = Setting {
+    version: 3,
+    advert_cs: 10,
+    vrid: 53,
+    auth: None,
+    vips: &["192.0.2.100"],
+    rcron_reversed: false,
+};
+
+/// `n` virtual addresses from 192.0.2.100 up (more than the 20 rcron once refused).
+fn many_vips(n: usize) -> &'static [&'static str] {
+    let v: Vec<&'static str> =
+        (0..n).map(|i| &*Box::leak(format!("192.0.2.{}", 100 + i).into_boxed_str())).collect();
+    Box::leak(v.into_boxed_slice())
+}
 
 impl Setting {
     fn advert(&self) -> Duration {
@@ -108,7 +130,11 @@ impl Setting {
             s += &format!("auth_pass {p}\n");
         }
         if !self.vips.is_empty() {
-            s += &format!("virtual_ipaddress {}\n", self.vips.join(" "));
+            let mut v = self.vips.to_vec();
+            if self.rcron_reversed {
+                v.reverse();
+            }
+            s += &format!("virtual_ipaddress {}\n", v.join(" "));
         }
         s
     }
@@ -476,6 +502,8 @@ fn assert_ka_log_clean(lab: &Lab) {
         "checksum",
         "authentication",
         "ttl",
+        "ip number count",
+        "vips but received",
     ] {
         for line in log.lines() {
             assert!(
@@ -485,6 +513,12 @@ fn assert_ka_log_clean(lab: &Lab) {
             );
         }
     }
+}
+
+/// rcron must not have warned of a mismatch against a keepalived configured like it.
+fn assert_rcron_log_clean(lab: &Lab) {
+    let log = logs(&lab.hosts[0], "rcron");
+    assert!(!log.contains("config mismatch"), "a false warning:\n{}", diag(lab));
 }
 
 /// rcron's own view while keepalived is master: backup, the master is keepalived, nothing
@@ -653,6 +687,7 @@ fn rcron_master(tag: &str, set: Setting) {
         diag(&lab)
     );
     assert_ka_log_clean(&lab);
+    assert_rcron_log_clean(&lab);
     if std::env::var_os("RCRON_TEST_DIAG").is_some() {
         eprintln!("[{tag}]\n{}", diag(&lab));
     }
@@ -784,6 +819,7 @@ fn keepalived_master(tag: &str, set: Setting) {
         diag(&lab)
     );
     assert_ka_log_clean(&lab);
+    assert_rcron_log_clean(&lab);
     if std::env::var_os("RCRON_TEST_DIAG").is_some() {
         eprintln!("[{tag}]\n{}", diag(&lab));
     }
@@ -906,4 +942,148 @@ fn v3_rcron_paused_whole_keepalived_covers_and_worker_is_not_killed_as_hung() {
          back-off up to 30 s, during which this node takes no part in the election\n{}",
         diag(&lab)
     );
+}
+
+/// Field report 3: `--check` refused 21 `virtual_ipaddress` lines, while keepalived with 21
+/// dropped adverts carrying 20 and became master too. Both roles, 21 and 40 addresses.
+#[test]
+fn field_21_virtual_addresses_rcron_master() {
+    let set = Setting { vips: many_vips(21), ..V3_ONE_VIP };
+    rcron_master("kf21a", Setting { vrid: 61, ..set });
+}
+
+#[test]
+fn field_40_virtual_addresses_keepalived_master() {
+    let set = Setting { vips: many_vips(40), ..V3_ONE_VIP };
+    keepalived_master("kf40b", Setting { vrid: 62, ..set });
+}
+
+/// Field report 4: the same addresses in another order gave a false warning (keepalived
+/// compares the lists as sets). rcron lists .101 then .100, keepalived .100 then .101; the
+/// flows assert that neither side complains and that rcron counts no address mismatch.
+#[test]
+fn field_same_addresses_in_another_order_rcron_master() {
+    rcron_master("kfoa", Setting { vrid: 63, rcron_reversed: true, ..V2_TWO_VIPS });
+}
+
+#[test]
+fn field_same_addresses_in_another_order_keepalived_master() {
+    keepalived_master("kfob", Setting { vrid: 64, rcron_reversed: true, ..V2_TWO_VIPS });
+}
+
+/// rcron's log lines that report a mismatch.
+fn mismatch_lines(h: &Host) -> Vec<String> {
+    logs(h, "rcron").lines().filter(|l| l.contains("config mismatch")).map(str::to_string).collect()
+}
+
+/// Field reports 4 and 5, the other way: a real difference is reported. keepalived at
+/// `advert_int 1` and rcron at 2 drop each other's adverts and both end active; rcron says
+/// so once (not at every advert), names the peer and both values, and says it again when
+/// keepalived's value changes. Then keepalived with a third address: reported once too, as
+/// keepalived itself drops such adverts.
+#[test]
+fn field_interval_and_address_mismatches_are_logged_once_per_peer_and_value() {
+    check_tools();
+    let lab = Lab::new("kfm", 2);
+    let (rc, kh) = (&lab.hosts[0], &lab.hosts[1]);
+    let ka_set = Setting { vrid: 65, ..V2_TWO_VIPS };
+    let conf = lab.rcron_conf(0, &Setting { advert_cs: 200, ..ka_set }.rcron_extra(100));
+    let ka = ka_setup(&lab, 1, &ka_set, 150);
+    start_rcron_run(rc, &conf, 1);
+    ka_start(kh, &ka, 1);
+    let both = || rc.state() == "active" && kh.state_at(&ka.state) == "active";
+    wait_for_state(&lab, Duration::from_secs(10), "both active (each drops the other)", both);
+    std::thread::sleep(Duration::from_secs(4));
+    let want = format!("config mismatch: peer={} key=advert_int theirs=1s ours=2s", kh.ip);
+    let lines = mismatch_lines(rc);
+    assert_eq!(lines.len(), 1, "one line for many dropped adverts: {lines:?}\n{}", diag(&lab));
+    assert!(lines[0].contains(&want), "{lines:?}");
+    let drops: u64 = rc.status_field("drop_interval").unwrap().parse().unwrap();
+    assert!(drops >= 5, "drop_interval={drops}");
+    assert!(kh.log("keepalived-1.log").contains("advertisement interval mismatch"));
+
+    // keepalived's value changes: said again, with the new value.
+    ka_crash(kh, &ka);
+    let ka3 = ka_setup(&lab, 1, &Setting { advert_cs: 300, ..ka_set }, 150);
+    ka_start(kh, &ka3, 2);
+    let changed = format!("key=advert_int theirs=3s ours=2s");
+    let ok = until(Duration::from_secs(10), || mismatch_lines(rc).len() == 2);
+    assert!(ok, "no line for the new value\n{}", diag(&lab));
+    assert!(mismatch_lines(rc)[1].contains(&changed), "{:?}", mismatch_lines(rc));
+
+    // Same interval, one more address on keepalived's side: rcron accepts the adverts (its
+    // own rule), but keepalived would drop rcron's: said once.
+    ka_crash(kh, &ka3);
+    let three: &'static [&'static str] = &["192.0.2.100", "192.0.2.101", "192.0.2.102"];
+    let ka_v = ka_setup(&lab, 1, &Setting { advert_cs: 200, vips: three, ..ka_set }, 150);
+    ka_start(kh, &ka_v, 3);
+    let ok = until(Duration::from_secs(10), || mismatch_lines(rc).len() == 3);
+    assert!(ok, "no line for the address list\n{}", diag(&lab));
+    std::thread::sleep(Duration::from_secs(5));
+    let lines = mismatch_lines(rc);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let want = "key=virtual_ipaddress theirs=3_addresses ours=2_addresses: accepted here, but a \
+                keepalived peer drops such adverts (and ours)";
+    assert!(lines[2].contains(want), "{lines:?}");
+    assert!(
+        logs(kh, "keepalived").contains("unexpected ip number count"),
+        "keepalived drops rcron's adverts: the warning was right\n{}",
+        diag(&lab)
+    );
+}
+
+/// Field report 2, with keepalived as the reference: the same failing track script, interval
+/// and fall; keepalived never becomes MASTER (it enters FAULT), and neither does rcron.
+#[test]
+fn field_a_failing_track_script_holds_keepalived_and_rcron_in_fault_from_the_start() {
+    check_tools();
+    let lab = Lab::new("kft", 2);
+    let (rc, kh) = (&lab.hosts[0], &lab.hosts[1]);
+    // Each node's only peer is absent, so nothing but the check keeps it from mastership.
+    let absent = std::net::Ipv4Addr::new(192, 0, 2, 99);
+    let conf = lab.rcron_conf_peers(
+        0,
+        &[absent],
+        "virtual_router_id 66\npriority 255\ntrack_script /bin/false\ntrack_fall 3\n\
+         track_interval 1\n",
+    );
+    let ka = ka_setup(&lab, 1, &Setting { vrid: 67, ..V2_TWO_VIPS }, 255);
+    let text = std::fs::read_to_string(&ka.conf).unwrap();
+    let text =
+        text.replace(&format!("        {}\n", rc.ip), &format!("        {absent}\n")).replace(
+            "vrrp_instance VI_1 {",
+            "vrrp_script chk {\n    script /bin/false\n    interval 1\n    fall 3\n}\n\n\
+             vrrp_instance VI_1 {\n    track_script {\n        chk\n    }",
+        );
+    std::fs::write(&ka.conf, text).unwrap();
+    start_rcron_run(rc, &conf, 1);
+    kh.spawn(
+        &[
+            KEEPALIVED,
+            "-n",
+            "-P",
+            "-l",
+            "-D",
+            "-G",
+            "-f",
+            ka.conf.to_str().unwrap(),
+            "-p",
+            kh.dir.join("ka.pid").to_str().unwrap(),
+            "-r",
+            ka.vrrp_pidfile.to_str().unwrap(),
+        ],
+        "keepalived-1.log",
+    );
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        assert_ne!(rc.state(), "active", "rcron active with a failing check\n{}", diag(&lab));
+        assert_ne!(kh.state_at(&ka.state), "active", "keepalived MASTER\n{}", diag(&lab));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ka_log = kh.log("keepalived-1.log");
+    assert!(ka_log.contains("VRRP_Script(chk) failed"), "{}", diag(&lab));
+    assert!(!ka_log.contains("Entering MASTER STATE"), "{}", diag(&lab));
+    assert!(!kh.log("ka-notify.log").contains("MASTER"), "{}", diag(&lab));
+    assert_eq!(rc.status_field("fault_reason").as_deref(), Some("track_script failing"));
+    assert!(!logs(rc, "rcron").contains("=>active"), "{}", diag(&lab));
 }

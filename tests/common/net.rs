@@ -77,6 +77,27 @@ impl Lab {
         Lab { bridge_ns, hosts }
     }
 
+    /// Deletes host `i`'s `vr0` (a veth: its bridge end goes with it) and creates a new one
+    /// under the same name, with the same address, up: the kernel gives it a new ifindex.
+    pub fn recreate_link(&self, i: usize) {
+        let h = &self.hosts[i];
+        let id = self.bridge_ns.trim_start_matches("rcbr");
+        let (a, b) = (format!("rn{id}{i}"), format!("rm{id}{i}"));
+        sh(&format!("ip -n {} link del vr0", h.ns));
+        sh(&format!("ip link add {a} type veth peer name {b}"));
+        sh(&format!("ip link set {a} netns {ns} && ip -n {ns} link set {a} name vr0", ns = h.ns));
+        sh(&format!(
+            "ip link set {b} netns {br} && ip -n {br} link set {b} master br0 && \
+             ip -n {br} link set {b} up",
+            br = self.bridge_ns
+        ));
+        sh(&format!(
+            "ip -n {ns} addr add {}/24 dev vr0 && ip -n {ns} link set vr0 up",
+            h.ip,
+            ns = h.ns
+        ));
+    }
+
     pub fn peers_of(&self, i: usize) -> Vec<Ipv4Addr> {
         self.hosts.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, h)| h.ip).collect()
     }
