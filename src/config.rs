@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 /// Default configuration path, as in the original rcron.
 pub const DEFAULT_PATH: &str = "/etc/rcron/rcron.conf";
-/// Longest accepted line, in bytes. Longer lines are an error, not a truncation.
-pub const MAX_LINE: usize = 4096;
+/// Longest accepted line, in bytes (255 virtual addresses with prefixes fit on one). Longer
+/// lines are an error, not a truncation.
+pub const MAX_LINE: usize = 8192;
 /// Largest accepted file, in bytes.
 pub const MAX_FILE: usize = 4 << 20;
 /// Unicast peers, at most: one advert copy each per interval (keepalived has no limit; 64

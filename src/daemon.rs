@@ -628,7 +628,11 @@ impl Worker {
                 Ok(Some(p)) => p,
                 Ok(None) => return,
                 Err(e) => {
-                    log::debug!("recv: {e}");
+                    // An error on the socket itself (its device gone): poll would report it
+                    // again at once, so re-open it on the interface as it is now.
+                    log::warn!("receive on {}: {e}: re-opening the raw socket", self.s.ifname);
+                    self.sock = None;
+                    self.link_check_due = true;
                     return;
                 }
             };

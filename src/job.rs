@@ -1,5 +1,6 @@
-//! Running one job: spawn COMMAND with its argv (no shell), in its own process group, and
-//! supervise it until it ends.
+//! Running one job: spawn COMMAND with its argv (no shell; a file without `#!` runs with
+//! `/bin/sh` as POSIX execvp does, on every build), in its own process group, and supervise it
+//! until it ends.
 //!
 //! Owns: the job's process group. Guarantees: a `--timeout` SIGTERMs the whole group (so
 //! background grandchildren too) and SIGKILLs it after the grace period; TERM, INT, HUP, QUIT,
@@ -41,8 +42,7 @@ impl Outcome {
     }
 }
 
-/// The PATH a job's program is looked up in when the wrapper's environment has none (glibc's
-/// and musl's execvp default).
+/// The PATH a job gets when the wrapper's environment has none (glibc's execvp default).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
 const FORWARDED: [Signal; 6] = [
@@ -65,8 +65,14 @@ pub fn run(argv: &[OsString], timeout: Option<Duration>, kill_after: Duration) -
     let sfd = mask.thread_block().ok().and_then(|_| {
         SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()
     });
-    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    let env_path = std::env::var_os("PATH");
+    let path = env_path.clone().unwrap_or_else(|| DEFAULT_PATH.into());
     let spawned = crate::sys::spawn_posix(argv, &path, |cmd: &mut Command| {
+        if env_path.is_none() {
+            // glibc's execvp searches /bin:/usr/bin without a PATH, musl's also
+            // /usr/local/bin: the job sees one PATH whatever the build.
+            cmd.env("PATH", DEFAULT_PATH);
+        }
         cmd.process_group(0);
         crate::sys::unblock_signals_in_child(cmd);
     });

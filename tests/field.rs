@@ -280,7 +280,9 @@ fn a_key_set_twice_warns_and_the_last_wins_for_the_wrapper_check_and_daemon() {
 /// pair: every job runs exactly once, on the master, and every skip says why.
 #[test]
 fn a_thousand_wrappers_at_once_on_each_node_run_every_job_exactly_once_on_the_master() {
-    const N: usize = 1000;
+    // RCRON_BURST=N measures larger crowds (README: "A crowd of wrappers").
+    let n: usize = std::env::var("RCRON_BURST").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    assert!(n >= 1000, "RCRON_BURST below the promised 1,000");
     let lab = Lab::new("bu", 2);
     let c0 = lab.rcron_conf(0, &format!("{V3_FAST}priority 150\n"));
     let c1 = lab.rcron_conf(1, &format!("{V3_FAST}priority 100\n"));
@@ -292,7 +294,7 @@ fn a_thousand_wrappers_at_once_on_each_node_run_every_job_exactly_once_on_the_ma
     let crowd = |i: usize, conf: &Path| {
         let h = &lab.hosts[i];
         let s = format!(
-            "for n in $(seq 1 {N}); do {RCRON} -v --conf {c} -- sh -c 'echo $0 >> {out}' $n \
+            "for n in $(seq 1 {n}); do {RCRON} -v --conf {c} -- sh -c 'echo $0 >> {out}' $n \
              2>>{err} & done; wait",
             c = conf.display(),
             out = h.dir.join("ran").display(),
@@ -305,17 +307,18 @@ fn a_thousand_wrappers_at_once_on_each_node_run_every_job_exactly_once_on_the_ma
     let mut b = crowd(1, &c1);
     assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
     let took = t.elapsed();
+    eprintln!("{n} wrappers on each node: all ended after {took:?}");
     let ran = |i: usize| -> Vec<usize> {
         let text = std::fs::read_to_string(lab.hosts[i].dir.join("ran")).unwrap_or_default();
         text.lines().map(|l| l.trim().parse().unwrap()).collect()
     };
     let (on_master, on_backup) = (ran(0), ran(1));
-    let mut seen = vec![0u32; N + 1];
+    let mut seen = vec![0u32; n + 1];
     for n in &on_master {
         seen[*n] += 1;
     }
-    let missing: Vec<usize> = (1..=N).filter(|&n| seen[n] == 0).collect();
-    let doubled: Vec<usize> = (1..=N).filter(|&n| seen[n] > 1).collect();
+    let missing: Vec<usize> = (1..=n).filter(|&n| seen[n] == 0).collect();
+    let doubled: Vec<usize> = (1..=n).filter(|&n| seen[n] > 1).collect();
     let err0 = lab.hosts[0].log("wrappers.err");
     let err1 = lab.hosts[1].log("wrappers.err");
     assert!(
@@ -331,7 +334,7 @@ fn a_thousand_wrappers_at_once_on_each_node_run_every_job_exactly_once_on_the_ma
     );
     // The backup skipped each of its N, each with a reason.
     let skips: Vec<&str> = err1.lines().filter(|l| l.contains("status=ignore")).collect();
-    assert_eq!(skips.len(), N, "one skip line per wrapper on the backup");
+    assert_eq!(skips.len(), n, "one skip line per wrapper on the backup");
     for l in &skips {
         let reason = l.split("reason=").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("");
         assert!(!reason.is_empty(), "a skip without a reason: {l}");
