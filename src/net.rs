@@ -103,7 +103,7 @@ impl LinkState {
         let up = flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0;
         let addrs = addresses(name);
         let addr = match src {
-            Some(ip) => addrs.iter().any(|a| *a == ip).then_some(ip),
+            Some(ip) => addrs.contains(&ip).then_some(ip),
             None => addrs.first().copied(),
         };
         Some(LinkState { index, up, addr, mtu })

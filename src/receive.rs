@@ -6,7 +6,7 @@
 //! (multicast), for our VRID and version, with a valid checksum, the right password (v2)
 //! and, for v2, our advert interval (as keepalived requires).
 
-use crate::wire::{self, WireError};
+use crate::wire::{self, AddrCheck, WireError};
 use std::net::Ipv4Addr;
 
 /// Why a packet was dropped.
@@ -154,7 +154,7 @@ pub fn check(f: &Filter, packet: &[u8]) -> Result<Accepted, Drop> {
         src: ip.src,
         priority: adv.priority,
         interval_ms: adv.interval_cs as u64 * 10,
-        addr_mismatch: adv.missing_addr(f.vips) != Ok(None),
+        addr_mismatch: adv.keepalived_addr_check(f.vips) != wire::AddrCheck::Same,
     })
 }
 
@@ -254,10 +254,12 @@ pub fn mismatch(f: &Filter, packet: &[u8], outcome: &Result<Accepted, Drop>) -> 
     let m =
         |setting, theirs: u32, ours: u32| Some(Mismatch { peer: ip.src, setting, theirs, ours });
     match outcome {
-        Ok(_) => match adv.missing_addr(f.vips) {
-            Err(()) => m(Setting::AddrCount, adv.addr_count() as u32, f.vips.len() as u32),
-            Ok(Some(a)) => m(Setting::AddrMissing, u32::from(a), f.vips.len() as u32),
-            Ok(None) => None,
+        Ok(_) => match adv.keepalived_addr_check(f.vips) {
+            AddrCheck::OtherCount => {
+                m(Setting::AddrCount, adv.addr_count() as u32, f.vips.len() as u32)
+            }
+            AddrCheck::Missing(a) => m(Setting::AddrMissing, u32::from(a), f.vips.len() as u32),
+            AddrCheck::Same => None,
         },
         Err(Drop::Version) => m(Setting::Version, adv.version.into(), f.version.into()),
         Err(Drop::OtherVrid) => m(Setting::Vrid, adv.vrid.into(), f.vrid.into()),

@@ -336,16 +336,29 @@ impl<'a> Advert<'a> {
         self.addr_count() == list.len() && self.addrs().zip(list).all(|(a, b)| a == *b)
     }
 
-    /// The first address of `list` that the advert does not carry, when a keepalived whose
-    /// `virtual_ipaddress` is `list` drops it: keepalived 2.2.7 (`vrrp_check_packet`) wants
-    /// the same count and every address of its own list somewhere in the advert, in any
-    /// order. `Err(())`: the counts differ.
-    pub fn missing_addr(&self, list: &[Ipv4Addr]) -> Result<Option<Ipv4Addr>, ()> {
+    /// What a keepalived whose `virtual_ipaddress` is `list` makes of the advert's
+    /// addresses: keepalived 2.2.7 (`vrrp_check_packet`) wants the same count, then every
+    /// address of its own list somewhere in the advert, in any order; else it drops it.
+    pub fn keepalived_addr_check(&self, list: &[Ipv4Addr]) -> AddrCheck {
         if self.addr_count() != list.len() {
-            return Err(());
+            return AddrCheck::OtherCount;
         }
-        Ok(list.iter().copied().find(|want| !self.addrs().any(|a| a == *want)))
+        match list.iter().copied().find(|want| !self.addrs().any(|a| a == *want)) {
+            Some(a) => AddrCheck::Missing(a),
+            None => AddrCheck::Same,
+        }
     }
+}
+
+/// See [`Advert::keepalived_addr_check`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrCheck {
+    /// The same addresses (in any order): keepalived accepts the advert.
+    Same,
+    /// Another number of addresses: keepalived drops it.
+    OtherCount,
+    /// The same number, but this address of the list is not carried: keepalived drops it.
+    Missing(Ipv4Addr),
 }
 
 /// Read-only view of the 8-byte VRRP header; built only from an 8-byte array.
@@ -1313,12 +1326,12 @@ mod tests {
         };
         let out = emit_fresh(&spec, SRC, DST, V3Checksum::PseudoHeader);
         let (a, _) = parse_vrrp(&out, SRC, DST).unwrap();
-        assert_eq!(a.missing_addr(&addrs), Ok(None));
-        assert_eq!(a.missing_addr(&[addrs[1], addrs[0]]), Ok(None), "another order");
-        assert_eq!(a.missing_addr(&addrs[..1]), Err(()), "another count");
-        assert_eq!(a.missing_addr(&[]), Err(()));
+        assert_eq!(a.keepalived_addr_check(&addrs), AddrCheck::Same);
+        assert_eq!(a.keepalived_addr_check(&[addrs[1], addrs[0]]), AddrCheck::Same, "reordered");
+        assert_eq!(a.keepalived_addr_check(&addrs[..1]), AddrCheck::OtherCount);
+        assert_eq!(a.keepalived_addr_check(&[]), AddrCheck::OtherCount);
         let other = [addrs[0], ip(192, 0, 2, 102)];
-        assert_eq!(a.missing_addr(&other), Ok(Some(other[1])), "same count, one missing");
+        assert_eq!(a.keepalived_addr_check(&other), AddrCheck::Missing(other[1]));
     }
 
     #[test]

@@ -1006,10 +1006,10 @@ fn field_interval_and_address_mismatches_are_logged_once_per_peer_and_value() {
     ka_crash(kh, &ka);
     let ka3 = ka_setup(&lab, 1, &Setting { advert_cs: 300, ..ka_set }, 150);
     ka_start(kh, &ka3, 2);
-    let changed = format!("key=advert_int theirs=3s ours=2s");
+    let changed = "key=advert_int theirs=3s ours=2s";
     let ok = until(Duration::from_secs(10), || mismatch_lines(rc).len() == 2);
     assert!(ok, "no line for the new value\n{}", diag(&lab));
-    assert!(mismatch_lines(rc)[1].contains(&changed), "{:?}", mismatch_lines(rc));
+    assert!(mismatch_lines(rc)[1].contains(changed), "{:?}", mismatch_lines(rc));
 
     // Same interval, one more address on keepalived's side: rcron accepts the adverts (its
     // own rule), but keepalived would drop rcron's: said once.

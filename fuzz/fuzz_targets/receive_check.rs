@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(adv.interval_cs, f.advert_cs);
                 }
                 assert_eq!(a.interval_ms, u64::from(adv.interval_cs) * 10);
-                assert_eq!(a.addr_mismatch, adv.missing_addr(f.vips) != Ok(None));
+                assert_eq!(a.addr_mismatch, adv.keepalived_addr_check(f.vips) != wire::AddrCheck::Same);
             }
         }
     }
