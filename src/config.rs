@@ -154,6 +154,15 @@ impl Config {
     }
 }
 
+/// Everything the daemon needs beyond a file that parses, checked in one place (start,
+/// reload, `--check`): the keys an election needs, and hooks that no non-root user can change
+/// (`os::hooks::errors`). Err: the problems, one per line, as `FILE: problem`.
+pub fn validate_daemon(cfg: &Config, path: &Path) -> Result<(), String> {
+    let mut errs = cfg.daemon_errors();
+    errs.extend(crate::os::hooks::errors(cfg).into_iter().map(ConfigError::whole_file));
+    if errs.is_empty() { Ok(()) } else { Err(LoadError::Invalid(path.into(), errs).to_string()) }
+}
+
 /// One problem in a config file. `line` is 1-based; 0 means the file as a whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -223,7 +232,7 @@ pub struct Parsed {
 /// Reads and parses `path`, refusing anything that is not a regular file of at most
 /// [`MAX_FILE`] bytes (a FIFO or a device would otherwise hang or flood the reader).
 pub fn load(path: &Path) -> Result<Parsed, LoadError> {
-    let bytes = crate::sys::read_regular_file(path, MAX_FILE)
+    let bytes = crate::os::sys::read_regular_file(path, MAX_FILE)
         .map_err(|e| LoadError::Io(path.to_path_buf(), e))?;
     parse_with_warnings(&bytes).map_err(|errs| LoadError::Invalid(path.to_path_buf(), errs))
 }
@@ -301,8 +310,16 @@ struct Parser {
     seen: [usize; KEYS.len()],
 }
 
-/// Splits one line into `(key, values)`; `Ok(None)` for blank and comment lines.
-fn tokenize(line: &str) -> Result<Option<(&str, Vec<&str>)>, String> {
+/// One line split: the key, its values (quotes removed), and the raw text of the values as
+/// written (from the first to the end of the last, quotes kept).
+struct Tokens<'a> {
+    key: &'a str,
+    values: Vec<&'a str>,
+    raw: &'a str,
+}
+
+/// Splits one line; `Ok(None)` for blank and comment lines.
+fn tokenize(line: &str) -> Result<Option<Tokens<'_>>, String> {
     let s = line.trim_start_matches([' ', '\t']);
     if s.is_empty() || s.starts_with('#') || s.starts_with(';') {
         return Ok(None);
@@ -315,6 +332,8 @@ fn tokenize(line: &str) -> Result<Option<(&str, Vec<&str>)>, String> {
     let mut rest = &s[key_end..];
     let sep = rest.len() - rest.trim_start_matches([' ', '\t', '=']).len();
     rest = &rest[sep..];
+    let body = rest;
+    let mut raw_len = 0;
     let mut values = Vec::new();
     loop {
         if rest.is_empty() || rest.starts_with('#') || rest.starts_with(';') {
@@ -338,6 +357,7 @@ fn tokenize(line: &str) -> Result<Option<(&str, Vec<&str>)>, String> {
             (v, &rest[end..])
         };
         values.push(value);
+        raw_len = body.len() - after.len();
         let trimmed = after.trim_start_matches([' ', '\t']);
         if trimmed.len() == after.len() && !trimmed.is_empty() {
             return Err(format!("expected whitespace after value {value:?}"));
@@ -347,8 +367,12 @@ fn tokenize(line: &str) -> Result<Option<(&str, Vec<&str>)>, String> {
     if values.is_empty() {
         return Err(format!("key `{key}` has no value"));
     }
-    Ok(Some((key, values)))
+    Ok(Some(Tokens { key, values, raw: &body[..raw_len] }))
 }
+
+/// Keys whose value is a command line: several words are the command and its arguments, as
+/// written (quotes kept for `hooks::split_words`), as keepalived's `notify_*` and `script`.
+const COMMAND_KEYS: [&str; 4] = ["notify_active", "notify_passive", "notify_fault", "track_script"];
 
 fn first_char(s: &str) -> char {
     s.chars().next().unwrap_or(' ')
@@ -372,7 +396,10 @@ impl Parser {
         }
         match tokenize(text) {
             Ok(None) => {}
-            Ok(Some((key, values))) => self.key(n, key, &values),
+            Ok(Some(t)) if t.values.len() > 1 && COMMAND_KEYS.contains(&t.key) => {
+                self.key(n, t.key, &[t.raw])
+            }
+            Ok(Some(t)) => self.key(n, t.key, &t.values),
             Err(e) => self.err(n, e),
         }
     }
@@ -917,6 +944,19 @@ mod tests {
         assert_eq!(p.config.unicast_peers.len(), 2);
         // A bad value on the later line is still an error.
         assert_eq!(errs("priority 100\npriority 300\n")[0].0, 2);
+    }
+
+    /// A hook or track script written as several words is a command line, as in keepalived:
+    /// `notify_active = /etc/rcron/notify active` (the example config's line) works.
+    #[test]
+    fn command_keys_take_the_rest_of_the_line() {
+        let c = ok("notify_active = /etc/rcron/notify active # comment\n");
+        assert_eq!(c.notify_active.as_deref(), Some("/etc/rcron/notify active"));
+        let c = ok("track_script sh -c 'test -e /x'\n");
+        assert_eq!(c.track_script.as_deref(), Some("sh -c 'test -e /x'"));
+        let c = ok("notify_fault \"sh -c 'echo hi'\"\n");
+        assert_eq!(c.notify_fault.as_deref(), Some("sh -c 'echo hi'"), "one quoted value");
+        assert!(errs("cluster_name a b\n")[0].1.contains("takes one value"));
     }
 
     /// Addresses `n` distinct documentation addresses (198.51.100.0/24, then 203.0.113.0/24).

@@ -46,6 +46,82 @@ pub struct View {
     pub preempted: bool,
 }
 
+/// What the node has seen that the rule needs, kept current by three events: its own
+/// transitions, adverts it received, adverts it sent. The backend owns one and turns it into
+/// a [`View`] when a question is asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    master_since: Option<u64>,
+    master_until: Option<u64>,
+    last_master_tx: Option<u64>,
+    last_proof_rx: Option<u64>,
+    last_superior_rx: Option<u64>,
+    preempted: bool,
+}
+
+impl Facts {
+    /// This node became master, or stopped being master. `took_over`: it became master
+    /// because it stopped hearing the master (Master_Down_Interval ran out); `interval_ms`:
+    /// the advert interval in force. When a master was still proving itself within two
+    /// intervals, the takeover was a preemption of a live lower-priority master.
+    pub fn on_transition(
+        &mut self,
+        now: u64,
+        was_master: bool,
+        is_master: bool,
+        took_over: bool,
+        interval_ms: u64,
+    ) {
+        if is_master && !was_master {
+            self.master_since = Some(now);
+            self.master_until = None;
+            self.preempted = took_over
+                && self.last_proof_rx.is_some_and(|t| now.saturating_sub(t) <= 2 * interval_ms);
+        } else if was_master && !is_master {
+            self.master_until = Some(now);
+        }
+    }
+
+    /// An advert from a peer passed every check. Only a node that holds itself master sends
+    /// adverts with priority > 0: proof that a master was alive now. `outranks_us`: the
+    /// sender would win against this node (RFC 5798 6.4.3).
+    pub fn on_advert_received(&mut self, now: u64, priority: u8, outranks_us: bool) {
+        if priority > 0 {
+            self.last_proof_rx = Some(now);
+        }
+        if outranks_us {
+            self.last_superior_rx = Some(now);
+        }
+    }
+
+    /// This node sent an advert; `as_master`: with priority > 0 while master.
+    pub fn on_advert_sent(&mut self, now: u64, as_master: bool) {
+        if as_master {
+            self.last_master_tx = Some(now);
+        }
+    }
+
+    /// When this node last became master.
+    pub fn master_since(&self) -> Option<u64> {
+        self.master_since
+    }
+
+    /// The rule's input at `now`.
+    pub fn view(&self, now: u64, is_master: bool, interval_ms: u64) -> View {
+        View {
+            now,
+            is_master,
+            master_since: self.master_since,
+            master_until: self.master_until,
+            last_master_tx: self.last_master_tx,
+            last_proof_rx: self.last_proof_rx,
+            last_superior_rx: self.last_superior_rx,
+            interval_ms,
+            preempted: self.preempted,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     Run(&'static str),
@@ -60,15 +136,9 @@ pub enum Decision {
 /// Transit and scheduling allowance on top of the grace, for an outranking master's advert.
 pub const TRANSIT_MS: u64 = 5;
 
-/// How long a new master holds the role before it runs anything: three advert intervals, so
-/// that a master it merely stopped hearing (lost adverts) has answered its first advert.
-pub fn confirm_ms(interval_ms: u64) -> u64 {
-    3 * interval_ms
-}
-
 pub fn decide(v: &View, cut: u64, deadline: u64) -> Decision {
     let grace = v.interval_ms;
-    let confirm = confirm_ms(v.interval_ms);
+    let confirm = crate::timing::confirm_ms(v.interval_ms);
     let held = v.master_since.map_or(0, |s| v.now.saturating_sub(s));
     let superseded = v.last_superior_rx.is_some_and(|t| t >= cut && t <= cut + grace + TRANSIT_MS);
     let master_at_cut = !superseded
@@ -238,5 +308,40 @@ mod tests {
     fn no_proof_and_no_takeover_by_the_deadline_skips() {
         let v = View { now: DEADLINE, ..backup() };
         assert_eq!(decide(&v, CUT, DEADLINE), Decision::Skip("no_master_in_time"));
+    }
+
+    /// The facts follow the three events, and the view carries them unchanged.
+    #[test]
+    fn facts_follow_transitions_and_adverts() {
+        let mut f = Facts::default();
+        f.on_advert_received(100, 150, true);
+        f.on_advert_received(150, 0, false);
+        f.on_advert_sent(160, false);
+        let v = f.view(200, false, 100);
+        assert_eq!(
+            (v.last_proof_rx, v.last_superior_rx, v.last_master_tx),
+            (Some(100), Some(100), None)
+        );
+        // Took over 150 ms after the last proof (within two intervals): a preemption.
+        f.on_transition(250, false, true, true, 100);
+        f.on_advert_sent(250, true);
+        let v = f.view(260, true, 100);
+        assert_eq!(
+            (v.master_since, v.master_until, v.last_master_tx),
+            (Some(250), None, Some(250))
+        );
+        assert!(v.preempted);
+        f.on_transition(400, true, false, false, 100);
+        assert_eq!(f.view(410, false, 100).master_until, Some(400));
+        // Took over long after the last proof: a crash, not a preemption.
+        f.on_transition(1000, false, true, true, 100);
+        let v = f.view(1000, true, 100);
+        assert!(!v.preempted);
+        assert_eq!((v.master_since, v.master_until), (Some(1000), None));
+        // Became master at startup (no takeover): never a preemption.
+        let mut g = Facts::default();
+        g.on_advert_received(0, 100, false);
+        g.on_transition(10, false, true, false, 100);
+        assert!(!g.view(10, true, 100).preempted);
     }
 }

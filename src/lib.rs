@@ -1,26 +1,30 @@
 //! rcron: run a cron job on exactly one node of a group.
 //!
 //! The library holds every part; `main.rs` only maps the command line to a role and the
-//! role's result to an exit code. Pure parts (no I/O, unit-tested without sockets or clocks):
-//! `config`, `cli`, `wire`, `election`, `handoff`, `receive`, and the parsers of `statefile`
-//! and `control`. The OS shell around them: `net`, `daemon`, `supervisor`, `wrapper`, `job`,
-//! `hooks`, `logging`; every `unsafe` block lives in `sys`.
+//! role's result to an exit code.
+//!
+//! - The core, pure (no I/O, unit-tested without sockets or clocks): `config` (the file and
+//!   its validation), `cli`, `timing` (every duration the config implies), `handoff` (the
+//!   run/skip rule and its facts), `statefile` and `control` (formats and parsers, with their
+//!   small readers and writers), `report` (what `--status` and `--check` print), `exit`.
+//! - `backend`: the seam between the daemon and an election; `vrrp/`: the VRRP backend (wire
+//!   format, receive filter, the RFC 5798 state machine, the raw socket, the node).
+//! - `os/`: the OS boundary: `sys` (every `unsafe` block), `link` (interfaces, rtnetlink),
+//!   `logging`, `job` (running a job's process group), `hooks` (notify hooks, track script).
+//! - `roles/`: `wrapper`, `daemon` (the election worker), `supervisor`. Each imports the core,
+//!   the backends and `os`, never another role.
 
 #![deny(unsafe_code)]
 
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod control;
-pub mod daemon;
-pub mod election;
+pub mod exit;
 pub mod handoff;
-pub mod hooks;
-pub mod job;
-pub mod logging;
-pub mod net;
-pub mod receive;
+pub mod os;
+pub mod report;
+pub mod roles;
 pub mod statefile;
-pub mod supervisor;
-pub mod sys;
-pub mod wire;
-pub mod wrapper;
+pub mod timing;
+pub mod vrrp;

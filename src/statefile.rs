@@ -69,7 +69,7 @@ pub fn parse(bytes: &[u8]) -> Reading {
 /// Reads a state file without blocking and without reading more than [`MAX_READ`] bytes.
 pub fn read(path: &Path) -> Result<Reading, String> {
     let mut buf = [0u8; MAX_READ];
-    let n = crate::sys::read_regular_prefix(path, &mut buf)?;
+    let n = crate::os::sys::read_regular_prefix(path, &mut buf)?;
     Ok(parse(&buf[..n]))
 }
 
@@ -102,6 +102,67 @@ pub fn judge(r: &Reading, now_ms: u64, alive: impl Fn(u32) -> bool) -> Trust {
         }
     }
     Trust::Says(state)
+}
+
+/// Where a state-file decision came from, for the logs and `--status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    StateFile,
+    /// The file could not be trusted; `default_state` applied.
+    Default,
+    /// The file was left by an rcron daemon that is gone or silent.
+    StaleDaemonFile,
+}
+
+/// The state a reading means for `cfg` (shared/interface.md, "State file"): what the file
+/// says, `default_state` when it says nothing usable, passive when a daemon left it behind.
+pub fn decide_reading(
+    cfg: &crate::config::Config,
+    reading: &Result<Reading, String>,
+    now_ms: u64,
+    alive: impl Fn(u32) -> bool,
+) -> (State, Source) {
+    match reading {
+        Err(_) => (cfg.default_state, Source::Default),
+        Ok(r) => match judge(r, now_ms, alive) {
+            Trust::Says(s) => (s, Source::StateFile),
+            Trust::Unknown => (cfg.default_state, Source::Default),
+            Trust::Stale => (State::Passive, Source::StaleDaemonFile),
+        },
+    }
+}
+
+/// Reads `cfg.state_file` now and decides: the state, its source, and the reading.
+pub fn decide(cfg: &crate::config::Config) -> (State, Source, Result<Reading, String>) {
+    let reading = read(&cfg.state_file);
+    let now = crate::os::sys::monotonic_ms();
+    let (s, why) = decide_reading(cfg, &reading, now, crate::os::sys::pid_alive);
+    (s, why, reading)
+}
+
+/// Writes `r` to `path` atomically (`sync`: fsync too, at transitions), making the directory
+/// when it has gone (a tmpfs cleaned up) and trying once more. Errors are logged.
+pub fn store(path: &Path, r: &Reading, sync: bool) {
+    let text = render(r);
+    if write_atomic_opt(path, text.as_bytes(), sync).is_err() {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = write_atomic_opt(path, text.as_bytes(), sync) {
+            log::error!("state file: {e}");
+        }
+    }
+}
+
+/// Writes a plain `passive` (with the time): what the supervisor leaves when its worker is
+/// gone, before anything else.
+pub fn store_passive(path: &Path) {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let r = Reading { state: Some(State::Passive), since: Some(since), ..Reading::default() };
+    store(path, &r, true);
 }
 
 /// What the daemon writes: the state, then the fields a reader needs.
@@ -167,6 +228,34 @@ fn temp_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cfg(default: State) -> crate::config::Config {
+        crate::config::Config { default_state: default, ..Default::default() }
+    }
+
+    #[test]
+    fn run_or_skip_from_the_state_file() {
+        let r = |b: &[u8]| Ok(parse(b));
+        let table: &[(Result<Reading, String>, State, (State, Source))] = &[
+            (r(b"active\n"), State::Passive, (State::Active, Source::StateFile)),
+            (r(b"passive\n"), State::Active, (State::Passive, Source::StateFile)),
+            (r(b"garbage\n"), State::Passive, (State::Passive, Source::Default)),
+            (r(b"garbage\n"), State::Active, (State::Active, Source::Default)),
+            (r(b"inactive\n"), State::Passive, (State::Passive, Source::Default)),
+            (Err("missing".into()), State::Passive, (State::Passive, Source::Default)),
+            (Err("FIFO".into()), State::Active, (State::Active, Source::Default)),
+            // Left by a daemon whose pid is gone: passive even with default_state active.
+            (
+                r(b"active\npid=1\nmono_ms=5\n"),
+                State::Active,
+                (State::Passive, Source::StaleDaemonFile),
+            ),
+        ];
+        for (reading, default, want) in table {
+            let got = decide_reading(&cfg(*default), reading, 10, |_| false);
+            assert_eq!(got, *want, "{reading:?} default={default:?}");
+        }
+    }
 
     #[test]
     fn first_line_must_be_exactly_active_or_passive() {

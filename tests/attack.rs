@@ -71,134 +71,9 @@ const NODES: [(usize, &str, bool); 4] =
 const NEVER: [&str; 6] =
     ["bad_ip_header", "not_vrrp", "buffer_too_small", "own", "auth", "interval"];
 
-// ---- a minimal JSON reader for attack.py's report (no dependencies) ----
-
-#[derive(Debug, Clone)]
-#[allow(dead_code)] // strings and arrays are parsed, not read
-enum J {
-    Num(f64),
-    Str(String),
-    Obj(Vec<(String, J)>),
-    Arr(Vec<J>),
-    Lit,
-}
-
-impl J {
-    fn get(&self, k: &str) -> Option<&J> {
-        match self {
-            J::Obj(v) => v.iter().find(|(n, _)| n == k).map(|(_, j)| j),
-            _ => None,
-        }
-    }
-    fn num(&self) -> f64 {
-        match self {
-            J::Num(n) => *n,
-            _ => 0.0,
-        }
-    }
-    fn n(&self, k: &str) -> u64 {
-        self.get(k).map(|j| j.num() as u64).unwrap_or(0)
-    }
-    fn entries(&self) -> Vec<(String, J)> {
-        match self {
-            J::Obj(v) => v.clone(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-fn parse_json(s: &str) -> Option<J> {
-    fn ws(b: &[u8], i: &mut usize) {
-        while *i < b.len() && b[*i].is_ascii_whitespace() {
-            *i += 1;
-        }
-    }
-    fn string(b: &[u8], i: &mut usize) -> Option<String> {
-        *i += 1;
-        let mut out = String::new();
-        while *i < b.len() {
-            let c = b[*i];
-            *i += 1;
-            match c {
-                b'"' => return Some(out),
-                b'\\' => {
-                    let e = *b.get(*i)?;
-                    *i += 1;
-                    out.push(match e {
-                        b'n' => '\n',
-                        b't' => '\t',
-                        other => other as char,
-                    });
-                }
-                _ => out.push(c as char),
-            }
-        }
-        None
-    }
-    fn val(b: &[u8], i: &mut usize) -> Option<J> {
-        ws(b, i);
-        match *b.get(*i)? {
-            b'{' => {
-                *i += 1;
-                let mut v = Vec::new();
-                loop {
-                    ws(b, i);
-                    if *b.get(*i)? == b'}' {
-                        *i += 1;
-                        return Some(J::Obj(v));
-                    }
-                    let k = string(b, i)?;
-                    ws(b, i);
-                    (*b.get(*i)? == b':').then_some(())?;
-                    *i += 1;
-                    v.push((k, val(b, i)?));
-                    ws(b, i);
-                    if *b.get(*i)? == b',' {
-                        *i += 1;
-                    }
-                }
-            }
-            b'[' => {
-                *i += 1;
-                let mut v = Vec::new();
-                loop {
-                    ws(b, i);
-                    if *b.get(*i)? == b']' {
-                        *i += 1;
-                        return Some(J::Arr(v));
-                    }
-                    v.push(val(b, i)?);
-                    ws(b, i);
-                    if *b.get(*i)? == b',' {
-                        *i += 1;
-                    }
-                }
-            }
-            b'"' => string(b, i).map(J::Str),
-            b't' | b'f' | b'n' => {
-                while *i < b.len() && b[*i].is_ascii_alphabetic() {
-                    *i += 1;
-                }
-                Some(J::Lit)
-            }
-            _ => {
-                let st = *i;
-                while *i < b.len()
-                    && (b[*i] == b'-'
-                        || b[*i] == b'.'
-                        || b[*i] == b'e'
-                        || b[*i] == b'E'
-                        || b[*i] == b'+'
-                        || b[*i].is_ascii_digit())
-                {
-                    *i += 1;
-                }
-                std::str::from_utf8(&b[st..*i]).ok()?.parse().ok().map(J::Num)
-            }
-        }
-    }
-    let mut i = 0;
-    val(s.as_bytes(), &mut i)
+/// A count in attack.py's JSON report (0 when absent).
+fn n(v: &serde_json::Value, k: &str) -> u64 {
+    v.get(k).and_then(serde_json::Value::as_f64).map_or(0, |x| x as u64)
 }
 
 // ---- helpers ----
@@ -393,7 +268,8 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
     attacker.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     let status = attacker.0.wait().unwrap();
     assert!(status.success(), "attack.py failed: {status}: {}", att.log("attack.err"));
-    let report = parse_json(out.trim()).unwrap_or_else(|| panic!("attack.py report: {out}"));
+    let report: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("attack.py report: {e}: {out}"));
     // Let the last packets drain, then read everything.
     std::thread::sleep(Duration::from_millis(500));
     let after: Vec<_> = NODES.iter().map(|(i, _, _)| counters(&lab.hosts[*i])).collect();
@@ -406,34 +282,31 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
     let rss1: Vec<u64> = workers.iter().map(|w| Host::vm_rss_kib(*w).unwrap_or(0)).collect();
 
     // ---- the report (printed first, so a failure shows the numbers) ----
-    let elapsed = report.get("elapsed").map(J::num).unwrap_or(secs);
+    let elapsed = report.get("elapsed").and_then(serde_json::Value::as_f64).unwrap_or(secs);
     let st_ms = status_ms.lock().unwrap().clone();
     let ages = *max_age.lock().unwrap();
     eprintln!(
         "attack: rate {rate}/s for {elapsed:.2} s: sent {} packets ({} send errors), wall {:?}",
-        report.n("sent_total"),
-        report.n("send_errors"),
+        n(&report, "sent_total"),
+        n(&report, "send_errors"),
         attack_wall
     );
     eprintln!(
         "per kind: {:?}",
         report
             .get("kinds")
-            .map(J::entries)
+            .and_then(serde_json::Value::as_object)
+            .map(|o| o.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())
             .unwrap_or_default()
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.num()))
-            .collect::<Vec<_>>()
     );
     eprintln!(
         "state samples: {samples} (every 20 ms x 4 nodes); --status calls: {} max {} ms",
         st_ms.len(),
         st_ms.iter().max().copied().unwrap_or(0)
     );
-    let per_dst = report.get("per_dst").cloned().unwrap_or(J::Lit);
-    let per_dst_kind = report.get("per_dst_kind").cloned().unwrap_or(J::Lit);
-    let group = per_dst_kind.get(GROUP).cloned().unwrap_or(J::Lit);
-    let g = |k: &str| group.n(k);
+    let per_dst = &report["per_dst"];
+    let group = &report["per_dst_kind"][GROUP];
+    let g = |k: &str| n(group, k);
     // Keep the first violations of each host (a takeover repeats every 20 ms).
     let mut failures: Vec<String> = Vec::new();
     {
@@ -454,7 +327,7 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
     for (n, (i, want, multicast)) in NODES.iter().enumerate() {
         let h = &lab.hosts[*i];
         let d = |k: &str| delta(&before[n], &after[n], k);
-        let direct = per_dst.n(&h.ip.to_string());
+        let direct = n(per_dst, &h.ip.to_string());
         let mut expect: BTreeMap<&str, u64> = BTreeMap::new();
         let mut slack: BTreeMap<&str, u64> = BTreeMap::new();
         let reached = if *multicast {
@@ -483,7 +356,7 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
                 slack.insert(r, random255);
             }
             expect.insert("not_peer", 0);
-            direct + per_dst.n(GROUP)
+            direct + n(per_dst, GROUP)
         } else {
             expect.insert("not_peer", direct);
             for r in [

@@ -9,13 +9,9 @@ use std::time::{Duration, Instant};
 const V3_FAST: &str =
     "virtual_router_id 9\nvrrp_version 3\nadvert_int 0.1\nvirtual_ipaddress 192.0.2.100\n";
 
-fn worker_of(sup: u32) -> Option<u32> {
-    sh_out(&format!("pgrep -P {sup}")).lines().next().and_then(|l| l.trim().parse().ok())
-}
-
 /// A crash of the whole daemon: both processes frozen first, so neither can resign.
 fn crash(sup: u32) {
-    let w = worker_of(sup);
+    let w = Host::worker_of(sup);
     Host::signal(sup, "STOP");
     if let Some(w) = w {
         Host::signal(w, "STOP");
@@ -184,16 +180,16 @@ fn supervisor_restarts_a_dead_or_hung_worker_and_writes_passive_first() {
     lab.hosts[1].start_rcron(&c1);
     assert!(converge(&lab, 0, Duration::from_secs(5)));
     // The worker dies: passive at once, then a new worker wins the election back.
-    let w = worker_of(s0).expect("worker");
+    let w = Host::worker_of(s0).expect("worker");
     Host::signal(w, "KILL");
     assert!(until(Duration::from_secs(2), || lab.hosts[0].state() == "passive"));
-    assert!(until(Duration::from_secs(5), || worker_of(s0).is_some_and(|n| n != w)));
+    assert!(until(Duration::from_secs(5), || Host::worker_of(s0).is_some_and(|n| n != w)));
     assert!(converge(&lab, 0, Duration::from_secs(5)));
     // The worker hangs (SIGSTOP): the supervisor writes passive and replaces it.
-    let w = worker_of(s0).expect("worker");
+    let w = Host::worker_of(s0).expect("worker");
     Host::signal(w, "STOP");
     assert!(until(Duration::from_secs(2), || lab.hosts[0].state() == "passive"));
-    assert!(until(Duration::from_secs(5), || worker_of(s0).is_some_and(|n| n != w)));
+    assert!(until(Duration::from_secs(5), || Host::worker_of(s0).is_some_and(|n| n != w)));
     assert!(converge(&lab, 0, Duration::from_secs(5)));
     let log = lab.hosts[0].log("rcron.log");
     assert!(log.contains("died"), "{log}");

@@ -341,3 +341,69 @@ fn a_thousand_wrappers_at_once_on_each_node_run_every_job_exactly_once_on_the_ma
     }
     assert_eq!(lab.hosts[0].status_field("control_clients_dropped").as_deref(), Some("0"));
 }
+
+/// Found by trying the fixes: a firewall that drops the master's adverts (EPERM on send).
+/// The node must never claim the role it cannot announce: it goes to Fault at once, and each
+/// retry after the hold (1 s, doubling) that fails on its first advert goes from Backup
+/// straight back to Fault, never `active`, never `notify_active`.
+#[test]
+fn a_node_whose_adverts_a_firewall_drops_never_claims_active() {
+    let lab = Lab::new("fw", 2);
+    let (a, b) = (&lab.hosts[0], &lab.hosts[1]);
+    let marker = a.dir.join("active.log");
+    let hook =
+        script(&a.dir.join("hook.sh"), &format!("#!/bin/sh\necho x >> {}\n", marker.display()));
+    let c0 =
+        lab.rcron_conf(0, &format!("{V3_FAST}priority 150\nnotify_active {}\n", hook.display()));
+    let c1 = lab.rcron_conf(1, &format!("{V3_FAST}priority 100\n"));
+    a.start_rcron(&c0);
+    b.start_rcron(&c1);
+    settles_on(&lab, 0, Duration::from_secs(5), Duration::from_millis(500), "election");
+    assert!(until(Duration::from_secs(2), || marker.exists()));
+    sh(&format!(
+        "ip netns exec {ns} nft add table ip fw && ip netns exec {ns} nft 'add chain ip fw out \
+         {{ type filter hook output priority 0; }}' && ip netns exec {ns} nft add rule ip fw out \
+         ip protocol 112 drop",
+        ns = a.ns
+    ));
+    assert!(until(Duration::from_secs(2), || a.state() == "passive"), "{}", diag(&lab));
+    let hooks_before = std::fs::read_to_string(&marker).unwrap().lines().count();
+    // 6 s: the retries after 1 s and 2 s holds (plus master-down each) fall inside.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(6) {
+        assert_ne!(a.state(), "active", "claimed active without being heard\n{}", diag(&lab));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(b.state(), "active", "{}", diag(&lab));
+    let hooks_after = std::fs::read_to_string(&marker).unwrap().lines().count();
+    assert_eq!(hooks_before, hooks_after, "notify_active ran for a master nobody heard");
+    let log = a.log("rcron.log");
+    assert!(log.matches("no takeover").count() >= 2, "the retries were tried\n{log}");
+    assert_eq!(log.matches("role=Backup=>Master").count(), 1, "only the first election\n{log}");
+    sh(&format!("ip netns exec {} nft delete table ip fw", a.ns));
+    settles_on(&lab, 0, Duration::from_secs(10), Duration::from_secs(1), "firewall removed");
+}
+
+/// Found by trying the fixes: a reload that raises the priority to 255 and adds a failing
+/// check must not make the node master for a moment (the check holds it first).
+#[test]
+fn a_reload_to_priority_255_with_a_failing_check_never_takes_over() {
+    let lab = Lab::new("rl", 2);
+    let (a, b) = (&lab.hosts[0], &lab.hosts[1]);
+    let c0 = lab.rcron_conf(0, &format!("{V3_FAST}priority 50\n"));
+    let c1 = lab.rcron_conf(1, &format!("{V3_FAST}priority 100\n"));
+    let sup = a.start_rcron(&c0);
+    b.start_rcron(&c1);
+    settles_on(&lab, 1, Duration::from_secs(5), Duration::from_millis(500), "election");
+    let b_transitions = b.status_field("transitions").unwrap();
+    lab.rcron_conf(0, &format!("{V3_FAST}priority 255\ntrack_script /bin/false\ntrack_fall 3\n"));
+    Host::signal(sup, "HUP");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        assert_eq!(actives(&lab), [1], "{}", diag(&lab));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(b.status_field("transitions").unwrap(), b_transitions, "B never stepped down");
+    assert_eq!(a.status_field("fault_reason").as_deref(), Some("track_script failing"));
+    assert_eq!(a.status_field("priority").as_deref(), Some("255"));
+}

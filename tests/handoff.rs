@@ -18,12 +18,9 @@ fn torture(nodes: &str, tag: &str) {
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "harness failed: {text}\n{err}");
-    let field = |k: &str| -> i64 {
-        let pat = format!("\"{k}\": ");
-        let at = text.find(&pat).unwrap_or_else(|| panic!("no {k} in {text}"));
-        let rest = &text[at + pat.len()..];
-        rest[..rest.find([',', '}']).unwrap()].trim().parse().unwrap()
-    };
+    let report: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}\n{err}"));
+    let field = |k: &str| report[k].as_i64().unwrap_or_else(|| panic!("no {k} in {text}"));
     println!("{nodes} nodes: {text}");
     assert!(field("faults") >= 10, "too few faults: {text}");
     assert!(field("slots") >= 45, "too few slots: {text}");

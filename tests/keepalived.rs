@@ -88,15 +88,11 @@ impl Setting {
             format!("{}.{:02}", self.advert_cs / 100, self.advert_cs % 100)
         }
     }
-    /// Master_Down_Interval of a backup with priority `prio`.
+    /// Master_Down_Interval of a backup with priority `prio` (RFC 5798 6.1).
     fn master_down(&self, prio: u32) -> Duration {
-        let adv = self.advert_cs as u64 * 10;
-        let skew = if self.version == 2 {
-            (256 - prio as u64) * 1000 / 256
-        } else {
-            (256 - prio as u64) * adv / 256
-        };
-        Duration::from_millis(3 * adv + skew)
+        let ms =
+            rcron::timing::master_down_ms(self.version, prio as u8, self.advert_cs as u64 * 10);
+        Duration::from_millis(ms)
     }
     /// How long a takeover after a crash may take: 3 x advert + 2 s at 1 s; 1 s at 0.1 s.
     fn takeover_bound(&self) -> Duration {
@@ -224,23 +220,7 @@ fn ka_start(h: &Host, ka: &Ka, run: u32) -> u32 {
     let _ = std::fs::remove_file(&ka.vrrp_pidfile);
     ka.vrrp_pid.store(0, Ordering::SeqCst);
     let log = format!("keepalived-{run}.log");
-    let pid = h.spawn(
-        &[
-            KEEPALIVED,
-            "-n",
-            "-P",
-            "-l",
-            "-D",
-            "-G",
-            "-f",
-            ka.conf.to_str().unwrap(),
-            "-p",
-            h.dir.join("ka.pid").to_str().unwrap(),
-            "-r",
-            ka.vrrp_pidfile.to_str().unwrap(),
-        ],
-        &log,
-    );
+    let pid = ka_spawn(h, ka, &log);
     let mut child = 0;
     let ok = until(Duration::from_secs(10), || {
         child = std::fs::read_to_string(&ka.vrrp_pidfile)
@@ -260,6 +240,18 @@ fn ka_start(h: &Host, ka: &Ka, run: u32) -> u32 {
         h.log(&log)
     );
     pid
+}
+
+/// Runs keepalived in the foreground in `h`'s namespace, with its own pid files, logging to
+/// `log`; returns its pid.
+fn ka_spawn(h: &Host, ka: &Ka, log: &str) -> u32 {
+    let conf = ka.conf.to_str().unwrap();
+    let pidfile = h.dir.join("ka.pid");
+    let vrrp_pidfile = ka.vrrp_pidfile.to_str().unwrap();
+    let argv = [KEEPALIVED, "-n", "-P", "-l", "-D", "-G", "-f", conf, "-p"];
+    let argv: Vec<&str> =
+        argv.iter().copied().chain([pidfile.to_str().unwrap(), "-r", vrrp_pidfile]).collect();
+    h.spawn(&argv, log)
 }
 
 /// A true crash of keepalived: both processes stopped first (so the VRRP child cannot see its
@@ -299,30 +291,18 @@ fn pkill(sig: &str, pattern: &str) {
 
 /// The worker's pid: the only child of the supervisor.
 fn worker_pid(h: &Host, sup: u32) -> u32 {
-    let mut pid = 0;
+    let mut pid = None;
     let ok = until(Duration::from_secs(3), || {
-        pid = sh_out(&format!("pgrep -P {sup}"))
-            .split_whitespace()
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        pid != 0
+        pid = Host::worker_of(sup);
+        pid.is_some()
     });
     assert!(ok, "no worker under supervisor {sup}:\n{}", logs(h, "rcron"));
-    pid
+    pid.unwrap_or(0)
 }
 
 /// The `pid=` of a state file (None when absent).
 fn file_pid(text: &str) -> Option<u32> {
     text.lines().find_map(|l| l.strip_prefix("pid=")).and_then(|v| v.trim().parse().ok())
-}
-
-/// CLOCK_MONOTONIC in ms, the clock of the state file's `mono_ms=`.
-fn monotonic_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 fn file_u64(text: &str, key: &str) -> Option<u64> {
@@ -344,7 +324,7 @@ fn rcron_active(state: &Path) -> bool {
     match file_u64(&text, "mono_ms") {
         Some(stamp) => {
             let valid = file_u64(&text, "valid_ms").unwrap_or(3000);
-            monotonic_ms().saturating_sub(stamp) <= valid
+            rcron::os::sys::monotonic_ms().saturating_sub(stamp) <= valid
         }
         None => true,
     }
@@ -1057,23 +1037,7 @@ fn field_a_failing_track_script_holds_keepalived_and_rcron_in_fault_from_the_sta
         );
     std::fs::write(&ka.conf, text).unwrap();
     start_rcron_run(rc, &conf, 1);
-    kh.spawn(
-        &[
-            KEEPALIVED,
-            "-n",
-            "-P",
-            "-l",
-            "-D",
-            "-G",
-            "-f",
-            ka.conf.to_str().unwrap(),
-            "-p",
-            kh.dir.join("ka.pid").to_str().unwrap(),
-            "-r",
-            ka.vrrp_pidfile.to_str().unwrap(),
-        ],
-        "keepalived-1.log",
-    );
+    ka_spawn(kh, &ka, "keepalived-1.log");
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(5) {
         assert_ne!(rc.state(), "active", "rcron active with a failing check\n{}", diag(&lab));

@@ -151,7 +151,7 @@ fn timeout_kills_the_whole_process_group_including_a_background_grandchild() {
     let o = s.rcron(&["-c", conf.to_str().unwrap(), "--timeout", "1s", "sh", "-c", &script]);
     assert_eq!(code(&o), 124);
     let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    assert!(wait_for(Duration::from_secs(5), || !pid_alive(pid)), "grandchild {pid} survived");
+    assert!(until(Duration::from_secs(5), || !pid_alive(pid)), "grandchild {pid} survived");
     // A job that ignores SIGTERM is SIGKILLed after --kill-after.
     let script = format!("trap '' TERM; sleep 300 & echo $! > {}; wait", pidfile.display());
     let t = std::time::Instant::now();
@@ -169,7 +169,7 @@ fn timeout_kills_the_whole_process_group_including_a_background_grandchild() {
     assert_eq!(code(&o), 124);
     assert!(t.elapsed() < Duration::from_secs(10));
     let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    assert!(wait_for(Duration::from_secs(5), || !pid_alive(pid)), "grandchild {pid} survived");
+    assert!(until(Duration::from_secs(5), || !pid_alive(pid)), "grandchild {pid} survived");
 }
 
 #[test]
@@ -181,7 +181,7 @@ fn lock_skips_an_overlapping_run_of_the_same_command_line() {
     let script = format!("echo x >> {}; sleep 2", count.display());
     let c = conf.to_str().unwrap().to_string();
     let mut first = s.command(RCRON, &["-c", &c, "--lock", "sh", "-c", &script]).spawn().unwrap();
-    assert!(wait_for(Duration::from_secs(5), || count.exists()));
+    assert!(until(Duration::from_secs(5), || count.exists()));
     let o = s.rcron(&["-c", &c, "--lock", "sh", "-c", &script]);
     assert_eq!(code(&o), 0, "a skipped run exits 0");
     assert!(first.wait().unwrap().success());
@@ -210,7 +210,7 @@ fn signals_to_the_wrapper_reach_the_job() {
         .args(["-c", conf.to_str().unwrap(), "sh", "-c", &script])
         .spawn()
         .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || pidfile.exists()));
+    assert!(until(Duration::from_secs(5), || pidfile.exists()));
     std::thread::sleep(Duration::from_millis(100));
     unsafe_free_kill(child.id(), "TERM");
     let st = child.wait().unwrap();

@@ -512,9 +512,9 @@ def cpu_ticks(pids):
     return total
 
 
-def steady_figures(impl, binaries, seconds, sniffer):
-    """RSS of node A and CPU of A and B over `seconds` at v3 / 0.01 s."""
-    a, b, err = start_pair(impl, 3, 0.01, binaries, sniffer)
+def steady_figures(impl, binaries, seconds, sniffer, version=3, advert=0.01):
+    """RSS of node A and CPU of A and B over `seconds` at `version` / `advert` s."""
+    a, b, err = start_pair(impl, version, advert, binaries, sniffer)
     try:
         if err:
             return {"error": err}
@@ -545,7 +545,7 @@ def steady_figures(impl, binaries, seconds, sniffer):
             "threads_a": threads(pa),
             "adverts_per_s": adverts / (t1 - t0),
             "max_gap_ms": max(gaps) * 1000.0 if gaps else float("nan"),
-            "late_adverts": sum(1 for g in gaps if g > 0.015),
+            "late_adverts": sum(1 for g in gaps if g > advert + 0.005),
             "wall": t1 - t0,
         }
         if states != ("active", "passive"):
@@ -654,20 +654,24 @@ def main():
                                   file=sys.stderr, flush=True)
                             if isinstance(r, dict):
                                 break
-        steady = {}
+        steady, idle = {}, {}
         for impl in IMPLS if args.cpu_seconds > 0 else []:
             print(f"  [{time.monotonic() - started:6.1f} s] {impl}: steady state "
                   f"{args.cpu_seconds:g} s at v3 / 0.01 s", file=sys.stderr, flush=True)
             steady[impl] = steady_figures(impl, binaries, args.cpu_seconds, sniffer)
+        for impl in IMPLS if args.cpu_seconds > 0 else []:
+            print(f"  [{time.monotonic() - started:6.1f} s] {impl}: steady state "
+                  f"{args.cpu_seconds:g} s at v2 / 1 s", file=sys.stderr, flush=True)
+            idle[impl] = steady_figures(impl, binaries, args.cpu_seconds, sniffer, 2, 1.0)
         sniffer.stop()
     finally:
         cleanup()
 
-    report(results, steady, runs, odd, chosen, time.monotonic() - started)
+    report(results, steady, idle, runs, odd, chosen, time.monotonic() - started)
     return 0
 
 
-def report(results, steady, runs, odd, settings, elapsed):
+def report(results, steady, idle, runs, odd, settings, elapsed):
     W = 24
     print("Failover, ms: median (min-max) over the runs; protocol figures are node B's "
           "(priority 100).")
@@ -705,10 +709,10 @@ def report(results, steady, runs, odd, settings, elapsed):
     print(f"{'figure':30} {'rcron':>{W}} {'keepalived':>{W}}")
     print("-" * (30 + 2 * (W + 1)))
 
-    def row(name, fn):
+    def row(name, fn, source=steady):
         cells = []
         for impl in IMPLS:
-            st = steady.get(impl, {})
+            st = source.get(impl, {})
             cells.append("skipped" if not st else "error" if "error" in st else fn(st))
         print(f"{name:30} {cells[0]:>{W}} {cells[1]:>{W}}")
 
@@ -722,6 +726,16 @@ def report(results, steady, runs, odd, settings, elapsed):
     row("adverts/s from A seen at B", lambda s: f"{s['adverts_per_s']:.1f}")
     row("  longest gap between them, ms", lambda s: f"{s['max_gap_ms']:.1f}")
     row("  gaps over 15 ms", lambda s: f"{s['late_adverts']}")
+    for impl in IMPLS:
+        st = idle.get(impl, {})
+        if "error" in st:
+            odd.append(f"steady v2/1s {impl}: {st['error']}")
+        if "note" in st:
+            odd.append(f"steady v2/1s {impl}: {st['note']}")
+
+    row("at v2 / 1 s: CPU A / B, % core", lambda s: f"{s['cpu_a']:.3f} / {s['cpu_b']:.3f}", idle)
+    row("  A / B from sum_exec_runtime", lambda s: f"{s['run_a']:.4f} / {s['run_b']:.4f}", idle)
+    row("  gaps over 1.005 s", lambda s: f"{s['late_adverts']}", idle)
     row("threads node A", lambda s: f"{s['threads_a']}")
     row("window, s", lambda s: f"{s['wall']:.1f}")
     for impl in IMPLS:
@@ -764,6 +778,20 @@ def report(results, steady, runs, odd, settings, elapsed):
     target("CPU at 100 adverts/s (master) under 1% of a core",
            (st["cpu_a"] < 1.0) if have else None,
            f"({st['cpu_a']:.2f} %; backup {st['cpu_b']:.2f} %)" if have else "")
+    both = have and "run_a" in ka
+    for who, key in (("master", "run_a"), ("backup", "run_b")):
+        target(f"CPU at 100 adverts/s ({who}) at or below keepalived's",
+               (st[key] <= ka[key]) if both else None,
+               f"({st[key]:.3f} vs {ka[key]:.3f} % by sum_exec_runtime)" if both else "")
+        target(f"CPU at 100 adverts/s ({who}) at most half of keepalived's",
+               (st[key] <= ka[key] / 2) if both else None, "")
+    si, ki = idle.get("rcron", {}), idle.get("keepalived", {})
+    if "run_a" in si and "run_a" in ki:
+        for who, key in (("master", "run_a"), ("backup", "run_b")):
+            target(f"CPU at v2 / 1 s ({who}) at or below keepalived's", si[key] <= ki[key],
+                   f"({si[key]:.4f} vs {ki[key]:.4f} %)")
+    target("no gap over 15 ms between adverts at 100/s", (st["late_adverts"] == 0) if have else None,
+           f"({st['late_adverts']} gaps, longest {st['max_gap_ms']:.1f} ms)" if have else "")
     print("  (all on medians of the `signal` figures)")
     if odd:
         print()

@@ -128,14 +128,14 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Waits up to `limit` for `cond`; true if it became true.
-pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+/// Polls `cond` every 10 ms until it is true or `limit` passes; true if it became true.
+pub fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
     while t.elapsed() < limit {
         if cond() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
     cond()
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use super::RCRON;
+pub use super::until;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -220,11 +221,6 @@ impl Host {
             let _ = c.try_wait();
         }
     }
-}
-
-/// Polls `f` every 10 ms until it is true or `limit` passes.
-pub fn until(limit: Duration, f: impl FnMut() -> bool) -> bool {
-    super::wait_for(limit, f)
 }
 
 // ---- helpers for tests/attack.rs (appended) ----

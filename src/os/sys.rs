@@ -87,6 +87,20 @@ pub fn raise_fd_limit(want: u64) {
     }
 }
 
+/// True while a process with this pid exists (EPERM: it exists, owned by someone else).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(p) = i32::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
 /// Milliseconds on CLOCK_MONOTONIC: system-wide, so comparable between processes of one boot.
 pub fn monotonic_ms() -> u64 {
     match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
@@ -173,10 +187,8 @@ pub fn raw_socket(proto: u8) -> std::io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
-/// The `IFF_*` flags of interface `name` (SIOCGIFFLAGS), asked through `sock` (any
-/// AF_INET socket; the daemon keeps one open so that a check costs one system call).
-pub fn interface_flags(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io::Result<i32> {
-    use std::os::fd::AsRawFd;
+/// An `ifreq` naming interface `name`: checked to fit with its NUL.
+fn ifreq(name: &str) -> std::io::Result<libc::ifreq> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
     }
@@ -185,33 +197,35 @@ pub fn interface_flags(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io
     for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *d = s as libc::c_char;
     }
-    // SAFETY: req is a live, initialised ifreq with a NUL-terminated name (checked length);
-    // SIOCGIFFLAGS writes only ifr_flags inside it.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    Ok(req)
+}
+
+/// Runs the interface ioctl `request` on `req` through `sock`.
+fn interface_ioctl(
+    sock: std::os::fd::BorrowedFd<'_>,
+    request: libc::c_ulong,
+    req: &mut libc::ifreq,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: req is a live, initialised ifreq with a NUL-terminated name (see `ifreq`); the
+    // SIOCGIF* requests used here write only inside it.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), request as _, req as *mut libc::ifreq) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The `IFF_*` flags of interface `name` (SIOCGIFFLAGS), asked through `sock` (any
+/// AF_INET socket; the daemon keeps one open so that a check costs one system call).
+pub fn interface_flags(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io::Result<i32> {
+    let mut req = ifreq(name)?;
+    interface_ioctl(sock, libc::SIOCGIFFLAGS as libc::c_ulong, &mut req)?;
     // SAFETY: SIOCGIFFLAGS succeeded, so the union holds ifr_flags.
     Ok(unsafe { req.ifr_ifru.ifru_flags } as i32)
 }
 
 /// The MTU of interface `name` (SIOCGIFMTU), asked through `sock` as [`interface_flags`].
 pub fn interface_mtu(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io::Result<u32> {
-    use std::os::fd::AsRawFd;
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
-    }
-    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: req is a live, initialised ifreq with a NUL-terminated name (checked length);
-    // SIOCGIFMTU writes only ifr_mtu inside it.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as _, &mut req) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let mut req = ifreq(name)?;
+    interface_ioctl(sock, libc::SIOCGIFMTU as libc::c_ulong, &mut req)?;
     // SAFETY: SIOCGIFMTU succeeded, so the union holds ifr_mtu.
     Ok(unsafe { req.ifr_ifru.ifru_mtu }.max(0) as u32)
 }

@@ -105,9 +105,9 @@ fn spawn(cmd: &str, env: &[(&str, String)]) -> Result<Child, String> {
         for (k, v) in env {
             c.env(k, v);
         }
-        crate::sys::unblock_signals_in_child(c);
+        crate::os::sys::unblock_signals_in_child(c);
     };
-    crate::sys::spawn_posix(&argv, HOOK_PATH.as_ref(), setup).map_err(|e| format!("{cmd}: {e}"))
+    crate::os::sys::spawn_posix(&argv, HOOK_PATH.as_ref(), setup).map_err(|e| format!("{cmd}: {e}"))
 }
 
 /// The hooks and the track script of `cfg`, by key.
@@ -130,14 +130,14 @@ pub fn errors(cfg: &Config) -> Vec<String> {
 }
 
 /// What `--check` says of hooks that will run, but perhaps not as the writer expects: a file
-/// without `#!` runs with `/bin/sh` ([`crate::sys::spawn_posix`]).
+/// without `#!` runs with `/bin/sh` ([`crate::os::sys::spawn_posix`]).
 pub fn warnings(cfg: &Config) -> Vec<String> {
     commands(cfg)
         .into_iter()
         .filter_map(|(key, cmd)| {
             let prog = split_words(cmd?)?.into_iter().next()?;
-            let file = crate::sys::find_program(prog.as_ref(), HOOK_PATH.as_ref())?;
-            crate::sys::needs_shell(&file).then(|| {
+            let file = crate::os::sys::find_program(prog.as_ref(), HOOK_PATH.as_ref())?;
+            crate::os::sys::needs_shell(&file).then(|| {
                 format!("{key}: {} has no #! line: rcron runs it with /bin/sh", file.display())
             })
         })

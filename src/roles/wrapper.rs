@@ -7,62 +7,16 @@
 
 use crate::cli::WrapperOpts;
 use crate::config::{Config, State};
-use crate::job::{self, Outcome};
-use crate::logging;
-use crate::statefile::{self, Trust};
+use crate::exit::Failure;
+use crate::os::job::{self, Outcome};
+use crate::os::logging;
+use crate::statefile::{self, Source};
+use crate::timing::Timing;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// Exit code for a lock file that cannot be created (EX_CANTCREAT).
-pub const EXIT_CANTCREAT: i32 = 73;
-
-/// Where a decision came from, for the logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason {
-    StateFile,
-    /// The file could not be trusted; `default_state` applied.
-    Default,
-    /// The file was left by an rcron daemon that is gone or silent.
-    StaleDaemonFile,
-}
-
-/// Decides from a state-file reading (shared/interface.md, "State file").
-pub fn decide_from_file(
-    cfg: &Config,
-    reading: &Result<statefile::Reading, String>,
-    now_ms: u64,
-    alive: impl Fn(u32) -> bool,
-) -> (State, Reason) {
-    match reading {
-        Err(_) => (cfg.default_state, Reason::Default),
-        Ok(r) => match statefile::judge(r, now_ms, alive) {
-            Trust::Says(s) => (s, Reason::StateFile),
-            Trust::Unknown => (cfg.default_state, Reason::Default),
-            Trust::Stale => (State::Passive, Reason::StaleDaemonFile),
-        },
-    }
-}
-
-/// True while a process with this pid exists (EPERM: it exists, owned by someone else).
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(p) = i32::try_from(pid) else {
-        return false;
-    };
-    if p <= 0 {
-        return false;
-    }
-    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None), Err(Errno::ESRCH))
-}
-
-/// The state this node is in, as far as the state file tells, with the reason.
-pub fn file_state(cfg: &Config) -> (State, Reason, Result<statefile::Reading, String>) {
-    let reading = statefile::read(&cfg.state_file);
-    let (s, why) = decide_from_file(cfg, &reading, crate::sys::monotonic_ms(), pid_alive);
-    (s, why, reading)
-}
 
 /// The command as the logs show it: words joined by spaces, control characters escaped.
 pub fn cmd_line(argv: &[OsString]) -> String {
@@ -88,24 +42,14 @@ pub fn slot_cut(start_ms: u64) -> u64 {
     start_ms.saturating_sub(frac)
 }
 
-/// How long the wrapper waits for the daemon's answer: the longest the daemon may hold it
-/// (Master_Down_Interval + a new master's hold + margin) plus 1.5 s for a daemon that was starved or
-/// frozen when the question came. No answer in time: passive.
-pub fn handoff_bound(cfg: &Config) -> std::time::Duration {
-    let adv = cfg.advert_int_cs as u64 * 10;
-    let skew = if cfg.vrrp_version == 2 { 1000 } else { adv } * (256 - cfg.priority as u64) / 256;
-    // Master_Down_Interval (3 adverts + skew), the new master's hold (3 adverts), one more.
-    let ms = 7 * adv + skew + crate::daemon::HANDOFF_MARGIN_MS + 1500;
-    std::time::Duration::from_millis(ms)
-}
-
 /// Asks the local daemon (shared/interface.md, "Handoff"). Returns the state to act on and a
 /// reason for the log; a daemon that does not answer in time means passive.
 pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64) -> (State, String) {
     let (req, bound) = if no_wait {
         ("state".to_string(), std::time::Duration::from_millis(500))
     } else {
-        (format!("handoff {}", slot_cut(start_ms)), handoff_bound(cfg))
+        let bound = Timing::new(cfg).wrapper_bound_ms();
+        (format!("handoff {}", slot_cut(start_ms)), std::time::Duration::from_millis(bound))
     };
     match crate::control::query(&cfg.control_socket, &req, bound) {
         Ok(answer) => {
@@ -126,7 +70,7 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64) -> (State, String)
 }
 
 /// Runs the wrapper role; returns the exit code. `start_ms`: CLOCK_MONOTONIC at start.
-pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> i32 {
+pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> Result<i32, Failure> {
     let cmd = cmd_line(&opts.argv);
     let level = cfg.syslog_level;
     let cluster = &cfg.cluster_name;
@@ -137,20 +81,20 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> i32 {
                 level,
                 &format!("cluster={cluster} state=passive status=ignore reason={reason} cmd={cmd}"),
             );
-            return 0;
+            return Ok(0);
         }
         log::debug!("daemon says run: {reason} (start mono_ms={start_ms})");
         return run_active(cfg, opts, &cmd);
     }
-    let (state, why, reading) = file_state(cfg);
+    let (state, why, reading) = statefile::decide(cfg);
     match (&reading, why) {
         (Err(e), _) => log::debug!("state file {}: {e}", cfg.state_file.display()),
-        (Ok(_), Reason::Default) => log::warn!(
+        (Ok(_), Source::Default) => log::warn!(
             "state file {} does not say active or passive; using default_state={}",
             cfg.state_file.display(),
             cfg.default_state.as_str()
         ),
-        (Ok(_), Reason::StaleDaemonFile) => log::warn!(
+        (Ok(_), Source::StaleDaemonFile) => log::warn!(
             "state file {} was left by an rcron daemon that no longer keeps it; passive",
             cfg.state_file.display()
         ),
@@ -158,13 +102,13 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> i32 {
     }
     if state == State::Passive {
         logging::line(level, &format!("cluster={cluster} state=passive status=ignore cmd={cmd}"));
-        return 0;
+        return Ok(0);
     }
     run_active(cfg, opts, &cmd)
 }
 
 /// This node is active: lock, nice, run, log.
-fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> i32 {
+fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> Result<i32, Failure> {
     let level = cfg.syslog_level;
     let cluster = &cfg.cluster_name;
     let _lock = if opts.lock {
@@ -175,18 +119,17 @@ fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> i32 {
                     level,
                     &format!("cluster={cluster} state=active status=skip reason=locked cmd={cmd}"),
                 );
-                return 0;
+                return Ok(0);
             }
             Err(e) => {
-                log::error!("--lock: {e}");
-                return EXIT_CANTCREAT;
+                return Err(Failure::CantCreate(format!("--lock: {e}")));
             }
         }
     } else {
         None
     };
     let nice = opts.nice.unwrap_or(cfg.nice_level);
-    if let Err(e) = crate::sys::set_nice(nice) {
+    if let Err(e) = crate::os::sys::set_nice(nice) {
         log::warn!("cannot set nice level {nice}: {e}");
     }
     logging::line(level, &format!("cluster={cluster} state=active status=start cmd={cmd}"));
@@ -210,7 +153,7 @@ fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> i32 {
     }
     line.push_str(&format!(" cmd={cmd}"));
     logging::line(level, &line);
-    code
+    Ok(code)
 }
 
 /// `lock_dir/rcron-<hash of argv>.lock`, locked exclusively without waiting.
@@ -249,34 +192,6 @@ fn take_lock(cfg: &Config, argv: &[OsString]) -> Result<Option<Flock<std::fs::Fi
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cfg(default: State) -> Config {
-        Config { default_state: default, ..Config::default() }
-    }
-
-    #[test]
-    fn run_or_skip_from_the_state_file() {
-        let r = |b: &[u8]| Ok(statefile::parse(b));
-        let table: &[(Result<statefile::Reading, String>, State, (State, Reason))] = &[
-            (r(b"active\n"), State::Passive, (State::Active, Reason::StateFile)),
-            (r(b"passive\n"), State::Active, (State::Passive, Reason::StateFile)),
-            (r(b"garbage\n"), State::Passive, (State::Passive, Reason::Default)),
-            (r(b"garbage\n"), State::Active, (State::Active, Reason::Default)),
-            (r(b"inactive\n"), State::Passive, (State::Passive, Reason::Default)),
-            (Err("missing".into()), State::Passive, (State::Passive, Reason::Default)),
-            (Err("FIFO".into()), State::Active, (State::Active, Reason::Default)),
-            // Left by a daemon whose pid is gone: passive even with default_state active.
-            (
-                r(b"active\npid=1\nmono_ms=5\n"),
-                State::Active,
-                (State::Passive, Reason::StaleDaemonFile),
-            ),
-        ];
-        for (reading, default, want) in table {
-            let got = decide_from_file(&cfg(*default), reading, 10, |_| false);
-            assert_eq!(got, *want, "{reading:?} default={default:?}");
-        }
-    }
 
     #[test]
     fn logged_command_escapes_control_characters() {

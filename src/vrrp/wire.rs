@@ -620,7 +620,7 @@ pub fn checksum(initial: u32, data: &[u8]) -> u16 {
 mod tests {
     use super::*;
 
-    const VECTORS: &str = include_str!("../tests/vectors/keepalived.txt");
+    const VECTORS: &str = include_str!("../../tests/vectors/keepalived.txt");
 
     /// Test-only hex decoder (whitespace ignored).
     fn unhex(s: &str) -> Vec<u8> {

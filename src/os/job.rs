@@ -67,14 +67,14 @@ pub fn run(argv: &[OsString], timeout: Option<Duration>, kill_after: Duration) -
     });
     let env_path = std::env::var_os("PATH");
     let path = env_path.clone().unwrap_or_else(|| DEFAULT_PATH.into());
-    let spawned = crate::sys::spawn_posix(argv, &path, |cmd: &mut Command| {
+    let spawned = crate::os::sys::spawn_posix(argv, &path, |cmd: &mut Command| {
         if env_path.is_none() {
             // glibc's execvp searches /bin:/usr/bin without a PATH, musl's also
             // /usr/local/bin: the job sees one PATH whatever the build.
             cmd.env("PATH", DEFAULT_PATH);
         }
         cmd.process_group(0);
-        crate::sys::unblock_signals_in_child(cmd);
+        crate::os::sys::unblock_signals_in_child(cmd);
     });
     let mut child = match spawned {
         Ok(c) => c,

@@ -24,21 +24,13 @@ pub struct Params {
     pub own_ip: Ipv4Addr,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Backup,
-    Master,
-    Fault,
-}
+pub use crate::backend::Role;
 
-impl Role {
-    /// The state-file word for this role: only a master is active.
-    pub fn state(self) -> crate::config::State {
-        match self {
-            Role::Master => crate::config::State::Active,
-            _ => crate::config::State::Passive,
-        }
-    }
+/// Whether an advert from (`prio`, `src`) wins against a node with (`own_prio`, `own_ip`):
+/// a higher priority, or the same priority and a higher primary address compared as
+/// host-order integers (RFC 5798 6.4.3). The one place this rule is written.
+pub fn outranks(prio: u8, src: Ipv4Addr, own_prio: u8, own_ip: Ipv4Addr) -> bool {
+    (prio, u32::from(src)) > (own_prio, u32::from(own_ip))
 }
 
 /// Why a transition happened (logged as `reason=`).
@@ -143,15 +135,14 @@ impl Election {
         self.master_adver_ms
     }
 
-    /// Skew_Time: v2 (256 - prio) / 256 s; v3 (256 - prio) * Master_Adver_Interval / 256.
+    /// Skew_Time at the current Master_Adver_Interval (`timing::skew_ms`).
     pub fn skew_ms(&self) -> u64 {
-        let k = 256 - self.p.priority as u64;
-        if self.p.version == 2 { k * 1000 / 256 } else { k * self.master_adver_ms / 256 }
+        crate::timing::skew_ms(self.p.version, self.p.priority, self.master_adver_ms)
     }
 
-    /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
+    /// Master_Down_Interval at the current Master_Adver_Interval (`timing::master_down_ms`).
     pub fn master_down_ms(&self) -> u64 {
-        3 * self.master_adver_ms + self.skew_ms()
+        crate::timing::master_down_ms(self.p.version, self.p.priority, self.master_adver_ms)
     }
 
     /// When `poll` must next be called.
@@ -246,8 +237,7 @@ impl Election {
             }
             // RFC 5798 6.4.3: Master.
             Role::Master => {
-                let wins = prio > self.p.priority
-                    || (prio == self.p.priority && u32::from(src) > u32::from(self.p.own_ip));
+                let wins = outranks(prio, src, self.p.priority, self.p.own_ip);
                 if prio == 0 {
                     self.answer(now, &mut a);
                 } else if wins {

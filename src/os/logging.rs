@@ -71,7 +71,7 @@ impl Sink {
             let _ = std::io::stderr().write_all(format!("{}: {msg}\n", self.tag).as_bytes());
         }
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let stamp = match crate::sys::local_time(secs as i64) {
+        let stamp = match crate::os::sys::local_time(secs as i64) {
             Some((mon, d, h, mi, se)) => format!("{} {d:2} {h:02}:{mi:02}:{se:02} ", MONTHS[mon]),
             None => String::new(),
         };

@@ -6,7 +6,7 @@
 //! (multicast), for our VRID and version, with a valid checksum, the right password (v2)
 //! and, for v2, our advert interval (as keepalived requires).
 
-use crate::wire::{self, AddrCheck, WireError};
+use crate::vrrp::wire::{self, AddrCheck, WireError};
 use std::net::Ipv4Addr;
 
 /// Why a packet was dropped.

@@ -10,8 +10,10 @@
 //! and resigns too.
 
 use crate::config::Config;
-use crate::daemon::write_passive;
-use crate::sys::monotonic_ms;
+use crate::exit::{self, Failure};
+use crate::os::sys::monotonic_ms;
+use crate::statefile;
+use crate::timing::Timing;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -22,40 +24,38 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long the worker may go without a heartbeat before it counts as hung: ten advert
-/// intervals, 1 to 10 s. Not shorter: a machine that stalls for a few hundred ms must not
-/// lose its worker. Readers are protected sooner anyway: the wrapper asks the worker (no
-/// answer is passive) and a state file not refreshed within `valid_ms` reads as passive.
-pub fn hang_ms(cfg: &Config) -> u64 {
-    let advert = cfg.advert_int_cs as u64 * 10;
-    (10 * advert).clamp(1000, 10_000)
+/// How long the worker may go without a heartbeat before it counts as hung
+/// (`Timing::hang_ms`).
+fn hang_ms(cfg: &Config) -> u64 {
+    Timing::new(cfg).hang_ms()
+}
+
+fn write_passive(cfg: &Config) {
+    if let Some(dir) = cfg.state_file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    statefile::store_passive(&cfg.state_file);
 }
 
 /// Extra time a new worker gets for its first heartbeat.
 const STARTUP_GRACE_MS: u64 = 2000;
 
 /// Daemonizes unless `foreground`, then supervises. Returns the exit code.
-pub fn run(cfg: Config, conf_path: &Path, foreground: bool, log_stderr: bool) -> i32 {
-    let errs = cfg.daemon_errors();
-    if !errs.is_empty() {
-        for e in errs {
-            log::error!("{}: {e}", conf_path.display());
-        }
-        return 78;
-    }
-    let hook_errors = crate::hooks::errors(&cfg);
-    if !hook_errors.is_empty() {
-        for e in hook_errors {
-            log::error!("{}: {e}", conf_path.display());
-        }
-        return 78;
-    }
+pub fn run(
+    cfg: Config,
+    conf_path: &Path,
+    foreground: bool,
+    log_stderr: bool,
+) -> Result<i32, Failure> {
+    crate::config::validate_daemon(&cfg, conf_path).map_err(Failure::Config)?;
     if !foreground {
         return detach(&cfg, conf_path);
     }
     if let Some(pid) = running_pid(&cfg) {
-        log::error!("already running as pid {pid} ({})", cfg.pid_file.display());
-        return 1;
+        return Err(Failure::NotStarted(format!(
+            "already running as pid {pid} ({})",
+            cfg.pid_file.display()
+        )));
     }
     for p in [&cfg.pid_file, &cfg.state_file, &cfg.control_socket] {
         if let Some(dir) = p.parent() {
@@ -64,8 +64,7 @@ pub fn run(cfg: Config, conf_path: &Path, foreground: bool, log_stderr: bool) ->
     }
     let pid_text = format!("{}\n", std::process::id());
     if let Err(e) = crate::statefile::write_atomic(&cfg.pid_file, pid_text.as_bytes()) {
-        log::error!("pid file: {e}");
-        return 73;
+        return Err(Failure::CantCreate(format!("pid file: {e}")));
     }
     write_passive(&cfg);
     let code = supervise(cfg.clone(), conf_path, log_stderr);
@@ -82,12 +81,12 @@ fn running_pid(cfg: &Config) -> Option<u32> {
     let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| c.windows(5).any(|w| w == b"rcron"))
         .unwrap_or(true);
-    (pid != std::process::id() && crate::wrapper::pid_alive(pid) && ours).then_some(pid)
+    (pid != std::process::id() && crate::os::sys::pid_alive(pid) && ours).then_some(pid)
 }
 
 /// Starts `rcron --daemon --foreground` in a new session and waits until it has written its
 /// pid file (exit 0) or died (exit 1).
-fn detach(cfg: &Config, conf_path: &Path) -> i32 {
+fn detach(cfg: &Config, conf_path: &Path) -> Result<i32, Failure> {
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0("rcrond")
         .args(["--daemon", "--foreground", "--conf"])
@@ -95,29 +94,23 @@ fn detach(cfg: &Config, conf_path: &Path) -> i32 {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    crate::sys::new_session_in_child(&mut cmd);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!("cannot start the daemon (needs /proc/self/exe and /dev/null): {e}");
-            return 71;
-        }
-    };
+    crate::os::sys::new_session_in_child(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::Os(format!("cannot start the daemon (needs /proc/self/exe and /dev/null): {e}"))
+    })?;
     let want = child.id();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(10) {
         if let Ok(Some(st)) = child.try_wait() {
-            log::error!("daemon exited at start ({st}); see syslog");
-            return 1;
+            return Err(Failure::NotStarted(format!("daemon exited at start ({st}); see syslog")));
         }
         let pid = std::fs::read_to_string(&cfg.pid_file).ok().and_then(|s| s.trim().parse().ok());
         if pid == Some(want) {
-            return 0;
+            return Ok(0);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    log::error!("daemon did not write {} in time", cfg.pid_file.display());
-    1
+    Err(Failure::NotStarted(format!("daemon did not write {} in time", cfg.pid_file.display())))
 }
 
 fn spawn_worker(conf_path: &Path, foreground: bool) -> std::io::Result<Child> {
@@ -134,28 +127,18 @@ fn spawn_worker(conf_path: &Path, foreground: bool) -> std::io::Result<Child> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    crate::sys::unblock_signals_in_child(&mut cmd);
+    crate::os::sys::unblock_signals_in_child(&mut cmd);
     cmd.spawn()
 }
 
-fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
-    let sfd = match crate::sys::daemon_signal_fd() {
-        Ok(f) => f,
-        Err(e) => {
-            log::error!("signalfd: {e}");
-            return 71;
-        }
-    };
+fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32, Failure> {
+    let sfd =
+        crate::os::sys::daemon_signal_fd().map_err(|e| Failure::Os(format!("signalfd: {e}")))?;
     let mut backoff_ms: u64 = 0;
     let mut restarts: u64 = 0;
     loop {
-        let mut child = match spawn_worker(conf_path, log_stderr) {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("cannot start the worker: {e}");
-                return 71;
-            }
-        };
+        let mut child = spawn_worker(conf_path, log_stderr)
+            .map_err(|e| Failure::Os(format!("cannot start the worker: {e}")))?;
         let started = monotonic_ms();
         let worker = Pid::from_raw(child.id() as i32);
         let mut out = child.stdout.take();
@@ -217,14 +200,14 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
                 let t = Instant::now();
                 while t.elapsed() < Duration::from_secs(5) {
                     if let Ok(Some(st)) = child.try_wait() {
-                        return if st.success() { 0 } else { st.code().unwrap_or(1) };
+                        return Ok(if st.success() { 0 } else { st.code().unwrap_or(1) });
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 log::warn!("worker did not stop in 5 s: killed");
                 let _ = kill(worker, Signal::SIGKILL);
                 let _ = child.wait();
-                return 0;
+                return Ok(0);
             }
             if monotonic_ms().saturating_sub(last_beat) >= hang_ms(&cfg) {
                 // Last chance: if this process was frozen together with the worker (SIGSTOP of
@@ -252,9 +235,8 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
         };
         if let Some(st) = ended {
             write_passive(&cfg);
-            if matches!(st.code(), Some(64) | Some(78)) {
-                log::error!("worker refused the config ({st}); stopping");
-                return 78;
+            if matches!(st.code(), Some(exit::USAGE) | Some(exit::CONFIG)) {
+                return Err(Failure::Config(format!("worker refused the config ({st}); stopping")));
             }
             log::error!("worker {worker} died ({st}); passive");
         }
@@ -275,7 +257,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> i32 {
                     Signal::try_from(info.ssi_signo as i32),
                     Ok(Signal::SIGTERM) | Ok(Signal::SIGINT)
                 ) {
-                    return 0;
+                    return Ok(0);
                 }
             }
         }

@@ -1,0 +1,8 @@
+//! The OS boundary: system calls, interfaces, processes and logging. Every `unsafe` block of
+//! rcron is in `sys`.
+
+pub mod hooks;
+pub mod job;
+pub mod link;
+pub mod logging;
+pub mod sys;

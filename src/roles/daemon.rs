@@ -1,0 +1,564 @@
+//! The election worker: one `poll(2)` loop around an election backend (`backend::Backend`;
+//! VRRP: `vrrp::node`), the control socket, a signalfd and the supervisor's pipes.
+//!
+//! Owns: the state file (written at every transition, refreshed regularly), the hooks and
+//! the track script, the control socket and the wrappers' waiting questions, the heartbeat.
+//! Guarantees: a transition is on disk before its hook runs; a master that leaves (TERM,
+//! fault, supervisor gone) writes `passive` before its peers can learn it (the backend
+//! reports the transition first); a question that arrived whole is answered; nothing received
+//! (packet, request, signal) can panic the loop.
+
+use crate::backend::{Backend, Role, Sink, Transition};
+use crate::config::Config;
+use crate::control::{self, Client, Progress, Request};
+use crate::exit::Failure;
+use crate::handoff::{self, Decision};
+use crate::os::hooks::{Notifier, Tracker, Verdict};
+use crate::os::sys::monotonic_ms;
+use crate::report::Kv;
+use crate::statefile::{self, Reading};
+use crate::timing::{self, Timing};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// Descriptors polled at most: the backend's, the listener, the signalfd, the supervisor's
+/// pipe and every client still being read.
+const POLL_SLOTS: usize = 4 + 3 + control::MAX_CLIENTS;
+
+/// A wrapper waiting for its run/skip answer.
+struct Pending {
+    stream: UnixStream,
+    cut: u64,
+    deadline: u64,
+}
+
+/// The worker's side of every transition: state file, log line, hooks.
+struct Shell {
+    cfg: Config,
+    timing: Timing,
+    notifier: Notifier,
+    /// Wall-clock seconds of the last transition (`since=`).
+    since_wall: u64,
+    transitions: u64,
+    next_refresh: u64,
+}
+
+impl Shell {
+    /// Writes the state file; `sync`: a transition (fsync), else a refresh.
+    fn write_state(&mut self, now: u64, role: Role, master: Option<String>, sync: bool) {
+        let refresh = self.timing.refresh_ms();
+        self.next_refresh = now + refresh;
+        let r = Reading {
+            state: Some(role.state()),
+            since: Some(self.since_wall),
+            master,
+            priority: Some(self.cfg.priority),
+            pid: Some(std::process::id()),
+            mono_ms: Some(now),
+            valid_ms: Some(self.timing.valid_ms()),
+        };
+        statefile::store(&self.cfg.state_file, &r, sync);
+    }
+}
+
+impl Sink for Shell {
+    fn transition(&mut self, now: u64, t: &Transition<'_>) {
+        self.transitions += 1;
+        self.since_wall = wall_secs();
+        let (f, to) = (t.from.state().as_str(), t.to.state().as_str());
+        log::info!(
+            "cluster={} state={f}=>{to} role={:?}=>{:?} reason={}",
+            self.cfg.cluster_name,
+            t.from,
+            t.to,
+            t.reason
+        );
+        log::debug!("transition at mono_ms={now}");
+        self.write_state(now, t.to, t.master.map(str::to_string), true);
+        let hook = match t.to {
+            Role::Master => &self.cfg.notify_active,
+            Role::Backup => &self.cfg.notify_passive,
+            Role::Fault => &self.cfg.notify_fault,
+        };
+        if let Some(cmd) = hook.clone()
+            && t.from != t.to
+        {
+            let env = vec![
+                ("RCRON_STATE", to.to_string()),
+                ("RCRON_ROLE", t.to.as_str().to_string()),
+                ("RCRON_REASON", t.reason.to_string()),
+                ("RCRON_CLUSTER", self.cfg.cluster_name.clone()),
+            ];
+            self.notifier.push(&cmd, env);
+        }
+        self.notifier.poll(now);
+    }
+}
+
+pub struct Worker {
+    backend: Box<dyn Backend>,
+    shell: Shell,
+    conf_path: PathBuf,
+    tracker: Option<Tracker>,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    pending: Vec<Pending>,
+    /// Control clients accepted so far (their order).
+    accepted: u64,
+    bad_requests: u64,
+    clients_dropped: u64,
+    supervised: bool,
+    next_heartbeat: u64,
+}
+
+/// Runs the worker until TERM or the supervisor goes away; returns the exit code.
+/// Errors: the config is not one the daemon can run (`Failure::Config`), or the descriptors
+/// it needs cannot be had (`Failure::Os`).
+pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failure> {
+    config_usable(&cfg, conf_path)?;
+    let sfd =
+        crate::os::sys::daemon_signal_fd().map_err(|e| Failure::Os(format!("signalfd: {e}")))?;
+    for p in [&cfg.control_socket, &cfg.state_file] {
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+    let listener = control::listen(&cfg.control_socket, cfg.control_group).map_err(|e| {
+        Failure::Os(format!("control socket {}: {e}", cfg.control_socket.display()))
+    })?;
+    if supervised {
+        set_nonblocking_stdout();
+    }
+    // One descriptor per waiting wrapper, plus the daemon's own and the reading clients.
+    crate::os::sys::raise_fd_limit((control::MAX_PENDING + control::MAX_CLIENTS + 64) as u64);
+    let now = monotonic_ms();
+    let node = crate::vrrp::node::Node::new(&cfg, now)
+        .map_err(|e| Failure::Os(format!("link probe socket: {e}")))?;
+    log::info!("rcrond starting: cluster={} {}", cfg.cluster_name, node.describe());
+    let mut w = Worker {
+        backend: Box::new(node),
+        tracker: Tracker::from_config(&cfg, now),
+        shell: Shell {
+            timing: Timing::new(&cfg),
+            cfg,
+            notifier: Notifier::default(),
+            since_wall: wall_secs(),
+            transitions: 0,
+            next_refresh: now,
+        },
+        conf_path: conf_path.to_path_buf(),
+        listener,
+        clients: Vec::new(),
+        pending: Vec::new(),
+        accepted: 0,
+        bad_requests: 0,
+        clients_dropped: 0,
+        supervised,
+        next_heartbeat: now,
+    };
+    w.refresh_state(now, true);
+    w.start_when_ready(now);
+    let code = w.run_loop(&sfd);
+    w.leave();
+    Ok(code)
+}
+
+/// The daemon's own checks of a config (the keys an election needs, hooks nobody else can
+/// change), as a failure naming every problem.
+fn config_usable(cfg: &Config, path: &Path) -> Result<(), Failure> {
+    crate::config::validate_daemon(cfg, path).map_err(Failure::Config)
+}
+
+fn wall_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn set_nonblocking_stdout() {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let out = std::io::stdout();
+    if let Ok(fl) = fcntl(out.as_fd(), FcntlArg::F_GETFL) {
+        let fl = OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK;
+        let _ = fcntl(out.as_fd(), FcntlArg::F_SETFL(fl));
+    }
+}
+
+enum Stop {
+    Term,
+    SupervisorGone,
+}
+
+impl Worker {
+    fn run_loop(&mut self, sfd: &SignalFd) -> i32 {
+        let mut ready: heapless::Vec<bool, 4> = heapless::Vec::new();
+        loop {
+            let now = monotonic_ms();
+            let timeout = self.next_wakeup(now).saturating_sub(now);
+            let stdin = std::io::stdin();
+            // On the stack: a wake-up allocates nothing.
+            let mut fds: heapless::Vec<PollFd, POLL_SLOTS> = heapless::Vec::new();
+            let backend_fds = self.backend.fds();
+            let mut add = |fd| {
+                let _ = fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            };
+            for fd in &backend_fds {
+                add(*fd);
+            }
+            add(self.listener.as_fd());
+            add(sfd.as_fd());
+            if self.supervised {
+                add(stdin.as_fd());
+            }
+            for c in &self.clients {
+                add(c.stream.as_fd());
+            }
+            let first_own = backend_fds.len();
+            let first_client = first_own + 2 + usize::from(self.supervised);
+            let to = PollTimeout::try_from(timeout.min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+            let polled = poll(&mut fds, to).is_ok();
+            // Only what poll reported ready is read: a wake-up costs no idle system calls.
+            let is_ready = |i: usize| {
+                !polled || fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty())
+            };
+            ready.clear();
+            for i in 0..first_own {
+                let _ = ready.push(is_ready(i));
+            }
+            let listener = is_ready(first_own);
+            let signals = is_ready(first_own + 1);
+            let supervisor_gone = self.supervised && polled && is_ready(first_own + 2);
+            let client_data = (first_client..fds.len()).any(is_ready);
+            drop(fds);
+            drop(backend_fds);
+            let now = monotonic_ms();
+            self.backend.poll(now, &ready, &mut self.shell);
+            if signals && let Some(stop) = self.signals(now, sfd) {
+                return self.stop_code(stop);
+            }
+            if supervisor_gone && self.supervisor_really_gone() {
+                return self.stop_code(Stop::SupervisorGone);
+            }
+            self.tick(now);
+            if listener || client_data || !self.clients.is_empty() {
+                self.serve_clients(now, listener);
+            }
+            if !self.pending.is_empty() {
+                self.answer_pending(monotonic_ms());
+            }
+        }
+    }
+
+    fn stop_code(&mut self, stop: Stop) -> i32 {
+        match stop {
+            Stop::Term => log::info!("SIGTERM: resigning"),
+            Stop::SupervisorGone => log::warn!("supervisor gone: resigning"),
+        }
+        0
+    }
+
+    /// stdin is the supervisor's pipe: EOF means it died.
+    fn supervisor_really_gone(&self) -> bool {
+        let mut b = [0u8; 16];
+        matches!(nix::unistd::read(std::io::stdin().as_fd(), &mut b), Ok(0))
+    }
+
+    fn next_wakeup(&self, now: u64) -> u64 {
+        let slack = self.shell.timing.slack_ms();
+        let mut t = self.shell.next_refresh + slack;
+        if self.supervised {
+            t = t.min(self.next_heartbeat + slack);
+        }
+        if let Some(b) = self.backend.poll_at() {
+            t = t.min(b);
+        }
+        if let Some(tr) = &self.tracker {
+            t = t.min(tr.next_at());
+            if tr.running() {
+                t = t.min(now + 100);
+            }
+        }
+        if self.shell.notifier.busy() {
+            t = t.min(now + 100);
+        }
+        for c in &self.clients {
+            t = t.min(c.deadline);
+        }
+        for p in &self.pending {
+            t = t.min(p.deadline);
+        }
+        if !self.pending.is_empty() {
+            // A new master's hold ends: the questions it held can be decided.
+            let v = self.backend.handoff_view(now);
+            if let (true, Some(s)) = (v.is_master, v.master_since) {
+                let confirmed = s + timing::confirm_ms(v.interval_ms);
+                if confirmed > now {
+                    t = t.min(confirmed);
+                }
+            }
+        }
+        t
+    }
+
+    /// Answers every waiting wrapper whose slot can be decided now.
+    fn answer_pending(&mut self, now: u64) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let (cut, deadline) = (self.pending[i].cut, self.pending[i].deadline);
+            let mut d = handoff::decide(&self.backend.handoff_view(now), cut, deadline);
+            if d == Decision::SendAdvertFirst {
+                self.backend.assert_master(now);
+                d = handoff::decide(&self.backend.handoff_view(now), cut, deadline);
+                if d == Decision::SendAdvertFirst {
+                    d = Decision::Skip("advert_not_sent");
+                }
+            }
+            let (word, reason) = match d {
+                Decision::Run(r) => ("run", r),
+                Decision::Skip(r) => ("skip", r),
+                Decision::Wait | Decision::SendAdvertFirst => {
+                    i += 1;
+                    continue;
+                }
+            };
+            let p = self.pending.swap_remove(i);
+            let state = self.backend.role().state().as_str();
+            log::debug!(
+                "handoff cut={cut} now={now}: {word} ({reason}) {:?}",
+                self.backend.handoff_view(now)
+            );
+            control::reply(p.stream, &format!("decision={word}\nreason={reason}\nstate={state}\n"));
+        }
+    }
+
+    fn tick(&mut self, now: u64) {
+        if let Some(v) = self.tracker.as_mut().and_then(|t| t.poll(now)) {
+            self.on_verdict(now, v);
+        }
+        if now >= self.shell.next_refresh {
+            self.refresh_state(now, false);
+        }
+        if self.supervised && now >= self.next_heartbeat {
+            // Unbuffered: the supervisor must see each beat at once.
+            let _ = nix::unistd::write(std::io::stdout(), b".");
+            self.next_heartbeat = now + self.shell.timing.heartbeat_ms();
+        }
+        self.shell.notifier.poll(now);
+    }
+
+    fn refresh_state(&mut self, now: u64, sync: bool) {
+        let (role, master) = (self.backend.role(), self.backend.master());
+        self.shell.write_state(now, role, master, sync);
+    }
+
+    /// The track script's verdict changed.
+    fn on_verdict(&mut self, now: u64, v: Verdict) {
+        match v {
+            Verdict::Failing => log::info!("track_script failing: fault"),
+            Verdict::Healthy => log::info!("track_script ok"),
+            Verdict::Unknown => {}
+        }
+        self.start_when_ready(now);
+        self.update_fault(now);
+    }
+
+    /// Starts the election once the track script (if any) has its first verdict: like
+    /// keepalived, a node never joins before its check has passed, and joins in fault when the
+    /// check or a link already fails (it then never advertises, not even once).
+    fn start_when_ready(&mut self, now: u64) {
+        if self.backend.started()
+            || self.tracker.as_ref().is_some_and(|t| t.verdict() == Verdict::Unknown)
+        {
+            return;
+        }
+        let fault = self.tracker_fault();
+        self.backend.start(now, fault, &mut self.shell);
+    }
+
+    fn tracker_fault(&self) -> bool {
+        self.tracker.as_ref().is_some_and(|t| t.fault())
+    }
+
+    fn update_fault(&mut self, now: u64) {
+        let fault = self.tracker_fault();
+        self.backend.set_fault(now, fault, &mut self.shell);
+    }
+
+    /// Returns `Some` when the loop must stop.
+    fn signals(&mut self, now: u64, sfd: &SignalFd) -> Option<Stop> {
+        let mut stop = None;
+        while let Ok(Some(info)) = sfd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => stop = Some(Stop::Term),
+                Ok(Signal::SIGHUP) => self.reload(now),
+                Ok(Signal::SIGUSR1) => {
+                    for line in self.status_text(now).lines() {
+                        log::info!("status: {line}");
+                    }
+                }
+                Ok(Signal::SIGCHLD) => {
+                    self.shell.notifier.poll(now);
+                    if let Some(v) = self.tracker.as_mut().and_then(|t| t.poll(now)) {
+                        self.on_verdict(now, v);
+                    }
+                }
+                _ => {}
+            }
+        }
+        stop
+    }
+
+    /// SIGHUP: a broken new config keeps the old one running and logs every error.
+    fn reload(&mut self, now: u64) {
+        let refuse = |e: &str| {
+            for l in e.lines() {
+                log::error!("reload refused, keeping the running config: {l}");
+            }
+        };
+        let parsed = match crate::config::load(&self.conf_path) {
+            Ok(p) => p,
+            Err(e) => return refuse(&e.to_string()),
+        };
+        if let Err(e) = config_usable(&parsed.config, &self.conf_path) {
+            return refuse(&e.to_string());
+        }
+        for w in &parsed.warnings {
+            log::warn!("config warning: {}:{}: {}", self.conf_path.display(), w.line, w.msg);
+        }
+        let cfg = parsed.config;
+        // A new or changed check starts unknown, which holds the node in fault until it passes
+        // (keepalived: a script not yet run holds the instance); an unchanged one keeps its
+        // verdict.
+        if !self.tracker.as_ref().is_some_and(|t| t.same_as(&cfg)) {
+            self.tracker = Tracker::from_config(&cfg, now);
+            // Held before the new settings apply: a new priority of 255 must not make a node
+            // master whose new check has not passed.
+            self.update_fault(now);
+        }
+        self.shell.timing = Timing::new(&cfg);
+        self.shell.cfg = cfg.clone();
+        self.backend.reload(now, &cfg, &mut self.shell);
+        self.start_when_ready(now);
+        self.update_fault(now);
+        log::info!("config reloaded from {}", self.conf_path.display());
+        self.refresh_state(now, true);
+    }
+
+    /// The `--status` answer: the worker's fields, then the backend's.
+    fn status_text(&self, now: u64) -> String {
+        let mut kv = Kv::default();
+        let role = self.backend.role();
+        kv.put("state", role.state().as_str());
+        kv.put("role", role.as_str());
+        kv.put("cluster", &self.shell.cfg.cluster_name);
+        let track = self.tracker.as_ref().map(|t| t.verdict());
+        let fault =
+            role == Role::Fault || self.backend.fault_reason().is_some() || self.tracker_fault();
+        kv.put("fault", if fault { "yes" } else { "no" });
+        let why = match (self.backend.fault_reason(), track) {
+            (Some(w), _) => w,
+            (None, Some(Verdict::Failing)) => "track_script failing",
+            (None, Some(Verdict::Unknown)) => "track_script not yet run",
+            _ => "",
+        };
+        kv.put("fault_reason", why);
+        kv.put("since", self.shell.since_wall);
+        kv.put("transitions", self.shell.transitions);
+        kv.put("control_bad_requests", self.bad_requests);
+        kv.put("control_clients_dropped", self.clients_dropped);
+        kv.put("handoff_waiting", self.pending.len());
+        self.backend.status(now, &mut kv);
+        kv.put("pid", std::process::id());
+        kv.as_str().to_string()
+    }
+
+    /// Accepts and reads clients. A client whose request is complete is never dropped: when
+    /// the handoff table is full, accepting stops and newcomers wait in the listen backlog.
+    /// Only clients that are still silent are dropped: past their deadline, or the oldest of
+    /// them when [`control::MAX_CLIENTS`] are waiting.
+    fn serve_clients(&mut self, now: u64, accept: bool) {
+        // A bounded batch per wake-up keeps adverts on time; the listener stays readable.
+        for _ in 0..if accept { control::MAX_CLIENTS } else { 0 } {
+            if self.pending.len() >= control::MAX_PENDING {
+                break;
+            }
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        // EMFILE and the like: leave the rest in the backlog for now.
+                        log::debug!("control accept: {e}");
+                    }
+                    break;
+                }
+            };
+            self.accepted += 1;
+            let Some(mut c) = Client::new(stream, now, self.accepted) else { continue };
+            // Read at once: a wrapper's question is usually already there.
+            match c.read() {
+                Progress::Line(req) => self.answer(now, c, req),
+                Progress::Gone => {}
+                Progress::Pending => {
+                    if self.clients.len() >= control::MAX_CLIENTS {
+                        // Full: the client connected longest ago has had the most time to speak.
+                        let oldest = (0..self.clients.len()).min_by_key(|&i| self.clients[i].seq);
+                        if let Some(oldest) = oldest {
+                            self.clients_dropped += 1;
+                            self.clients.swap_remove(oldest);
+                        }
+                    }
+                    self.clients.push(c);
+                }
+            }
+        }
+        let mut i = 0;
+        while i < self.clients.len() {
+            let progress = self.clients[i].read();
+            match progress {
+                Progress::Pending if now < self.clients[i].deadline => i += 1,
+                Progress::Pending | Progress::Gone => {
+                    self.clients.swap_remove(i);
+                }
+                Progress::Line(req) => {
+                    let c = self.clients.swap_remove(i);
+                    self.answer(now, c, req);
+                }
+            }
+        }
+    }
+
+    /// Answers one request, or queues a handoff question until it can be decided.
+    fn answer(&mut self, now: u64, c: Client, req: Option<Request>) {
+        let text = match req {
+            Some(Request::Handoff { cut_ms }) => {
+                // From when the question arrived (later than the cut if this process was
+                // frozen or starved): a full election may still be needed.
+                let wait = self.backend.handoff_wait_ms();
+                let deadline =
+                    cut_ms.max(now).saturating_add(wait).min(now + timing::MAX_HANDOFF_WAIT_MS);
+                self.pending.push(Pending { stream: c.into_stream(), cut: cut_ms, deadline });
+                return;
+            }
+            Some(Request::Status) => self.status_text(now),
+            Some(Request::State) => format!("state={}\n", self.backend.role().state().as_str()),
+            None => {
+                self.bad_requests += 1;
+                "error=bad request\n".to_string()
+            }
+        };
+        c.answer(&text);
+    }
+
+    /// Leaving: the backend resigns, `passive` on disk, socket removed.
+    fn leave(&mut self) {
+        let now = monotonic_ms();
+        self.backend.shutdown(now, &mut self.shell);
+        self.refresh_state(now, true);
+        let _ = std::fs::remove_file(&self.shell.cfg.control_socket);
+    }
+}

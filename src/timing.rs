@@ -1,0 +1,172 @@
+//! Every duration the configuration implies, in one place and one unit: milliseconds of
+//! CLOCK_MONOTONIC.
+//!
+//! Owns: the RFC 5798 timer formulas (section 6.1) and the durations rcron derives from them
+//! (a new master's hold, the handoff waits, the state file's refresh and validity, the
+//! supervisor's heartbeat and hang limit). The config keeps the wire's unit (centiseconds);
+//! it is converted here, once. Pure: no clock, no I/O, never panics.
+
+use crate::config::Config;
+
+/// Skew_Time (RFC 5798 6.1): v3 `(256 - priority) * Master_Adver_Interval / 256`; v2 (RFC
+/// 3768 6.1) `(256 - priority) / 256` seconds, whatever the interval.
+pub fn skew_ms(version: u8, priority: u8, master_adver_ms: u64) -> u64 {
+    let k = 256 - priority as u64;
+    if version == 2 { k * 1000 / 256 } else { k * master_adver_ms / 256 }
+}
+
+/// Master_Down_Interval (RFC 5798 6.1): `3 * Master_Adver_Interval + Skew_Time`.
+pub fn master_down_ms(version: u8, priority: u8, master_adver_ms: u64) -> u64 {
+    3 * master_adver_ms + skew_ms(version, priority, master_adver_ms)
+}
+
+/// How long a new master holds the role before it runs a job nobody else covered: three
+/// advert intervals, so that a master it merely stopped hearing (lost adverts) has answered
+/// its first advert (see `handoff.rs`).
+pub fn confirm_ms(interval_ms: u64) -> u64 {
+    3 * interval_ms
+}
+
+/// Slack on top of Master_Down_Interval and the hold before a waiting wrapper is told to skip.
+pub const HANDOFF_MARGIN_MS: u64 = 250;
+/// A cut far in the past or future never holds a wrapper longer than this.
+pub const MAX_HANDOFF_WAIT_MS: u64 = 15_000;
+/// What a wrapper allows on top of the daemon's longest wait, for a daemon that was starved or
+/// frozen when the question came.
+pub const STARVED_MS: u64 = 1500;
+
+/// The durations of one configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// 2 or 3.
+    pub version: u8,
+    pub priority: u8,
+    /// Our advert interval (`advert_int`).
+    pub advert_ms: u64,
+    /// `preempt_delay`.
+    pub preempt_delay_ms: u64,
+    /// `track_interval`.
+    pub track_interval_ms: u64,
+}
+
+impl Timing {
+    pub fn new(cfg: &Config) -> Timing {
+        Timing {
+            version: cfg.vrrp_version,
+            priority: cfg.priority,
+            advert_ms: cfg.advert_int_cs as u64 * 10,
+            preempt_delay_ms: cfg.preempt_delay_cs as u64 * 10,
+            track_interval_ms: cfg.track_interval_cs as u64 * 10,
+        }
+    }
+
+    /// Master_Down_Interval of this node while the master advertises at `master_adver_ms`.
+    pub fn master_down_ms(&self, master_adver_ms: u64) -> u64 {
+        master_down_ms(self.version, self.priority, master_adver_ms)
+    }
+
+    /// How long the daemon may hold a wrapper's question, from its arrival: a whole election
+    /// (Master_Down_Interval), a new master's hold, and a margin.
+    pub fn handoff_wait_ms(&self, master_adver_ms: u64, interval_ms: u64) -> u64 {
+        self.master_down_ms(master_adver_ms) + confirm_ms(interval_ms) + HANDOFF_MARGIN_MS
+    }
+
+    /// How long the wrapper waits for the daemon's answer: the daemon's longest hold at our
+    /// own interval, one more advert, and [`STARVED_MS`]. No answer by then: passive.
+    pub fn wrapper_bound_ms(&self) -> u64 {
+        self.handoff_wait_ms(self.advert_ms, self.advert_ms) + self.advert_ms + STARVED_MS
+    }
+
+    /// How often the state file is rewritten: every advert, at least every second, at most
+    /// every 0.1 s.
+    pub fn refresh_ms(&self) -> u64 {
+        self.advert_ms.clamp(100, 1000)
+    }
+
+    /// How long a copy of the state file stays valid (`valid_ms=`): three refresh periods.
+    pub fn valid_ms(&self) -> u64 {
+        3 * self.refresh_ms()
+    }
+
+    /// How long the worker may go without a heartbeat before the supervisor counts it as
+    /// hung: ten advert intervals, 1 to 10 s. Not shorter: a machine that stalls for a few
+    /// hundred ms must not lose its worker. Readers are protected sooner anyway (the wrapper
+    /// asks the worker; a state file not refreshed within `valid_ms` reads as passive).
+    pub fn hang_ms(&self) -> u64 {
+        (10 * self.advert_ms).clamp(1000, 10_000)
+    }
+
+    /// How often the worker beats: a quarter of the hang limit, so a beat is never late by
+    /// accident.
+    pub fn heartbeat_ms(&self) -> u64 {
+        self.hang_ms() / 4
+    }
+
+    /// How late a housekeeping timer (state refresh, heartbeat, link safety check) may run,
+    /// so that it shares a wake-up with an advert instead of costing one of its own.
+    pub fn slack_ms(&self) -> u64 {
+        (self.advert_ms / 2).clamp(1, 50)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(version: u8, priority: u8, advert_ms: u64) -> Timing {
+        Timing { version, priority, advert_ms, preempt_delay_ms: 0, track_interval_ms: 1000 }
+    }
+
+    /// RFC 3768 6.1 (v2: skew in seconds whatever the interval) and RFC 5798 6.1 (v3: skew
+    /// scales with the master's interval); the worked figures of shared/vrrp-interop.md.
+    #[test]
+    fn skew_and_master_down_follow_rfc_5798_and_3768() {
+        assert_eq!(skew_ms(2, 100, 1000), 609);
+        assert_eq!(master_down_ms(2, 100, 1000), 3609);
+        assert_eq!(skew_ms(2, 100, 3000), 609, "v2 skew does not scale with the interval");
+        assert_eq!(skew_ms(3, 100, 100), 60);
+        assert_eq!(master_down_ms(3, 100, 100), 360);
+        assert_eq!(master_down_ms(3, 255, 10), 30);
+        assert_eq!(skew_ms(3, 1, 4095 * 10), 255 * 40950 / 256);
+    }
+
+    #[test]
+    fn config_units_are_converted_once() {
+        let cfg = Config {
+            advert_int_cs: 10,
+            preempt_delay_cs: 250,
+            track_interval_cs: 5,
+            vrrp_version: 3,
+            ..Config::default()
+        };
+        let t = Timing::new(&cfg);
+        assert_eq!((t.advert_ms, t.preempt_delay_ms, t.track_interval_ms), (100, 2500, 50));
+        assert_eq!((t.version, t.priority), (3, 100));
+    }
+
+    /// The wrapper waits longer than the daemon can hold it, whatever the interval.
+    #[test]
+    fn waits_nest_daemon_hold_inside_the_wrapper_bound() {
+        for (v, adv) in [(2, 1000), (3, 100), (3, 10), (2, 255_000)] {
+            let t = timing(v, 100, adv);
+            let daemon = t.handoff_wait_ms(adv, adv);
+            assert!(t.wrapper_bound_ms() > daemon, "{v} {adv}");
+            assert_eq!(daemon, t.master_down_ms(adv) + 3 * adv + HANDOFF_MARGIN_MS);
+        }
+        // The figure the wrapper used before it was derived here: 7 adverts + skew + margin.
+        let t = timing(3, 100, 100);
+        assert_eq!(t.wrapper_bound_ms(), 7 * 100 + 60 + HANDOFF_MARGIN_MS + STARVED_MS);
+    }
+
+    #[test]
+    fn housekeeping_periods_are_bounded() {
+        assert_eq!(timing(3, 100, 10).refresh_ms(), 100);
+        assert_eq!(timing(2, 100, 5000).refresh_ms(), 1000);
+        assert_eq!(timing(3, 100, 100).valid_ms(), 300);
+        assert_eq!(timing(3, 100, 10).hang_ms(), 1000);
+        assert_eq!(timing(2, 100, 5000).hang_ms(), 10_000);
+        assert_eq!(timing(2, 100, 1000).heartbeat_ms(), 2500);
+        assert_eq!(timing(3, 100, 10).slack_ms(), 5);
+        assert_eq!(timing(2, 100, 1000).slack_ms(), 50);
+    }
+}

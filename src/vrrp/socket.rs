@@ -1,0 +1,77 @@
+//! The raw VRRP socket (IP protocol 112).
+//!
+//! Owns: the socket. Unicast: bound to `unicast_src_ip` (adverts to us are addressed there,
+//! as keepalived expects), one copy per peer. Multicast: joins 224.0.0.18 on the interface,
+//! loopback off. Both: bound to the interface, TTL 255, TOS 0xc0 (as keepalived sends).
+//! The kernel ties the socket to the interface's index and address of the moment it was
+//! opened: the node re-opens it when [`crate::os::link::LinkState`] says those changed.
+//! Guarantees: non-blocking; errors are returned, never panics.
+
+use crate::vrrp::wire;
+use nix::sys::socket::{self, SockaddrIn, sockopt};
+use std::ffi::OsString;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+pub struct VrrpSocket {
+    fd: OwnedFd,
+}
+
+impl VrrpSocket {
+    /// Opens the socket on `ifname`. `bind_src`: unicast mode's own address; `None` for
+    /// multicast, which then joins the group on `local` (the interface's address).
+    pub fn open(ifname: &str, bind_src: Option<Ipv4Addr>, local: Ipv4Addr) -> io::Result<Self> {
+        let fd = crate::os::sys::raw_socket(wire::PROTO_VRRP)?;
+        socket::setsockopt(&fd, sockopt::BindToDevice, &OsString::from(ifname))
+            .map_err(io::Error::from)?;
+        socket::setsockopt(&fd, sockopt::Ipv4Ttl, &255).map_err(io::Error::from)?;
+        socket::setsockopt(&fd, sockopt::Ipv4Tos, &0xc0).map_err(io::Error::from)?;
+        let _ = socket::setsockopt(&fd, sockopt::RcvBuf, &(256 * 1024));
+        match bind_src {
+            Some(src) => {
+                socket::bind(
+                    fd.as_raw_fd(),
+                    &SockaddrIn::from(std::net::SocketAddrV4::new(src, 0)),
+                )
+                .map_err(io::Error::from)?;
+            }
+            None => {
+                let req = socket::IpMembershipRequest::new(wire::MCAST_GROUP, Some(local));
+                socket::setsockopt(&fd, sockopt::IpAddMembership, &req).map_err(io::Error::from)?;
+                socket::setsockopt(&fd, sockopt::IpMulticastTtl, &255).map_err(io::Error::from)?;
+                socket::setsockopt(&fd, sockopt::IpMulticastLoop, &false)
+                    .map_err(io::Error::from)?;
+            }
+        }
+        Ok(VrrpSocket { fd })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Sends one VRRP message to `dst` (the kernel adds the IP header).
+    pub fn send(&self, msg: &[u8], dst: Ipv4Addr) -> io::Result<()> {
+        let addr = SockaddrIn::from(std::net::SocketAddrV4::new(dst, 0));
+        socket::sendto(self.fd.as_raw_fd(), msg, &addr, socket::MsgFlags::MSG_DONTWAIT)
+            .map(|_| ())
+            .map_err(io::Error::from)
+    }
+
+    /// Receives one IP packet (header included) into `buf`; `Ok(None)` when none is waiting.
+    pub fn recv<'b>(&self, buf: &'b mut [u8]) -> io::Result<Option<&'b [u8]>> {
+        match socket::recv(self.fd.as_raw_fd(), buf, socket::MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => Ok(buf.get(..n)),
+            Err(nix::errno::Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+}
+
+/// Whether a failed send means "this node cannot send on this link" (a fault: the interface
+/// or the source address is gone, the link is down, a firewall refuses) rather than a
+/// passing shortage (a full send buffer) that the next advert outlives.
+pub fn send_error_is_fault(e: &io::Error) -> bool {
+    !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR | libc::ENOMEM))
+}
