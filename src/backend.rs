@@ -60,6 +60,9 @@ pub trait Sink {
 pub trait Backend {
     /// The descriptors to wait on for reading, at most four, in a stable order.
     fn fds(&self) -> heapless::Vec<BorrowedFd<'_>, 4>;
+    /// A number that changes whenever a descriptor of [`Backend::fds`] was opened anew (the
+    /// worker then registers them again: a new socket may have an old one's number).
+    fn fds_generation(&self) -> u64;
     /// When [`Backend::poll`] must run next without any descriptor being ready.
     fn poll_at(&self) -> Option<u64>;
     /// Reads what is ready (`ready[i]` for `fds()[i]`) and runs the timers that are due.

@@ -220,6 +220,101 @@ pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), S
     Ok(())
 }
 
+/// Keeps the state file fresh at the advert pace without creating or freeing an inode at each
+/// refresh (on a disk, each freed inode is a truncate and a discard): the file and a spare
+/// beside it (`.NAME.spare`), the new content written into the spare and swapped in by one
+/// `renameat2(RENAME_EXCHANGE)`, which readers see as atomically as a rename. Before each swap
+/// the spare's name must still be the spare's inode (never a planted symlink). Where the
+/// kernel or the filesystem cannot exchange, or anything is amiss, a write is [`store`]'s
+/// (temp file and rename) and the pair is set up again afterwards.
+pub struct Writer {
+    path: PathBuf,
+    spare_path: PathBuf,
+    /// (the file named `path`, the file named `spare_path`, the spare's inode number).
+    pair: Option<(std::fs::File, std::fs::File, u64)>,
+    exchange_works: bool,
+}
+
+impl Writer {
+    pub fn new(path: &Path) -> Writer {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let spare_path = path.with_file_name(format!(".{name}.spare"));
+        Writer { path: path.to_path_buf(), spare_path, pair: None, exchange_works: true }
+    }
+
+    /// Writes `r` (`sync`: fsync too, at transitions); errors are logged.
+    pub fn write(&mut self, r: &Reading, sync: bool) {
+        let text = render(r);
+        if let Some((current, spare, ino)) = &mut self.pair {
+            match swap_in(&self.spare_path, &self.path, spare, *ino, text.as_bytes(), sync) {
+                Ok(()) => {
+                    std::mem::swap(current, spare);
+                    use std::os::unix::fs::MetadataExt;
+                    *ino = spare.metadata().map(|m| m.ino()).unwrap_or(0);
+                    return;
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                    log::debug!(
+                        "{}: no RENAME_EXCHANGE here; rename each time",
+                        self.path.display()
+                    );
+                    self.exchange_works = false;
+                }
+                Err(_) => {}
+            }
+            self.pair = None;
+        }
+        store(&self.path, r, sync);
+        if self.exchange_works {
+            self.pair = self.set_up();
+        }
+    }
+
+    /// The pair after a plain write: the file as written, and a new, empty spare.
+    fn set_up(&self) -> Option<(std::fs::File, std::fs::File, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let open = |p: &Path, new: bool| {
+            OpenOptions::new()
+                .write(true)
+                .create_new(new)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(p)
+                .ok()
+                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+        };
+        let current = open(&self.path, false)?;
+        // A spare left by an earlier daemon: unlink never follows a symlink.
+        let _ = std::fs::remove_file(&self.spare_path);
+        let spare = open(&self.spare_path, true)?;
+        let ino = spare.metadata().ok()?.ino();
+        Some((current, spare, ino))
+    }
+}
+
+/// Writes `text` into `spare` and exchanges the names `spare_path` and `path`, once the spare's
+/// name is checked to still be inode `ino`.
+fn swap_in(
+    spare_path: &Path,
+    path: &Path,
+    spare: &std::fs::File,
+    ino: u64,
+    text: &[u8],
+    sync: bool,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let named = std::fs::symlink_metadata(spare_path)?;
+    if !named.file_type().is_file() || named.ino() != ino {
+        return Err(std::io::Error::from_raw_os_error(libc::ESTALE));
+    }
+    spare.write_all_at(text, 0)?;
+    spare.set_len(text.len() as u64)?;
+    if sync {
+        spare.sync_all()?;
+    }
+    crate::os::sys::rename_exchange(spare_path, path)
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
@@ -302,5 +397,34 @@ mod tests {
         assert_eq!(judge(&r, 12_000, |_| true), Trust::Unknown);
         // A keepalived notify script's plain line is trusted as it is.
         assert_eq!(judge(&parse(b"active\n"), 5, |_| false), Trust::Says(State::Active));
+    }
+
+    /// Refreshes swap two inodes (none created or freed) and the file always reads whole.
+    #[test]
+    fn the_writer_swaps_two_inodes_and_readers_see_whole_files() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("rcron-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state");
+        let mut w = Writer::new(&path);
+        let mut inodes = std::collections::BTreeSet::new();
+        for i in 0..20u64 {
+            let state = if i % 2 == 0 { State::Active } else { State::Passive };
+            let r = Reading { state: Some(state), mono_ms: Some(1000 + i), ..Reading::default() };
+            w.write(&r, i == 0);
+            let back = parse(&std::fs::read(&path).unwrap());
+            assert_eq!((back.state, back.mono_ms), (Some(state), Some(1000 + i)));
+            inodes.insert(std::fs::metadata(&path).unwrap().ino());
+        }
+        assert_eq!(inodes.len(), 2, "two inodes, exchanged: {inodes:?}");
+        // A planted symlink at the spare's name is never swapped in: a plain write instead.
+        let spare = dir.join(".state.spare");
+        std::fs::remove_file(&spare).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &spare).unwrap();
+        w.write(&Reading { state: Some(State::Active), ..Reading::default() }, false);
+        assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_file());
+        assert_eq!(parse(&std::fs::read(&path).unwrap()).state, Some(State::Active));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -72,7 +72,7 @@ const NEVER: [&str; 6] =
     ["bad_ip_header", "not_vrrp", "buffer_too_small", "own", "auth", "interval"];
 
 /// A count in attack.py's JSON report (0 when absent).
-fn n(v: &serde_json::Value, k: &str) -> u64 {
+fn count(v: &serde_json::Value, k: &str) -> u64 {
     v.get(k).and_then(serde_json::Value::as_f64).map_or(0, |x| x as u64)
 }
 
@@ -287,8 +287,8 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
     let ages = *max_age.lock().unwrap();
     eprintln!(
         "attack: rate {rate}/s for {elapsed:.2} s: sent {} packets ({} send errors), wall {:?}",
-        n(&report, "sent_total"),
-        n(&report, "send_errors"),
+        count(&report, "sent_total"),
+        count(&report, "send_errors"),
         attack_wall
     );
     eprintln!(
@@ -306,7 +306,7 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
     );
     let per_dst = &report["per_dst"];
     let group = &report["per_dst_kind"][GROUP];
-    let g = |k: &str| n(group, k);
+    let g = |k: &str| count(group, k);
     // Keep the first violations of each host (a takeover repeats every 20 ms).
     let mut failures: Vec<String> = Vec::new();
     {
@@ -327,7 +327,7 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
     for (n, (i, want, multicast)) in NODES.iter().enumerate() {
         let h = &lab.hosts[*i];
         let d = |k: &str| delta(&before[n], &after[n], k);
-        let direct = n(per_dst, &h.ip.to_string());
+        let direct = count(per_dst, &h.ip.to_string());
         let mut expect: BTreeMap<&str, u64> = BTreeMap::new();
         let mut slack: BTreeMap<&str, u64> = BTreeMap::new();
         let reached = if *multicast {
@@ -356,7 +356,7 @@ fn a_non_peer_flood_changes_nothing_and_every_packet_is_counted() {
                 slack.insert(r, random255);
             }
             expect.insert("not_peer", 0);
-            direct + n(per_dst, GROUP)
+            direct + count(per_dst, GROUP)
         } else {
             expect.insert("not_peer", direct);
             for r in [

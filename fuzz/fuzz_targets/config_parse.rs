@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rcron::config::{self, MAX_PEERS, MAX_TRACK_IF, MAX_VIPS};
-use rcron::wire::{self, AdvertSpec};
+use rcron::vrrp::wire::{self, AdvertSpec};
 use std::net::Ipv4Addr;
 
 fuzz_target!(|data: &[u8]| {

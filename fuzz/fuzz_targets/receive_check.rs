@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rcron::receive::{self, Drops, Filter, REASONS};
-use rcron::wire;
+use rcron::vrrp::receive::{self, Drops, Filter, REASONS};
+use rcron::vrrp::wire;
 use std::net::Ipv4Addr;
 
 const OWN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rcron::wire::{self, ChecksumForm};
+use rcron::vrrp::wire::{self, ChecksumForm};
 use std::net::Ipv4Addr;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);

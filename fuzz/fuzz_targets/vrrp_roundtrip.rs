@@ -15,7 +15,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rcron::config::V3Checksum;
-use rcron::wire::{self, AdvertSpec};
+use rcron::vrrp::wire::{self, AdvertSpec};
 use std::net::Ipv4Addr;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);

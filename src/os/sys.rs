@@ -174,6 +174,33 @@ pub fn needs_shell(file: &Path) -> bool {
     }
 }
 
+/// Swaps the names `a` and `b` atomically (`renameat2(RENAME_EXCHANGE)`, Linux >= 3.15): both
+/// must exist. Called through the system call itself: musl's libc has no wrapper that works
+/// on every build, and the static binary must do what a glibc build does. Errors: EINVAL or
+/// ENOSYS where the filesystem or kernel cannot exchange; the usual rename errors.
+pub fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    const RENAME_EXCHANGE: libc::c_uint = 1 << 1;
+    let cstr = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (a, b) = (cstr(a)?, cstr(b)?);
+    // SAFETY: both pointers are NUL-terminated strings that live across the call; the system
+    // call only reads them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            RENAME_EXCHANGE,
+        )
+    };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// A raw IPv4 socket for IP protocol `proto`, non-blocking and close-on-exec.
 pub fn raw_socket(proto: u8) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;

@@ -18,16 +18,20 @@ use crate::os::sys::monotonic_ms;
 use crate::report::Kv;
 use crate::statefile::{self, Reading};
 use crate::timing::{self, Timing};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-/// Descriptors polled at most: the backend's, the listener, the signalfd, the supervisor's
-/// pipe and every client still being read.
-const POLL_SLOTS: usize = 4 + 3 + control::MAX_CLIENTS;
+/// epoll tokens: the listener, the signalfd, the supervisor's pipe, the backend's descriptors
+/// (`BACKEND + index`), the clients being read (`CLIENT + accept order`).
+const LISTENER: u64 = 1;
+const SIGNALS: u64 = 2;
+const SUPERVISOR: u64 = 3;
+const BACKEND: u64 = 16;
+const CLIENT: u64 = 1 << 32;
 
 /// A wrapper waiting for its run/skip answer.
 struct Pending {
@@ -45,6 +49,10 @@ struct Shell {
     since_wall: u64,
     transitions: u64,
     next_refresh: u64,
+    state_file: statefile::Writer,
+    pid: u32,
+    /// The `master=` last written.
+    written_master: Option<String>,
 }
 
 impl Shell {
@@ -57,11 +65,12 @@ impl Shell {
             since: Some(self.since_wall),
             master,
             priority: Some(self.cfg.priority),
-            pid: Some(std::process::id()),
+            pid: Some(self.pid),
             mono_ms: Some(now),
             valid_ms: Some(self.timing.valid_ms()),
         };
-        statefile::store(&self.cfg.state_file, &r, sync);
+        self.state_file.write(&r, sync);
+        self.written_master = r.master;
     }
 }
 
@@ -144,11 +153,14 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         tracker: Tracker::from_config(&cfg, now),
         shell: Shell {
             timing: Timing::new(&cfg),
+            state_file: statefile::Writer::new(&cfg.state_file),
             cfg,
             notifier: Notifier::default(),
             since_wall: wall_secs(),
             transitions: 0,
             next_refresh: now,
+            pid: std::process::id(),
+            written_master: None,
         },
         conf_path: conf_path.to_path_buf(),
         listener,
@@ -164,7 +176,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
     w.start_when_ready(now);
     let code = w.run_loop(&sfd);
     w.leave();
-    Ok(code)
+    code
 }
 
 /// The daemon's own checks of a config (the keys an election needs, hooks nobody else can
@@ -195,58 +207,59 @@ enum Stop {
 }
 
 impl Worker {
-    fn run_loop(&mut self, sfd: &SignalFd) -> i32 {
+    fn run_loop(&mut self, sfd: &SignalFd) -> Result<i32, Failure> {
+        // epoll, registered once per descriptor: a wake-up costs the ready descriptors only.
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| Failure::Os(format!("epoll: {e}")))?;
+        let stdin = std::io::stdin();
+        let add = |fd: BorrowedFd<'_>, token: u64| match epoll
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+        {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+            Err(e) => Err(Failure::Os(format!("epoll: {e}"))),
+        };
+        add(self.listener.as_fd(), LISTENER)?;
+        add(sfd.as_fd(), SIGNALS)?;
+        if self.supervised {
+            add(stdin.as_fd(), SUPERVISOR)?;
+        }
+        let mut generation = None;
+        let mut events = [EpollEvent::empty(); 64];
         let mut ready: heapless::Vec<bool, 4> = heapless::Vec::new();
         loop {
+            if generation != Some(self.backend.fds_generation()) {
+                // New sockets (an old one's number may have come back): register them all.
+                for (i, fd) in self.backend.fds().iter().enumerate() {
+                    add(*fd, BACKEND + i as u64)?;
+                }
+                generation = Some(self.backend.fds_generation());
+            }
             let now = monotonic_ms();
-            let timeout = self.next_wakeup(now).saturating_sub(now);
-            let stdin = std::io::stdin();
-            // On the stack: a wake-up allocates nothing.
-            let mut fds: heapless::Vec<PollFd, POLL_SLOTS> = heapless::Vec::new();
-            let backend_fds = self.backend.fds();
-            let mut add = |fd| {
-                let _ = fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            let timeout = self.next_wakeup(now).saturating_sub(now).min(60_000) as u16;
+            let (n, failed) = match epoll.wait(&mut events, EpollTimeout::from(timeout)) {
+                Ok(n) => (n, false),
+                Err(_) => (0, true),
             };
-            for fd in &backend_fds {
-                add(*fd);
-            }
-            add(self.listener.as_fd());
-            add(sfd.as_fd());
-            if self.supervised {
-                add(stdin.as_fd());
-            }
-            for c in &self.clients {
-                add(c.stream.as_fd());
-            }
-            let first_own = backend_fds.len();
-            let first_client = first_own + 2 + usize::from(self.supervised);
-            let to = PollTimeout::try_from(timeout.min(60_000) as i32).unwrap_or(PollTimeout::MAX);
-            let polled = poll(&mut fds, to).is_ok();
-            // Only what poll reported ready is read: a wake-up costs no idle system calls.
-            let is_ready = |i: usize| {
-                !polled || fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty())
-            };
+            // A failed wait reads everything, as poll's callers do: nothing is missed.
+            let is = |token: u64| failed || events[..n].iter().any(|e| e.data() == token);
             ready.clear();
-            for i in 0..first_own {
-                let _ = ready.push(is_ready(i));
+            for i in 0..self.backend.fds().len() {
+                let _ = ready.push(is(BACKEND + i as u64));
             }
-            let listener = is_ready(first_own);
-            let signals = is_ready(first_own + 1);
-            let supervisor_gone = self.supervised && polled && is_ready(first_own + 2);
-            let client_data = (first_client..fds.len()).any(is_ready);
-            drop(fds);
-            drop(backend_fds);
+            let (listener, signals) = (is(LISTENER), is(SIGNALS));
+            let supervisor_gone = self.supervised && !failed && is(SUPERVISOR);
+            let client_data = failed || events[..n].iter().any(|e| e.data() >= CLIENT);
             let now = monotonic_ms();
             self.backend.poll(now, &ready, &mut self.shell);
             if signals && let Some(stop) = self.signals(now, sfd) {
-                return self.stop_code(stop);
+                return Ok(self.stop_code(stop));
             }
             if supervisor_gone && self.supervisor_really_gone() {
-                return self.stop_code(Stop::SupervisorGone);
+                return Ok(self.stop_code(Stop::SupervisorGone));
             }
             self.tick(now);
             if listener || client_data || !self.clients.is_empty() {
-                self.serve_clients(now, listener);
+                self.serve_clients(now, listener, &epoll);
             }
             if !self.pending.is_empty() {
                 self.answer_pending(monotonic_ms());
@@ -341,7 +354,7 @@ impl Worker {
             self.on_verdict(now, v);
         }
         if now >= self.shell.next_refresh {
-            self.refresh_state(now, false);
+            self.refresh_due(now);
         }
         if self.supervised && now >= self.next_heartbeat {
             // Unbuffered: the supervisor must see each beat at once.
@@ -354,6 +367,18 @@ impl Worker {
     fn refresh_state(&mut self, now: u64, sync: bool) {
         let (role, master) = (self.backend.role(), self.backend.master());
         self.shell.write_state(now, role, master, sync);
+    }
+
+    /// The regular refresh: only an `active` file needs a fresh stamp (a stale one reads as
+    /// passive, which a passive node's file says anyway); a passive node rewrites its file only
+    /// when its content changes (another master).
+    fn refresh_due(&mut self, now: u64) {
+        let (role, master) = (self.backend.role(), self.backend.master());
+        if role == Role::Master || master != self.shell.written_master {
+            self.shell.write_state(now, role, master, false);
+        } else {
+            self.shell.next_refresh = now + self.shell.timing.refresh_ms();
+        }
     }
 
     /// The track script's verdict changed.
@@ -441,6 +466,9 @@ impl Worker {
             self.update_fault(now);
         }
         self.shell.timing = Timing::new(&cfg);
+        if cfg.state_file != self.shell.cfg.state_file {
+            self.shell.state_file = statefile::Writer::new(&cfg.state_file);
+        }
         self.shell.cfg = cfg.clone();
         self.backend.reload(now, &cfg, &mut self.shell);
         self.start_when_ready(now);
@@ -481,7 +509,7 @@ impl Worker {
     /// the handoff table is full, accepting stops and newcomers wait in the listen backlog.
     /// Only clients that are still silent are dropped: past their deadline, or the oldest of
     /// them when [`control::MAX_CLIENTS`] are waiting.
-    fn serve_clients(&mut self, now: u64, accept: bool) {
+    fn serve_clients(&mut self, now: u64, accept: bool, epoll: &Epoll) {
         // A bounded batch per wake-up keeps adverts on time; the listener stays readable.
         for _ in 0..if accept { control::MAX_CLIENTS } else { 0 } {
             if self.pending.len() >= control::MAX_PENDING {
@@ -504,6 +532,11 @@ impl Worker {
                 Progress::Line(req) => self.answer(now, c, req),
                 Progress::Gone => {}
                 Progress::Pending => {
+                    // Closing a client's stream takes it out of the epoll set by itself.
+                    let token = EpollEvent::new(EpollFlags::EPOLLIN, CLIENT + c.seq);
+                    if epoll.add(c.stream.as_fd(), token).is_err() {
+                        continue;
+                    }
                     if self.clients.len() >= control::MAX_CLIENTS {
                         // Full: the client connected longest ago has had the most time to speak.
                         let oldest = (0..self.clients.len()).min_by_key(|&i| self.clients[i].seq);
@@ -526,6 +559,8 @@ impl Worker {
                 }
                 Progress::Line(req) => {
                     let c = self.clients.swap_remove(i);
+                    // It may wait for its decision, open: out of the set (its EOF would wake us).
+                    let _ = epoll.delete(c.stream.as_fd());
                     self.answer(now, c, req);
                 }
             }

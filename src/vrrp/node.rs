@@ -24,8 +24,10 @@ use std::net::Ipv4Addr;
 use std::os::fd::BorrowedFd;
 
 /// How often the links are read without an rtnetlink event: a safety net only, since every
-/// change of link or address wakes the loop at once.
-const LINK_CHECK_MS: u64 = 1000;
+/// change of link or address wakes the loop at once (and a failed send forces a look).
+const LINK_CHECK_MS: u64 = 10_000;
+/// The same without an rtnetlink socket, when reading is the only way to notice.
+const LINK_POLL_MS: u64 = 1000;
 /// A node whose adverts could not be sent stays in fault this long at first, doubling at
 /// each repeat up to [`SEND_FAULT_MAX_MS`] (a firewall that refuses every advert must not
 /// make it flap), back to the first figure once an advert goes out.
@@ -70,18 +72,20 @@ pub struct Node {
     mismatches: MismatchLog,
     facts: Facts,
     c: Counters,
+    /// Counts the sockets opened (`Backend::fds_generation`).
+    opened: u64,
 }
 
 impl Node {
     /// A node for a validated configuration (`interface` and `virtual_router_id` set). Errors:
     /// the descriptors the node needs cannot be had (an rtnetlink socket is optional: without
-    /// one the links are read every [`LINK_CHECK_MS`]).
+    /// one the links are read every [`LINK_POLL_MS`]).
     pub fn new(cfg: &Config, now: u64) -> std::io::Result<Node> {
         let probe = LinkProbe::new()?;
         let events = match LinkEvents::open() {
             Ok(e) => Some(e),
             Err(e) => {
-                log::warn!("rtnetlink socket: {e}: links are read every {LINK_CHECK_MS} ms");
+                log::warn!("rtnetlink socket: {e}: links are read every {LINK_POLL_MS} ms");
                 None
             }
         };
@@ -109,6 +113,7 @@ impl Node {
             mismatches: MismatchLog::default(),
             facts: Facts::default(),
             c: Counters::default(),
+            opened: 0,
         };
         node.check_link(now, &mut NoSink);
         Ok(node)
@@ -309,7 +314,8 @@ impl Node {
     /// recent send failure is a fault.
     fn check_link(&mut self, now: u64, sink: &mut dyn Sink) {
         self.link_check_due = false;
-        self.next_link_check = now + LINK_CHECK_MS;
+        self.next_link_check =
+            now + if self.events.is_some() { LINK_CHECK_MS } else { LINK_POLL_MS };
         let link = LinkState::read(&self.probe, &self.ifname, self.cfg.unicast_src_ip);
         if link.map(|l| (l.index, l.addr)) != self.link.map(|l| (l.index, l.addr)) {
             match link {
@@ -331,7 +337,6 @@ impl Node {
                 self.act(now, &acts, sink);
             }
             if self.sock.is_none() || self.sock_for != Some((index, addr)) {
-                self.sock = None;
                 match self.open_socket() {
                     Ok(sock) => {
                         if self.sock_for.is_some() {
@@ -339,8 +344,12 @@ impl Node {
                         }
                         self.sock = Some(sock);
                         self.sock_for = Some((index, addr));
+                        self.opened += 1;
                     }
-                    Err(e) => log::error!("raw VRRP socket on {}: {e}", self.ifname),
+                    Err(e) => {
+                        self.sock = None;
+                        log::error!("raw VRRP socket on {}: {e}", self.ifname);
+                    }
                 }
             }
         }
@@ -433,6 +442,10 @@ impl Backend for Node {
             let _ = v.push(e.fd());
         }
         v
+    }
+
+    fn fds_generation(&self) -> u64 {
+        self.opened
     }
 
     fn poll_at(&self) -> Option<u64> {
