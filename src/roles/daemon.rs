@@ -283,7 +283,12 @@ impl Worker {
 
     fn next_wakeup(&self, now: u64) -> u64 {
         let slack = self.shell.timing.slack_ms();
-        let mut t = self.shell.next_refresh + slack;
+        // Only an active file needs a fresh stamp: a passive node does not wake for it.
+        let mut t = if self.backend.role() == Role::Master {
+            self.shell.next_refresh + slack
+        } else {
+            u64::MAX
+        };
         if self.supervised {
             t = t.min(self.next_heartbeat + slack);
         }

@@ -153,7 +153,8 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
             if let Some(o) = &out {
                 fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
             }
-            let wait = left.clamp(1, 1000);
+            // Asleep until a beat, a signal, or the hang deadline: nothing else to do.
+            let wait = left.max(1);
             let to = PollTimeout::try_from(wait as i32).unwrap_or(PollTimeout::MAX);
             let _ = poll(&mut fds, to);
             // Woken far later than asked: this process was frozen too (SIGSTOP of the whole
@@ -164,7 +165,9 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                 log::warn!("supervisor was frozen for about {late} ms; re-arming the hang check");
                 last_beat = monotonic_ms();
             }
-            let beat = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+            let ready =
+                |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+            let (signalled, beat) = (ready(0), ready(1));
             drop(fds);
             if beat {
                 let mut b = [0u8; 256];
@@ -173,7 +176,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                     _ => out = None, // EOF: the worker is exiting; SIGCHLD follows.
                 }
             }
-            while let Ok(Some(info)) = sfd.read_signal() {
+            while signalled && let Ok(Some(info)) = sfd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
                         stopping = true;
@@ -192,7 +195,10 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                     _ => {}
                 }
             }
-            if let Ok(Some(st)) = child.try_wait() {
+            // SIGCHLD, or the pipe's EOF, says the worker may have ended.
+            if (signalled || out.is_none())
+                && let Ok(Some(st)) = child.try_wait()
+            {
                 break Some(st);
             }
             if stopping {
