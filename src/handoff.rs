@@ -101,11 +101,6 @@ impl Facts {
         }
     }
 
-    /// When this node last became master.
-    pub fn master_since(&self) -> Option<u64> {
-        self.master_since
-    }
-
     /// The rule's input at `now`.
     pub fn view(&self, now: u64, is_master: bool, interval_ms: u64) -> View {
         View {
