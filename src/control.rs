@@ -151,7 +151,7 @@ pub fn listen(path: &Path, group: Option<u32>) -> std::io::Result<UnixListener> 
 /// of wrappers (a crontab with hundreds of jobs due the same minute) queues instead of failing.
 fn bind_listener(path: &Path) -> std::io::Result<UnixListener> {
     use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-    let e = |e: nix::errno::Errno| std::io::Error::from_raw_os_error(e as i32);
+    let e = std::io::Error::from;
     let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
     let fd = socket::socket(AddressFamily::Unix, SockType::Stream, flags, None).map_err(e)?;
     socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(path).map_err(e)?)
@@ -202,7 +202,7 @@ pub fn query(path: &Path, request: &str, timeout: Duration) -> Result<String, Qu
     use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr, sockopt};
     use std::io::ErrorKind;
     let start = std::time::Instant::now();
-    let io = |e: nix::errno::Errno| std::io::Error::from_raw_os_error(e as i32);
+    let io = std::io::Error::from;
     let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
         .map_err(|e| QueryError::Unreachable(io(e)))?;
     let tv =
