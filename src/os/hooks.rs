@@ -4,7 +4,8 @@
 //!
 //! Owns: the hook queue and the running children. Guarantees: at most one notify hook and
 //! one track script run at a time; a hook that outlives its timeout is killed (SIGKILL to its
-//! process group); commands run without a shell unless they are written as `sh -c ...`.
+//! process group); commands run without a shell unless they are written as `sh -c ...` (a
+//! file without `#!` runs with `/bin/sh`, as POSIX execvp does, on every build).
 
 use crate::config::Config;
 use std::collections::VecDeque;
@@ -60,15 +61,8 @@ pub fn check_secure(cmd: &str) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let words = split_words(cmd).ok_or_else(|| format!("cannot split command {cmd:?}"))?;
     let prog = std::path::Path::new(&words[0]);
-    let path = if words[0].contains('/') {
-        prog.to_path_buf()
-    } else {
-        HOOK_PATH
-            .split(':')
-            .map(|d| std::path::Path::new(d).join(prog))
-            .find(|p| p.is_file())
-            .ok_or_else(|| format!("{}: not found in {HOOK_PATH}", words[0]))?
-    };
+    let path = crate::os::sys::find_program(prog, HOOK_PATH.as_ref())
+        .ok_or_else(|| format!("{}: not found in {HOOK_PATH}", words[0]))?;
     let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{}: not a regular file", path.display()));
