@@ -157,10 +157,7 @@ pub fn store(path: &Path, r: &Reading, sync: bool) {
 /// Writes a plain `passive` (with the time): what the supervisor leaves when its worker is
 /// gone, before anything else.
 pub fn store_passive(path: &Path) {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let since = crate::os::sys::wall_secs();
     let r = Reading { state: Some(State::Passive), since: Some(since), ..Reading::default() };
     store(path, &r, true);
 }

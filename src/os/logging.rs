@@ -7,7 +7,6 @@
 use std::io::{IsTerminal, Write};
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const DEV_LOG: &str = "/dev/log";
 const MONTHS: [&str; 12] =
@@ -70,7 +69,7 @@ impl Sink {
             // shell) never interleave within a line.
             let _ = std::io::stderr().write_all(format!("{}: {msg}\n", self.tag).as_bytes());
         }
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = crate::os::sys::wall_secs();
         let stamp = match crate::os::sys::local_time(secs as i64) {
             Some((mon, d, h, mi, se)) => format!("{} {d:2} {h:02}:{mi:02}:{se:02} ", MONTHS[mon]),
             None => String::new(),

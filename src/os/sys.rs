@@ -101,6 +101,14 @@ pub fn pid_alive(pid: u32) -> bool {
     )
 }
 
+/// Whole seconds of the wall clock since the epoch (0 before 1970).
+pub fn wall_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Milliseconds on CLOCK_MONOTONIC: system-wide, so comparable between processes of one boot.
 pub fn monotonic_ms() -> u64 {
     match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {

@@ -14,7 +14,7 @@ use crate::control::{self, Client, Progress, Request};
 use crate::exit::Failure;
 use crate::handoff::{self, Decision};
 use crate::os::hooks::{Notifier, Tracker, Verdict};
-use crate::os::sys::monotonic_ms;
+use crate::os::sys::{monotonic_ms, wall_secs};
 use crate::report::Kv;
 use crate::statefile::{self, Reading};
 use crate::timing::{self, Timing};
@@ -183,13 +183,6 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
 /// change), as a failure naming every problem.
 fn config_usable(cfg: &Config, path: &Path) -> Result<(), Failure> {
     crate::config::validate_daemon(cfg, path).map_err(Failure::Config)
-}
-
-fn wall_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn set_nonblocking_stdout() {
