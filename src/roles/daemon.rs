@@ -26,12 +26,18 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 /// epoll tokens: the listener, the signalfd, the supervisor's pipe, the backend's descriptors
-/// (`BACKEND + index`), the clients being read (`CLIENT + accept order`).
+/// (`BACKEND + descriptor number`: stable while the descriptor is open, whichever others the
+/// backend closes), the clients being read (`CLIENT + accept order`).
 const LISTENER: u64 = 1;
 const SIGNALS: u64 = 2;
 const SUPERVISOR: u64 = 3;
-const BACKEND: u64 = 16;
+const BACKEND: u64 = 1 << 31;
 const CLIENT: u64 = 1 << 32;
+
+fn backend_token(fd: BorrowedFd<'_>) -> u64 {
+    use std::os::fd::AsRawFd;
+    BACKEND + fd.as_raw_fd() as u32 as u64
+}
 
 /// A wrapper waiting for its run/skip answer.
 struct Pending {
@@ -222,8 +228,8 @@ impl Worker {
         loop {
             if generation != Some(self.backend.fds_generation()) {
                 // New sockets (an old one's number may have come back): register them all.
-                for (i, fd) in self.backend.fds().iter().enumerate() {
-                    add(*fd, BACKEND + i as u64)?;
+                for fd in self.backend.fds().iter() {
+                    add(*fd, backend_token(*fd))?;
                 }
                 generation = Some(self.backend.fds_generation());
             }
@@ -236,8 +242,8 @@ impl Worker {
             // A failed wait reads everything, as poll's callers do: nothing is missed.
             let is = |token: u64| failed || events[..n].iter().any(|e| e.data() == token);
             ready.clear();
-            for i in 0..self.backend.fds().len() {
-                let _ = ready.push(is(BACKEND + i as u64));
+            for fd in self.backend.fds().iter() {
+                let _ = ready.push(is(backend_token(*fd)));
             }
             let (listener, signals) = (is(LISTENER), is(SIGNALS));
             let supervisor_gone = self.supervised && !failed && is(SUPERVISOR);

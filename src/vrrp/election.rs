@@ -268,7 +268,9 @@ impl Election {
                 }
                 self.transition(Role::Fault, Reason::Fault, &mut a);
                 self.clear_timers();
+                // Forgotten with the master: a later takeover is master_down, not a resignation.
                 self.master = None;
+                self.last_rx = None;
             }
             (false, Role::Fault) => {
                 if self.p.priority == 255 {
