@@ -38,6 +38,10 @@ impl Role {
     }
 }
 
+/// The master's name as the state file's `master=` gives it: an IPv4 address for VRRP, at
+/// most 64 bytes for any backend.
+pub type MasterName = heapless::String<64>;
+
 /// A change of role (or a restart of it: `from == to` at startup and after a freeze).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transition<'a> {
@@ -80,8 +84,9 @@ pub trait Backend {
     /// Takes a new, validated configuration.
     fn reload(&mut self, now: u64, cfg: &crate::config::Config, sink: &mut dyn Sink);
     fn role(&self) -> Role;
-    /// The master as far as this node knows (for the state file).
-    fn master(&self) -> Option<String>;
+    /// The master as far as this node knows (for the state file); no allocation, as the
+    /// worker asks at every refresh.
+    fn master(&self) -> Option<MasterName>;
     /// What the handoff rule needs at `now`.
     fn handoff_view(&self, now: u64) -> crate::handoff::View;
     /// Makes this master's presence known now (the handoff rule asks before it runs a job).

@@ -165,23 +165,35 @@ pub fn store_passive(path: &Path) {
 /// What the daemon writes: the state, then the fields a reader needs.
 pub fn render(r: &Reading) -> String {
     let mut s = String::with_capacity(128);
+    render_into(&mut s, r);
+    s
+}
+
+/// [`render`] into `s` (cleared first), so that a refresh reuses one buffer.
+pub fn render_into(s: &mut String, r: &Reading) {
+    use std::fmt::Write;
+    s.clear();
     s.push_str(r.state.unwrap_or(State::Passive).as_str());
     s.push('\n');
-    let mut field = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            s.push_str(k);
-            s.push('=');
-            s.push_str(&v);
-            s.push('\n');
-        }
-    };
-    field("since", r.since.map(|v| v.to_string()));
-    field("master", r.master.clone());
-    field("priority", r.priority.map(|v| v.to_string()));
-    field("pid", r.pid.map(|v| v.to_string()));
-    field("mono_ms", r.mono_ms.map(|v| v.to_string()));
-    field("valid_ms", r.valid_ms.map(|v| v.to_string()));
-    s
+    // Writing into a String cannot fail.
+    if let Some(v) = r.since {
+        let _ = writeln!(s, "since={v}");
+    }
+    if let Some(v) = &r.master {
+        let _ = writeln!(s, "master={v}");
+    }
+    if let Some(v) = r.priority {
+        let _ = writeln!(s, "priority={v}");
+    }
+    if let Some(v) = r.pid {
+        let _ = writeln!(s, "pid={v}");
+    }
+    if let Some(v) = r.mono_ms {
+        let _ = writeln!(s, "mono_ms={v}");
+    }
+    if let Some(v) = r.valid_ms {
+        let _ = writeln!(s, "valid_ms={v}");
+    }
 }
 
 /// Replaces `path` with `content` atomically: a temp file in the same directory, created
@@ -223,31 +235,47 @@ pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), S
 /// `renameat2(RENAME_EXCHANGE)`, which readers see as atomically as a rename. Before each swap
 /// the spare's name must still be the spare's inode (never a planted symlink). Where the
 /// kernel or the filesystem cannot exchange, or anything is amiss, a write is [`store`]'s
-/// (temp file and rename) and the pair is set up again afterwards.
+/// (temp file and rename) and the pair is set up again afterwards. A refresh costs a
+/// `lstat`, a `pwrite` and the exchange: no allocation, no truncate unless the text got
+/// shorter.
 pub struct Writer {
     path: PathBuf,
     spare_path: PathBuf,
-    /// (the file named `path`, the file named `spare_path`, the spare's inode number).
-    pair: Option<(std::fs::File, std::fs::File, u64)>,
+    pair: Option<Pair>,
     exchange_works: bool,
+    /// The text being written, kept to reuse its allocation.
+    text: String,
+}
+
+/// The two files of a [`Writer`]: the one named `path` now, and the spare.
+struct Pair {
+    current: Inode,
+    spare: Inode,
+}
+
+struct Inode {
+    file: std::fs::File,
+    ino: u64,
+    /// Bytes in the file.
+    len: u64,
 }
 
 impl Writer {
     pub fn new(path: &Path) -> Writer {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let spare_path = path.with_file_name(format!(".{name}.spare"));
-        Writer { path: path.to_path_buf(), spare_path, pair: None, exchange_works: true }
+        let text = String::with_capacity(256);
+        Writer { path: path.to_path_buf(), spare_path, pair: None, exchange_works: true, text }
     }
 
     /// Writes `r` (`sync`: fsync too, at transitions); errors are logged.
     pub fn write(&mut self, r: &Reading, sync: bool) {
-        let text = render(r);
-        if let Some((current, spare, ino)) = &mut self.pair {
-            match swap_in(&self.spare_path, &self.path, spare, *ino, text.as_bytes(), sync) {
+        render_into(&mut self.text, r);
+        if let Some(pair) = &mut self.pair {
+            match swap_in(&self.spare_path, &self.path, &mut pair.spare, self.text.as_bytes(), sync)
+            {
                 Ok(()) => {
-                    std::mem::swap(current, spare);
-                    use std::os::unix::fs::MetadataExt;
-                    *ino = spare.metadata().map(|m| m.ino()).unwrap_or(0);
+                    std::mem::swap(&mut pair.current, &mut pair.spare);
                     return;
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
@@ -268,46 +296,49 @@ impl Writer {
     }
 
     /// The pair after a plain write: the file as written, and a new, empty spare.
-    fn set_up(&self) -> Option<(std::fs::File, std::fs::File, u64)> {
+    fn set_up(&self) -> Option<Pair> {
         use std::os::unix::fs::MetadataExt;
         let open = |p: &Path, new: bool| {
-            OpenOptions::new()
+            let file = OpenOptions::new()
                 .write(true)
                 .create_new(new)
                 .mode(0o644)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(p)
-                .ok()
-                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+                .ok()?;
+            let m = file.metadata().ok().filter(|m| m.is_file())?;
+            Some(Inode { file, ino: m.ino(), len: m.len() })
         };
         let current = open(&self.path, false)?;
         // A spare left by an earlier daemon: unlink never follows a symlink.
         let _ = std::fs::remove_file(&self.spare_path);
         let spare = open(&self.spare_path, true)?;
-        let ino = spare.metadata().ok()?.ino();
-        Some((current, spare, ino))
+        Some(Pair { current, spare })
     }
 }
 
 /// Writes `text` into `spare` and exchanges the names `spare_path` and `path`, once the spare's
-/// name is checked to still be inode `ino`.
+/// name is checked to still be the spare's inode.
 fn swap_in(
     spare_path: &Path,
     path: &Path,
-    spare: &std::fs::File,
-    ino: u64,
+    spare: &mut Inode,
     text: &[u8],
     sync: bool,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::{FileExt, MetadataExt};
     let named = std::fs::symlink_metadata(spare_path)?;
-    if !named.file_type().is_file() || named.ino() != ino {
+    if !named.file_type().is_file() || named.ino() != spare.ino {
         return Err(std::io::Error::from_raw_os_error(libc::ESTALE));
     }
-    spare.write_all_at(text, 0)?;
-    spare.set_len(text.len() as u64)?;
+    spare.file.write_all_at(text, 0)?;
+    let len = text.len() as u64;
+    if len < spare.len {
+        spare.file.set_len(len)?;
+    }
+    spare.len = len;
     if sync {
-        spare.sync_all()?;
+        spare.file.sync_all()?;
     }
     crate::os::sys::rename_exchange(spare_path, path)
 }

@@ -96,13 +96,14 @@ impl Timing {
         (10 * self.advert_ms).clamp(1000, 10_000)
     }
 
-    /// How often the worker beats: a quarter of the hang limit, so a beat is never late by
-    /// accident.
+    /// When the worker's next beat is due: a quarter of the hang limit after the last. A due
+    /// beat rides on the next wake-up and forces one of its own only a period later (half the
+    /// hang limit after the last beat), so a beat is never late by accident.
     pub fn heartbeat_ms(&self) -> u64 {
         self.hang_ms() / 4
     }
 
-    /// How late a housekeeping timer (state refresh, heartbeat, link safety check) may run,
+    /// How late a housekeeping timer (state refresh, link safety check) may run,
     /// so that it shares a wake-up with an advert instead of costing one of its own.
     pub fn slack_ms(&self) -> u64 {
         (self.advert_ms / 2).clamp(1, 50)

@@ -29,7 +29,7 @@ impl LinkState {
     /// Reads the interface `name`; `None` when no interface has that name. `src`: the
     /// configured `unicast_src_ip`, if any.
     pub fn read(probe: &LinkProbe, name: &str, src: Option<Ipv4Addr>) -> Option<LinkState> {
-        let index = nix::net::if_::if_nametoindex(name).ok()?;
+        let index = crate::os::sys::interface_index(probe.fd.as_fd(), name).ok()?;
         let flags = crate::os::sys::interface_flags(probe.fd.as_fd(), name).ok()?;
         let mtu = crate::os::sys::interface_mtu(probe.fd.as_fd(), name).unwrap_or(0);
         let up = flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0;

@@ -257,6 +257,15 @@ pub fn interface_flags(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io
     Ok(unsafe { req.ifr_ifru.ifru_flags } as i32)
 }
 
+/// The ifindex of interface `name` (SIOCGIFINDEX), asked through `sock` as
+/// [`interface_flags`] (`if_nametoindex` opens a socket of its own at each call).
+pub fn interface_index(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io::Result<u32> {
+    let mut req = ifreq(name)?;
+    interface_ioctl(sock, libc::SIOCGIFINDEX as libc::c_ulong, &mut req)?;
+    // SAFETY: SIOCGIFINDEX succeeded, so the union holds ifr_ifindex.
+    Ok(unsafe { req.ifr_ifru.ifru_ifindex }.max(0) as u32)
+}
+
 /// The MTU of interface `name` (SIOCGIFMTU), asked through `sock` as [`interface_flags`].
 pub fn interface_mtu(sock: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io::Result<u32> {
     let mut req = ifreq(name)?;

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::control::{self, Client, Progress, Request};
 use crate::exit::Failure;
 use crate::handoff::{self, Decision};
+use crate::os::heartbeat;
 use crate::os::hooks::{Notifier, Tracker, Verdict};
 use crate::os::sys::{monotonic_ms, wall_secs};
 use crate::report::Kv;
@@ -51,39 +52,35 @@ struct Shell {
     cfg: Config,
     timing: Timing,
     notifier: Notifier,
-    /// Wall-clock seconds of the last transition (`since=`).
-    since_wall: u64,
     transitions: u64,
     next_refresh: u64,
     state_file: statefile::Writer,
-    pid: u32,
-    /// The `master=` last written.
-    written_master: Option<String>,
+    /// The state file as last written; `since=` is the last transition's wall-clock second.
+    written: Reading,
 }
 
 impl Shell {
-    /// Writes the state file; `sync`: a transition (fsync), else a refresh.
-    fn write_state(&mut self, now: u64, role: Role, master: Option<String>, sync: bool) {
-        let refresh = self.timing.refresh_ms();
-        self.next_refresh = now + refresh;
-        let r = Reading {
-            state: Some(role.state()),
-            since: Some(self.since_wall),
-            master,
-            priority: Some(self.cfg.priority),
-            pid: Some(self.pid),
-            mono_ms: Some(now),
-            valid_ms: Some(self.timing.valid_ms()),
-        };
-        self.state_file.write(&r, sync);
-        self.written_master = r.master;
+    /// Writes the state file anew; `sync`: a transition (fsync), else a refresh.
+    fn write_state(&mut self, now: u64, role: Role, master: Option<&str>, sync: bool) {
+        self.written.state = Some(role.state());
+        self.written.master = master.map(str::to_string);
+        self.stamp(now, sync);
+    }
+
+    /// Writes the state file with a fresh `mono_ms=` stamp, the role and master unchanged.
+    fn stamp(&mut self, now: u64, sync: bool) {
+        self.next_refresh = now + self.timing.refresh_ms();
+        self.written.priority = Some(self.cfg.priority);
+        self.written.valid_ms = Some(self.timing.valid_ms());
+        self.written.mono_ms = Some(now);
+        self.state_file.write(&self.written, sync);
     }
 }
 
 impl Sink for Shell {
     fn transition(&mut self, now: u64, t: &Transition<'_>) {
         self.transitions += 1;
-        self.since_wall = wall_secs();
+        self.written.since = Some(wall_secs());
         let (f, to) = (t.from.state().as_str(), t.to.state().as_str());
         log::info!(
             "cluster={} state={f}=>{to} role={:?}=>{:?} reason={}",
@@ -93,7 +90,7 @@ impl Sink for Shell {
             t.reason
         );
         log::debug!("transition at mono_ms={now}");
-        self.write_state(now, t.to, t.master.map(str::to_string), true);
+        self.write_state(now, t.to, t.master, true);
         let hook = match t.to {
             Role::Master => &self.cfg.notify_active,
             Role::Backup => &self.cfg.notify_passive,
@@ -146,7 +143,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         Failure::Os(format!("control socket {}: {e}", cfg.control_socket.display()))
     })?;
     if supervised {
-        set_nonblocking_stdout();
+        heartbeat::set_nonblocking(std::io::stdout().as_fd());
     }
     // One descriptor per waiting wrapper, plus the daemon's own and the reading clients.
     crate::os::sys::raise_fd_limit((control::MAX_PENDING + control::MAX_CLIENTS + 64) as u64);
@@ -162,11 +159,13 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
             state_file: statefile::Writer::new(&cfg.state_file),
             cfg,
             notifier: Notifier::default(),
-            since_wall: wall_secs(),
             transitions: 0,
             next_refresh: now,
-            pid: std::process::id(),
-            written_master: None,
+            written: Reading {
+                since: Some(wall_secs()),
+                pid: Some(std::process::id()),
+                ..Reading::default()
+            },
         },
         conf_path: conf_path.to_path_buf(),
         listener,
@@ -189,15 +188,6 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
 /// change), as a failure naming every problem.
 fn config_usable(cfg: &Config, path: &Path) -> Result<(), Failure> {
     crate::config::validate_daemon(cfg, path).map_err(Failure::Config)
-}
-
-fn set_nonblocking_stdout() {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let out = std::io::stdout();
-    if let Ok(fl) = fcntl(out.as_fd(), FcntlArg::F_GETFL) {
-        let fl = OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK;
-        let _ = fcntl(out.as_fd(), FcntlArg::F_SETFL(fl));
-    }
 }
 
 enum Stop {
@@ -289,7 +279,9 @@ impl Worker {
             u64::MAX
         };
         if self.supervised {
-            t = t.min(self.next_heartbeat + slack);
+            // A beat rides on any wake-up once due, and wakes the worker by itself only a
+            // whole heartbeat period later (half the hang limit after the last beat).
+            t = t.min(self.next_heartbeat + self.shell.timing.heartbeat_ms());
         }
         if let Some(b) = self.backend.poll_at() {
             t = t.min(b);
@@ -361,8 +353,7 @@ impl Worker {
             self.refresh_due(now);
         }
         if self.supervised && now >= self.next_heartbeat {
-            // Unbuffered: the supervisor must see each beat at once.
-            let _ = nix::unistd::write(std::io::stdout(), b".");
+            heartbeat::beat(now);
             self.next_heartbeat = now + self.shell.timing.heartbeat_ms();
         }
         self.shell.notifier.poll(now);
@@ -370,7 +361,7 @@ impl Worker {
 
     fn refresh_state(&mut self, now: u64, sync: bool) {
         let (role, master) = (self.backend.role(), self.backend.master());
-        self.shell.write_state(now, role, master, sync);
+        self.shell.write_state(now, role, master.as_deref(), sync);
     }
 
     /// The regular refresh: only an `active` file needs a fresh stamp (a stale one reads as
@@ -378,8 +369,10 @@ impl Worker {
     /// when its content changes (another master).
     fn refresh_due(&mut self, now: u64) {
         let (role, master) = (self.backend.role(), self.backend.master());
-        if role == Role::Master || master != self.shell.written_master {
-            self.shell.write_state(now, role, master, false);
+        if master.as_deref() != self.shell.written.master.as_deref() {
+            self.shell.write_state(now, role, master.as_deref(), false);
+        } else if role == Role::Master {
+            self.shell.stamp(now, false);
         } else {
             self.shell.next_refresh = now + self.shell.timing.refresh_ms();
         }
@@ -499,7 +492,7 @@ impl Worker {
             _ => "",
         };
         kv.put("fault_reason", why);
-        kv.put("since", self.shell.since_wall);
+        kv.put("since", self.shell.written.since.unwrap_or(0));
         kv.put("transitions", self.shell.transitions);
         kv.put("control_bad_requests", self.bad_requests);
         kv.put("control_clients_dropped", self.clients_dropped);

@@ -11,13 +11,13 @@
 
 use crate::config::Config;
 use crate::exit::{self, Failure};
+use crate::os::heartbeat;
 use crate::os::sys::monotonic_ms;
 use crate::statefile;
 use crate::timing::Timing;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -142,21 +142,23 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
         let started = monotonic_ms();
         let worker = Pid::from_raw(child.id() as i32);
         let mut out = child.stdout.take();
+        if let Some(o) = &out {
+            heartbeat::set_nonblocking(o.as_fd());
+        }
         // Start-up grace: the first heartbeat may take a while on a loaded machine.
         let mut last_beat = monotonic_ms() + STARTUP_GRACE_MS;
         let mut stopping = false;
         let ended = loop {
             let now = monotonic_ms();
             let hang = hang_ms(&cfg);
-            let left = (last_beat + hang).saturating_sub(now);
-            let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-            if let Some(o) = &out {
-                fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
-            }
-            // Asleep until a beat, a signal, or the hang deadline: nothing else to do.
-            let wait = left.max(1);
+            // Asleep until a signal (SIGCHLD included) or the hang deadline; the beats wait in
+            // the pipe, stamped, and are read at the deadline: one wake-up per hang interval
+            // at most, not one per beat.
+            let wait = (last_beat + hang).saturating_sub(now).max(1);
+            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
             let to = PollTimeout::try_from(wait as i32).unwrap_or(PollTimeout::MAX);
             let _ = poll(&mut fds, to);
+            let signalled = fds[0].revents().is_some_and(|r| !r.is_empty());
             // Woken far later than asked: this process was frozen too (SIGSTOP of the whole
             // daemon, a paused VM). The worker has not had its chance to run yet: give it a
             // whole hang interval before judging it.
@@ -165,15 +167,11 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                 log::warn!("supervisor was frozen for about {late} ms; re-arming the hang check");
                 last_beat = monotonic_ms();
             }
-            let ready =
-                |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
-            let (signalled, beat) = (ready(0), ready(1));
-            drop(fds);
-            if beat {
-                let mut b = [0u8; 256];
-                match out.as_mut().map(|o| o.read(&mut b)) {
-                    Some(Ok(n)) if n > 0 => last_beat = monotonic_ms(),
-                    _ => out = None, // EOF: the worker is exiting; SIGCHLD follows.
+            if let Some(o) = out.as_mut() {
+                match heartbeat::latest(o) {
+                    Ok(Some(at)) => last_beat = last_beat.max(at),
+                    Ok(None) => {}
+                    Err(()) => out = None, // EOF: the worker is exiting; SIGCHLD follows.
                 }
             }
             while signalled && let Ok(Some(info)) = sfd.read_signal() {
@@ -221,12 +219,11 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                 if let Some(o) = out.as_mut() {
                     let grace = (hang_ms(&cfg) / 2).min(500) as u16;
                     let mut fds = [PollFd::new(o.as_fd(), PollFlags::POLLIN)];
-                    if poll(&mut fds, PollTimeout::from(grace)).unwrap_or(0) > 0 {
-                        let mut b = [0u8; 256];
-                        if matches!(o.read(&mut b), Ok(n) if n > 0) {
-                            last_beat = monotonic_ms();
-                            continue;
-                        }
+                    if poll(&mut fds, PollTimeout::from(grace)).unwrap_or(0) > 0
+                        && let Ok(Some(at)) = heartbeat::latest(o)
+                    {
+                        last_beat = last_beat.max(at);
+                        continue;
                     }
                 }
                 write_passive(&cfg);

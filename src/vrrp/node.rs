@@ -14,7 +14,7 @@ use super::election::{self, Action, Election, Params, Reason};
 use super::receive::{self, Drops, Filter, MismatchLog};
 use super::socket::{self, VrrpSocket};
 use super::wire;
-use crate::backend::{Backend, Role, Sink, Transition};
+use crate::backend::{Backend, MasterName, Role, Sink, Transition};
 use crate::config::Config;
 use crate::handoff::Facts;
 use crate::os::link::{LinkEvents, LinkProbe, LinkState};
@@ -24,8 +24,9 @@ use std::net::Ipv4Addr;
 use std::os::fd::BorrowedFd;
 
 /// How often the links are read without an rtnetlink event: a safety net only, since every
-/// change of link or address wakes the loop at once (and a failed send forces a look).
-const LINK_CHECK_MS: u64 = 10_000;
+/// change of link or address wakes the loop at once, a lost event (ENOBUFS) forces a look and
+/// so does a failed send.
+const LINK_CHECK_MS: u64 = 60_000;
 /// The same without an rtnetlink socket, when reading is the only way to notice.
 const LINK_POLL_MS: u64 = 1000;
 /// A node whose adverts could not be sent stays in fault this long at first, doubling at
@@ -449,7 +450,8 @@ impl Backend for Node {
     }
 
     fn poll_at(&self) -> Option<u64> {
-        let mut t = self.next_link_check + self.timing.slack_ms();
+        // The safety read is never urgent: it waits for the next advert's wake-up.
+        let mut t = self.next_link_check + self.timing.advert_ms.max(self.timing.slack_ms());
         if let Some(until) = self.send_fault_until {
             t = t.min(until);
         }
@@ -542,8 +544,13 @@ impl Backend for Node {
         self.election.role()
     }
 
-    fn master(&self) -> Option<String> {
-        self.election.master().map(|(ip, _)| ip.to_string())
+    fn master(&self) -> Option<MasterName> {
+        use std::fmt::Write;
+        let (ip, _) = self.election.master()?;
+        let mut name = MasterName::new();
+        // A dotted quad (at most 15 bytes) always fits.
+        let _ = write!(name, "{ip}");
+        Some(name)
     }
 
     fn handoff_view(&self, now: u64) -> crate::handoff::View {
