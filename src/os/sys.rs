@@ -222,6 +222,26 @@ pub fn raw_socket(proto: u8) -> std::io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// Tells a raw IPv4 socket that what it sends starts with its own IP header (IP_HDRINCL,
+/// raw(7)): the kernel then only fills in the checksum (and the total length, a zero
+/// identification or source).
+pub fn set_ip_hdrincl(sock: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `on` is a live c_int and `len` its size; setsockopt only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_HDRINCL,
+            (&on as *const libc::c_int).cast(),
+            len,
+        )
+    };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// An `ifreq` naming interface `name`: checked to fit with its NUL.
 fn ifreq(name: &str) -> std::io::Result<libc::ifreq> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {

@@ -52,6 +52,8 @@ pub struct Node {
     vrid: u8,
     /// The address adverts go out from: `unicast_src_ip`, or (multicast) the interface's.
     own_ip: Ipv4Addr,
+    /// The IP identification of the last advert sent.
+    ip_id: u16,
     election: Election,
     /// The raw socket, while one is open on the interface as it is now.
     sock: Option<VrrpSocket>,
@@ -99,6 +101,7 @@ impl Node {
             ifname: cfg.interface.clone().unwrap_or_default(),
             vrid: cfg.virtual_router_id.unwrap_or(0),
             own_ip,
+            ip_id: 0,
             election: Election::new(params(cfg, &timing, own_ip)),
             sock: None,
             sock_for: None,
@@ -220,20 +223,28 @@ impl Node {
             auth: if cfg.vrrp_version == 2 { cfg.auth_pass } else { None },
             addrs: &cfg.virtual_ipaddress,
         };
-        let mut buf = [0u8; wire::MAX_MSG];
+        let mut buf = [0u8; wire::IP_HEADER_LEN + wire::MAX_MSG];
         let single = [wire::MCAST_GROUP];
         let dsts: &[Ipv4Addr] =
             if cfg.unicast_peers.is_empty() { &single } else { &cfg.unicast_peers };
         let mut sent = false;
         let mut failure = None;
         for &dst in dsts {
-            let n = match wire::emit(&spec, self.own_ip, dst, cfg.v3_checksum, &mut buf) {
+            let (hdr, msg) = buf.split_at_mut(wire::IP_HEADER_LEN);
+            let n = match wire::emit(&spec, self.own_ip, dst, cfg.v3_checksum, msg) {
                 Ok(n) => n,
                 Err(e) => {
                     log::error!("cannot encode advert: {e}");
                     continue;
                 }
             };
+            // Identification: a counter as keepalived keeps one, never 0 (0 asks the kernel).
+            self.ip_id = self.ip_id.checked_add(1).unwrap_or(1);
+            if let Err(e) = wire::emit_ipv4_header(self.own_ip, dst, self.ip_id, n, hdr) {
+                log::error!("cannot encode advert: {e}");
+                continue;
+            }
+            let n = wire::IP_HEADER_LEN + n;
             let r = match &self.sock {
                 Some(sock) => sock.send(&buf[..n], dst),
                 None => Err(std::io::ErrorKind::NotConnected.into()),

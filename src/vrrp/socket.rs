@@ -2,7 +2,9 @@
 //!
 //! Owns: the socket. Unicast: bound to `unicast_src_ip` (adverts to us are addressed there,
 //! as keepalived expects), one copy per peer. Multicast: joins 224.0.0.18 on the interface,
-//! loopback off. Both: bound to the interface, TTL 255, TOS 0xc0 (as keepalived sends).
+//! loopback off. Both: bound to the interface; adverts go out with their own IP header
+//! (IP_HDRINCL, as keepalived's send socket: [`wire::emit_ipv4_header`]), which spares the
+//! kernel building one per advert.
 //! The kernel ties the socket to the interface's index and address of the moment it was
 //! opened: the node re-opens it when [`crate::os::link::LinkState`] says those changed.
 //! Guarantees: non-blocking; errors are returned, never panics.
@@ -25,8 +27,7 @@ impl VrrpSocket {
         let fd = crate::os::sys::raw_socket(wire::PROTO_VRRP)?;
         socket::setsockopt(&fd, sockopt::BindToDevice, &OsString::from(ifname))
             .map_err(io::Error::from)?;
-        socket::setsockopt(&fd, sockopt::Ipv4Ttl, &255).map_err(io::Error::from)?;
-        socket::setsockopt(&fd, sockopt::Ipv4Tos, &0xc0).map_err(io::Error::from)?;
+        crate::os::sys::set_ip_hdrincl(fd.as_fd())?;
         let _ = socket::setsockopt(&fd, sockopt::RcvBuf, &(256 * 1024));
         match bind_src {
             Some(src) => {
@@ -39,7 +40,6 @@ impl VrrpSocket {
             None => {
                 let req = socket::IpMembershipRequest::new(wire::MCAST_GROUP, Some(local));
                 socket::setsockopt(&fd, sockopt::IpAddMembership, &req).map_err(io::Error::from)?;
-                socket::setsockopt(&fd, sockopt::IpMulticastTtl, &255).map_err(io::Error::from)?;
                 socket::setsockopt(&fd, sockopt::IpMulticastLoop, &false)
                     .map_err(io::Error::from)?;
             }
@@ -51,10 +51,10 @@ impl VrrpSocket {
         self.fd.as_fd()
     }
 
-    /// Sends one VRRP message to `dst` (the kernel adds the IP header).
-    pub fn send(&self, msg: &[u8], dst: Ipv4Addr) -> io::Result<()> {
+    /// Sends one IP packet (header included: [`wire::emit_ipv4_header`]) to `dst`.
+    pub fn send(&self, packet: &[u8], dst: Ipv4Addr) -> io::Result<()> {
         let addr = SockaddrIn::from(std::net::SocketAddrV4::new(dst, 0));
-        socket::sendto(self.fd.as_raw_fd(), msg, &addr, socket::MsgFlags::MSG_DONTWAIT)
+        socket::sendto(self.fd.as_raw_fd(), packet, &addr, socket::MsgFlags::MSG_DONTWAIT)
             .map(|_| ())
             .map_err(io::Error::from)
     }

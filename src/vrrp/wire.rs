@@ -96,8 +96,11 @@ mod field {
         pub const HEADER_LEN: usize = 20;
         /// Version (high nibble) and IHL in 32-bit words (low nibble).
         pub const VER_IHL: usize = 0;
+        pub const TOS: usize = 1;
         /// Total length, 2 bytes big-endian.
         pub const LENGTH: usize = 2;
+        /// Identification, 2 bytes big-endian.
+        pub const IDENT: usize = 4;
         pub const TTL: usize = 8;
         pub const PROTOCOL: usize = 9;
         /// Source address, 4 bytes.
@@ -494,6 +497,42 @@ pub struct AdvertSpec<'a> {
     pub addrs: &'a [Ipv4Addr],
 }
 
+/// Bytes of the IPv4 header an advert is sent with (no options).
+pub const IP_HEADER_LEN: usize = field::ip::HEADER_LEN;
+/// Type of service of every advert: 0xc0, internetwork control (as keepalived sends).
+pub const ADVERT_TOS: u8 = 0xc0;
+/// TTL of every advert: 255 (RFC 3768 5.1.1.3, RFC 5798 5.1.1.3; receivers drop any other).
+pub const ADVERT_TTL: u8 = 255;
+
+/// Writes the IPv4 header of an advert carrying `payload_len` bytes from `src` to `dst`, for a
+/// socket that sends its own header (IP_HDRINCL, as keepalived's send socket does): version 4,
+/// IHL 5, [`ADVERT_TOS`], no flags (as keepalived), [`ADVERT_TTL`], protocol 112, identification
+/// `id`.
+/// The header checksum is left zero: on an IP_HDRINCL socket the kernel always fills it in,
+/// and a nonzero `id` is kept as given (raw(7)). Errors: a payload that does not fit a
+/// datagram (over 65515 bytes) → `BadLength`; `out` shorter than 20 bytes → `BufferTooSmall`.
+pub fn emit_ipv4_header(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    id: u16,
+    payload_len: usize,
+    out: &mut [u8],
+) -> Result<(), WireError> {
+    let total =
+        u16::try_from(field::ip::HEADER_LEN + payload_len).map_err(|_| WireError::BadLength)?;
+    let out = out.get_mut(..field::ip::HEADER_LEN).ok_or(WireError::BufferTooSmall)?;
+    out.fill(0);
+    out[field::ip::VER_IHL] = 0x45;
+    out[field::ip::TOS] = ADVERT_TOS;
+    out[field::ip::LENGTH..field::ip::LENGTH + 2].copy_from_slice(&total.to_be_bytes());
+    out[field::ip::IDENT..field::ip::IDENT + 2].copy_from_slice(&id.to_be_bytes());
+    out[field::ip::TTL] = ADVERT_TTL;
+    out[field::ip::PROTOCOL] = PROTO_VRRP;
+    out[field::ip::SRC_ADDR..field::ip::SRC_ADDR + 4].copy_from_slice(&src.octets());
+    out[field::ip::DST_ADDR..field::ip::DST_ADDR + 4].copy_from_slice(&dst.octets());
+    Ok(())
+}
+
 /// Writes the VRRP message (not the IP header) for a packet from `src` to `dst` into `buf`; returns its length.
 /// v3 checksum per `form` (ignored for v2). Bytes of `buf` past the returned length are left untouched.
 ///
@@ -827,6 +866,23 @@ mod tests {
             let out = emit_fresh(&spec_of(&a, &addrs), ip4.src, ip4.dst, v3form);
             assert_eq!(out, ip4.payload, "{name}");
         }
+    }
+
+    /// Our IP header for a capture's addresses, identification and length is keepalived's,
+    /// byte for byte but the checksum (which the kernel fills in on an IP_HDRINCL socket).
+    #[test]
+    fn the_ip_header_is_keepalived_s() {
+        for (name, pkt) in &vectors() {
+            let ip4 = parse_ipv4(pkt).unwrap();
+            let id = u16::from_be_bytes([pkt[4], pkt[5]]);
+            let mut hdr = [0u8; field::ip::HEADER_LEN];
+            emit_ipv4_header(ip4.src, ip4.dst, id, ip4.payload.len(), &mut hdr).unwrap();
+            assert_eq!(hdr[..10], pkt[..10], "{name}");
+            assert_eq!(hdr[12..], pkt[12..20], "{name}");
+        }
+        let mut hdr = [0u8; field::ip::HEADER_LEN];
+        let too_long = emit_ipv4_header(SRC, SRC, 1, 65_516, &mut hdr);
+        assert_eq!(too_long, Err(WireError::BadLength));
     }
 
     #[test]
