@@ -241,6 +241,8 @@ pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), S
 pub struct Writer {
     path: PathBuf,
     spare_path: PathBuf,
+    /// `path` and `spare_path` for the exchange, made once (`None`: a path with a NUL byte).
+    names: Option<(std::ffi::CString, std::ffi::CString)>,
     pair: Option<Pair>,
     exchange_works: bool,
     /// The text being written, kept to reuse its allocation.
@@ -265,15 +267,17 @@ impl Writer {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let spare_path = path.with_file_name(format!(".{name}.spare"));
         let text = String::with_capacity(256);
-        Writer { path: path.to_path_buf(), spare_path, pair: None, exchange_works: true, text }
+        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok();
+        let names = c(path).zip(c(&spare_path));
+        let exchange_works = names.is_some();
+        Writer { path: path.to_path_buf(), spare_path, names, pair: None, exchange_works, text }
     }
 
     /// Writes `r` (`sync`: fsync too, at transitions); errors are logged.
     pub fn write(&mut self, r: &Reading, sync: bool) {
         render_into(&mut self.text, r);
-        if let Some(pair) = &mut self.pair {
-            match swap_in(&self.spare_path, &self.path, &mut pair.spare, self.text.as_bytes(), sync)
-            {
+        if let (Some(pair), Some(names)) = (&mut self.pair, &self.names) {
+            match swap_in(&self.spare_path, names, &mut pair.spare, self.text.as_bytes(), sync) {
                 Ok(()) => {
                     std::mem::swap(&mut pair.current, &mut pair.spare);
                     return;
@@ -317,11 +321,12 @@ impl Writer {
     }
 }
 
-/// Writes `text` into `spare` and exchanges the names `spare_path` and `path`, once the spare's
-/// name is checked to still be the spare's inode.
+/// Writes `text` into `spare` and exchanges the names `spare_path` and the state file's
+/// (`names`: the state file's, then the spare's), once the spare's name is checked to still
+/// be the spare's inode.
 fn swap_in(
     spare_path: &Path,
-    path: &Path,
+    names: &(std::ffi::CString, std::ffi::CString),
     spare: &mut Inode,
     text: &[u8],
     sync: bool,
@@ -340,7 +345,7 @@ fn swap_in(
     if sync {
         spare.file.sync_all()?;
     }
-    crate::os::sys::rename_exchange(spare_path, path)
+    crate::os::sys::rename_exchange(&names.1, &names.0)
 }
 
 fn temp_path(path: &Path) -> PathBuf {

@@ -77,15 +77,26 @@ impl Timing {
         self.handoff_wait_ms(self.advert_ms, self.advert_ms) + self.advert_ms + STARVED_MS
     }
 
-    /// How often the state file is rewritten: every advert, at least every second, at most
-    /// every 0.1 s.
-    pub fn refresh_ms(&self) -> u64 {
-        self.advert_ms.clamp(100, 1000)
+    /// How long a copy of the state file stays valid (`valid_ms=`): three advert intervals,
+    /// at least 0.3 s and at most 3 s. Not longer than three intervals: a frozen master's file
+    /// must read as passive by the time a backup's Master_Down_Interval (three intervals and
+    /// the skew) has made it master.
+    pub fn valid_ms(&self) -> u64 {
+        3 * self.advert_ms.clamp(100, 1000)
     }
 
-    /// How long a copy of the state file stays valid (`valid_ms=`): three refresh periods.
-    pub fn valid_ms(&self) -> u64 {
-        3 * self.refresh_ms()
+    /// When the master's state file is due for a fresh stamp: half its validity after the
+    /// last. A due refresh rides on the next advert's wake-up (see [`Timing::refresh_late_ms`]),
+    /// so at 1 s it happens every second advert and a reader sees a stamp at most two
+    /// intervals old, one interval inside the validity.
+    pub fn refresh_ms(&self) -> u64 {
+        self.valid_ms() / 2
+    }
+
+    /// How late a due refresh may run: one advert interval (a third of the validity at most),
+    /// so that it needs no wake-up of its own on a master, which wakes at every advert anyway.
+    pub fn refresh_late_ms(&self) -> u64 {
+        self.advert_ms.min(self.valid_ms() / 3)
     }
 
     /// How long the worker may go without a heartbeat before the supervisor counts it as
@@ -101,12 +112,6 @@ impl Timing {
     /// hang limit after the last beat), so a beat is never late by accident.
     pub fn heartbeat_ms(&self) -> u64 {
         self.hang_ms() / 4
-    }
-
-    /// How late a housekeeping timer (state refresh, link safety check) may run,
-    /// so that it shares a wake-up with an advert instead of costing one of its own.
-    pub fn slack_ms(&self) -> u64 {
-        (self.advert_ms / 2).clamp(1, 50)
     }
 }
 
@@ -161,13 +166,17 @@ mod tests {
 
     #[test]
     fn housekeeping_periods_are_bounded() {
-        assert_eq!(timing(3, 100, 10).refresh_ms(), 100);
-        assert_eq!(timing(2, 100, 5000).refresh_ms(), 1000);
-        assert_eq!(timing(3, 100, 100).valid_ms(), 300);
+        // The validity: three intervals, 0.3 s to 3 s; a refresh due at half of it and at the
+        // latest an interval later (a third of it at most): always inside the validity.
+        for (adv, valid, refresh, late) in
+            [(10, 300, 150, 10), (100, 300, 150, 100), (1000, 3000, 1500, 1000), (5000, 3000, 1500, 1000)]
+        {
+            let t = timing(2, 100, adv);
+            assert_eq!((t.valid_ms(), t.refresh_ms(), t.refresh_late_ms()), (valid, refresh, late));
+            assert!(t.refresh_ms() + t.refresh_late_ms() < t.valid_ms());
+        }
         assert_eq!(timing(3, 100, 10).hang_ms(), 1000);
         assert_eq!(timing(2, 100, 5000).hang_ms(), 10_000);
         assert_eq!(timing(2, 100, 1000).heartbeat_ms(), 2500);
-        assert_eq!(timing(3, 100, 10).slack_ms(), 5);
-        assert_eq!(timing(2, 100, 1000).slack_ms(), 50);
     }
 }

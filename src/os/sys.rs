@@ -5,6 +5,7 @@
 
 #![allow(unsafe_code)]
 
+use std::ffi::CStr;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -186,14 +187,8 @@ pub fn needs_shell(file: &Path) -> bool {
 /// must exist. Called through the system call itself: musl's libc has no wrapper that works
 /// on every build, and the static binary must do what a glibc build does. Errors: EINVAL or
 /// ENOSYS where the filesystem or kernel cannot exchange; the usual rename errors.
-pub fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
+pub fn rename_exchange(a: &CStr, b: &CStr) -> std::io::Result<()> {
     const RENAME_EXCHANGE: libc::c_uint = 1 << 1;
-    let cstr = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
-    };
-    let (a, b) = (cstr(a)?, cstr(b)?);
     // SAFETY: both pointers are NUL-terminated strings that live across the call; the system
     // call only reads them.
     let r = unsafe {
@@ -207,6 +202,51 @@ pub fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
         )
     };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Receives the datagrams waiting on the non-blocking socket `sock`, at most `bufs.len()`,
+/// in one system call (recvmmsg(2) with MSG_DONTWAIT): datagram `i` in `bufs[i]`, its length
+/// (cut to the buffer) in `lens[i]`. Returns how many; 0 when none was waiting. Errors: the
+/// socket's, as recvmsg(2) gives them.
+pub fn recv_batch<const N: usize>(
+    sock: std::os::fd::BorrowedFd<'_>,
+    bufs: &mut [[u8; N]],
+    lens: &mut [usize],
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    const MAX: usize = 16;
+    let n = bufs.len().min(lens.len()).min(MAX);
+    // SAFETY: all-zero iovec and mmsghdr are valid values of these plain C structs.
+    let mut iov: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
+    for ((v, m), b) in iov.iter_mut().zip(msgs.iter_mut()).zip(bufs.iter_mut()).take(n) {
+        v.iov_base = b.as_mut_ptr().cast();
+        v.iov_len = N;
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: the first `n` headers each point at one iovec of `iov`, which points at a live
+    // buffer of N bytes in `bufs`; all of them outlive the call, which writes only into those
+    // buffers and the headers' msg_len and msg_flags. No timeout pointer.
+    let r = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT as _, // c_int in glibc's prototype, c_uint in musl's
+            std::ptr::null_mut(),
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == std::io::ErrorKind::WouldBlock { Ok(0) } else { Err(e) };
+    }
+    let got = (r as usize).min(n);
+    for (len, m) in lens.iter_mut().zip(msgs.iter()).take(got) {
+        *len = (m.msg_len as usize).min(N);
+    }
+    Ok(got)
 }
 
 /// A raw IPv4 socket for IP protocol `proto`, non-blocking and close-on-exec.

@@ -271,10 +271,9 @@ impl Worker {
     }
 
     fn next_wakeup(&self, now: u64) -> u64 {
-        let slack = self.shell.timing.slack_ms();
         // Only an active file needs a fresh stamp: a passive node does not wake for it.
         let mut t = if self.backend.role() == Role::Master {
-            self.shell.next_refresh + slack
+            self.shell.next_refresh + self.shell.timing.refresh_late_ms()
         } else {
             u64::MAX
         };

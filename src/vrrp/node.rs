@@ -12,7 +12,7 @@
 
 use super::election::{self, Action, Election, Params, Reason};
 use super::receive::{self, Drops, Filter, MismatchLog};
-use super::socket::{self, VrrpSocket};
+use super::socket::{self, RxBatch, VrrpSocket};
 use super::wire;
 use crate::backend::{Backend, MasterName, Role, Sink, Transition};
 use crate::config::Config;
@@ -29,6 +29,8 @@ use std::os::fd::BorrowedFd;
 const LINK_CHECK_MS: u64 = 60_000;
 /// The same without an rtnetlink socket, when reading is the only way to notice.
 const LINK_POLL_MS: u64 = 1000;
+/// Receive batches ([`socket::RX_BATCH`] packets each) read per wake-up at most.
+const MAX_RX_BATCHES: usize = 32;
 /// A node whose adverts could not be sent stays in fault this long at first, doubling at
 /// each repeat up to [`SEND_FAULT_MAX_MS`] (a firewall that refuses every advert must not
 /// make it flap), back to the first figure once an advert goes out.
@@ -57,6 +59,8 @@ pub struct Node {
     election: Election,
     /// The raw socket, while one is open on the interface as it is now.
     sock: Option<VrrpSocket>,
+    /// Receive buffers (taken out while a batch is handled).
+    rx: Option<Box<RxBatch>>,
     /// The (ifindex, address) the socket was opened for.
     sock_for: Option<(u32, Ipv4Addr)>,
     probe: LinkProbe,
@@ -104,6 +108,7 @@ impl Node {
             ip_id: 0,
             election: Election::new(params(cfg, &timing, own_ip)),
             sock: None,
+            rx: Some(RxBatch::new()),
             sock_for: None,
             probe,
             events,
@@ -280,43 +285,55 @@ impl Node {
         }
     }
 
+    /// Reads what waits on the raw socket, a batch per system call, at most
+    /// [`MAX_RX_BATCHES`] batches per wake-up (a flood leaves time for the rest of the loop).
     fn drain_socket(&mut self, now: u64, sink: &mut dyn Sink) {
-        let mut buf = [0u8; 2048];
-        for _ in 0..256 {
-            let Some(sock) = &self.sock else { return };
-            let pkt = match sock.recv(&mut buf) {
-                Ok(Some(p)) => p,
-                Ok(None) => return,
+        let Some(mut rx) = self.rx.take() else { return };
+        for _ in 0..MAX_RX_BATCHES {
+            let Some(sock) = &self.sock else { break };
+            let n = match sock.recv_batch(&mut rx) {
+                Ok(n) => n,
                 Err(e) => {
                     // An error on the socket itself (its device gone): poll would report it
                     // again at once, so re-open it on the interface as it is now.
                     log::warn!("receive on {}: {e}: re-opening the raw socket", self.ifname);
                     self.sock = None;
                     self.link_check_due = true;
-                    return;
+                    break;
                 }
             };
-            let filter = self.filter();
-            let outcome = receive::check(&filter, pkt);
-            if let Some(m) = receive::mismatch(&filter, pkt, &outcome)
-                && self.mismatches.note(m, now)
-            {
-                log::warn!("{}", m.describe());
+            for pkt in rx.packets() {
+                self.receive(now, pkt, sink);
             }
-            match outcome {
-                Ok(a) => {
-                    self.c.rx += 1;
-                    if a.addr_mismatch {
-                        self.c.addr_mismatch += 1;
-                    }
-                    let own = (self.cfg.priority, self.own_ip);
-                    let outranks = election::outranks(a.priority, a.src, own.0, own.1);
-                    self.facts.on_advert_received(now, a.priority, outranks);
-                    let acts = self.election.on_advert(now, a.src, a.priority, a.interval_ms);
-                    self.act(now, &acts, sink);
+            if n < socket::RX_BATCH {
+                break;
+            }
+        }
+        self.rx = Some(rx);
+    }
+
+    /// One packet from the raw socket: checked, counted, and handed to the election.
+    fn receive(&mut self, now: u64, pkt: &[u8], sink: &mut dyn Sink) {
+        let filter = self.filter();
+        let outcome = receive::check(&filter, pkt);
+        if let Some(m) = receive::mismatch(&filter, pkt, &outcome)
+            && self.mismatches.note(m, now)
+        {
+            log::warn!("{}", m.describe());
+        }
+        match outcome {
+            Ok(a) => {
+                self.c.rx += 1;
+                if a.addr_mismatch {
+                    self.c.addr_mismatch += 1;
                 }
-                Err(d) => self.c.drops.count(d),
+                let own = (self.cfg.priority, self.own_ip);
+                let outranks = election::outranks(a.priority, a.src, own.0, own.1);
+                self.facts.on_advert_received(now, a.priority, outranks);
+                let acts = self.election.on_advert(now, a.src, a.priority, a.interval_ms);
+                self.act(now, &acts, sink);
             }
+            Err(d) => self.c.drops.count(d),
         }
     }
 
@@ -462,7 +479,7 @@ impl Backend for Node {
 
     fn poll_at(&self) -> Option<u64> {
         // The safety read is never urgent: it waits for the next advert's wake-up.
-        let mut t = self.next_link_check + self.timing.advert_ms.max(self.timing.slack_ms());
+        let mut t = self.next_link_check + self.timing.advert_ms;
         if let Some(until) = self.send_fault_until {
             t = t.min(until);
         }

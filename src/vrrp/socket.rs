@@ -59,13 +59,36 @@ impl VrrpSocket {
             .map_err(io::Error::from)
     }
 
-    /// Receives one IP packet (header included) into `buf`; `Ok(None)` when none is waiting.
-    pub fn recv<'b>(&self, buf: &'b mut [u8]) -> io::Result<Option<&'b [u8]>> {
-        match socket::recv(self.fd.as_raw_fd(), buf, socket::MsgFlags::MSG_DONTWAIT) {
-            Ok(n) => Ok(buf.get(..n)),
-            Err(nix::errno::Errno::EAGAIN) => Ok(None),
-            Err(e) => Err(io::Error::from(e)),
-        }
+    /// Receives the IP packets (headers included) waiting on the socket, at most [`RX_BATCH`],
+    /// in one system call: how many (0 when none was waiting), each in `batch`.
+    pub fn recv_batch(&self, batch: &mut RxBatch) -> io::Result<usize> {
+        let n = crate::os::sys::recv_batch(self.fd.as_fd(), &mut batch.bufs, &mut batch.lens)?;
+        batch.n = n;
+        Ok(n)
+    }
+}
+
+/// Packets one receive call takes at most: a burst costs a system call per this many.
+pub const RX_BATCH: usize = 8;
+/// Room for one received packet: the largest advert with its IP header and options.
+const RX_ROOM: usize = 2048;
+
+/// Buffers for [`VrrpSocket::recv_batch`], made once (16 KiB) and kept by the receiver, so
+/// that a wake-up neither allocates nor clears them.
+pub struct RxBatch {
+    bufs: [[u8; RX_ROOM]; RX_BATCH],
+    lens: [usize; RX_BATCH],
+    n: usize,
+}
+
+impl RxBatch {
+    pub fn new() -> Box<RxBatch> {
+        Box::new(RxBatch { bufs: [[0; RX_ROOM]; RX_BATCH], lens: [0; RX_BATCH], n: 0 })
+    }
+
+    /// The packets of the last receive, in arrival order.
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        self.bufs.iter().zip(self.lens).take(self.n).map(|(b, len)| &b[..len.min(RX_ROOM)])
     }
 }
 
