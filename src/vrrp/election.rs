@@ -99,7 +99,6 @@ pub struct Election {
     master: Option<(Ipv4Addr, u8)>,
     /// When the last advert from the current master arrived.
     last_rx: Option<u64>,
-    last_call: Option<u64>,
     last_sent: Option<u64>,
 }
 
@@ -115,7 +114,6 @@ impl Election {
             lower_seen: None,
             master: None,
             last_rx: None,
-            last_call: None,
             last_sent: None,
         }
     }
@@ -158,7 +156,6 @@ impl Election {
     pub fn start(&mut self, now: u64) -> Actions {
         let mut a = Actions::new();
         self.started = true;
-        self.last_call = Some(now);
         if self.p.priority == 255 {
             self.become_master(now, Reason::Owner, &mut a);
         } else {
@@ -172,7 +169,6 @@ impl Election {
     pub fn start_in_fault(&mut self, now: u64) -> Actions {
         let mut a = Actions::new();
         self.started = true;
-        self.last_call = Some(now);
         self.clear_timers();
         self.master = None;
         self.transition(Role::Fault, Reason::Fault, &mut a);
@@ -259,7 +255,6 @@ impl Election {
         if !self.started {
             return a;
         }
-        self.last_call = Some(now);
         match (fault, self.role) {
             (true, Role::Fault) | (false, Role::Backup | Role::Master) => {}
             (true, from) => {
@@ -333,12 +328,14 @@ impl Election {
         self.down_at = Some(now + self.master_down_ms());
     }
 
-    /// A gap longer than Master_Down_Interval since the last call: the process was frozen.
-    /// Peers may have elected someone else meanwhile, so start over as backup.
+    /// A call later than the election's own deadline ([`Election::poll_at`], as the previous
+    /// call left it) by more than Master_Down_Interval: the process was frozen. Peers may
+    /// have elected someone else meanwhile, so start over as backup. Measured from the
+    /// deadline, not from the previous call: a backup that hears nothing is rightly called
+    /// only at its Master_Down_Timer, a whole interval after its last call.
     fn frozen(&mut self, now: u64, a: &mut Actions) -> bool {
-        let gap = self.last_call.map_or(0, |t| now.saturating_sub(t));
-        self.last_call = Some(now);
-        if self.started && self.role != Role::Fault && gap > self.master_down_ms() {
+        let late = self.poll_at().map_or(0, |t| now.saturating_sub(t));
+        if self.started && self.role != Role::Fault && late > self.master_down_ms() {
             self.master = None;
             self.last_rx = None;
             self.become_backup(now, Reason::Frozen, a);
@@ -656,6 +653,21 @@ mod tests {
         // Nobody else: we take over again after a full Master_Down_Interval.
         let down = e.master_down_ms();
         assert_eq!(transitions(&e.poll(2500 + down)), [(Role::Master, Reason::MasterDown)]);
+    }
+
+    /// A backup that hears nothing more is called only at its Master_Down_Timer (no other
+    /// wake-up in between), a little late as poll loops are: that is a takeover, not a freeze.
+    #[test]
+    fn a_backup_woken_only_by_its_down_timer_takes_over() {
+        for (version, advert_ms) in [(2, 1000), (3, 100), (3, 10)] {
+            let mut e = Election::new(params(version, 100, advert_ms));
+            e.start(0);
+            e.on_advert(100, HIGH, 150, advert_ms);
+            let down = e.poll_at().unwrap_or(0);
+            assert_eq!(down, 100 + e.master_down_ms());
+            let a = e.poll(down + 2);
+            assert_eq!(transitions(&a), [(Role::Master, Reason::MasterDown)], "v{version}");
+        }
     }
 
     #[test]
