@@ -145,19 +145,27 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
         if let Some(o) = &out {
             heartbeat::set_nonblocking(o.as_fd());
         }
-        // Start-up grace: the first heartbeat may take a while on a loaded machine.
-        let mut last_beat = monotonic_ms() + STARTUP_GRACE_MS;
+        // The stamp of the worker's latest beat; `None` until its first, which may take a
+        // while on a loaded machine (start-up grace).
+        let mut last_beat: Option<u64> = None;
         let mut stopping = false;
         let ended = loop {
             let now = monotonic_ms();
             let hang = hang_ms(&cfg);
+            let deadline = last_beat.unwrap_or(started + STARTUP_GRACE_MS) + hang;
             // Asleep until a signal (SIGCHLD included) or the hang deadline; the beats wait in
             // the pipe, stamped, and are read at the deadline: one wake-up per hang interval
-            // at most, not one per beat.
-            let wait = (last_beat + hang).saturating_sub(now).max(1);
-            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            // at most, not one per beat. Only the first beat wakes this process, so that the
+            // start-up grace ends with it.
+            let wait = deadline.saturating_sub(now).max(1);
+            let first = last_beat.is_none().then_some(out.as_ref()).flatten();
+            let mut fds = [
+                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(first.map_or(sfd.as_fd(), |o| o.as_fd()), PollFlags::POLLIN),
+            ];
             let to = PollTimeout::try_from(wait as i32).unwrap_or(PollTimeout::MAX);
-            let _ = poll(&mut fds, to);
+            let watched = if first.is_some() { 2 } else { 1 };
+            let _ = poll(&mut fds[..watched], to);
             let signalled = fds[0].revents().is_some_and(|r| !r.is_empty());
             // Woken far later than asked: this process was frozen too (SIGSTOP of the whole
             // daemon, a paused VM). The worker has not had its chance to run yet: give it a
@@ -165,11 +173,11 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
             let late = monotonic_ms().saturating_sub(now + wait);
             if late > hang / 2 {
                 log::warn!("supervisor was frozen for about {late} ms; re-arming the hang check");
-                last_beat = monotonic_ms();
+                last_beat = Some(monotonic_ms());
             }
             if let Some(o) = out.as_mut() {
                 match heartbeat::latest(o) {
-                    Ok(Some(at)) => last_beat = last_beat.max(at),
+                    Ok(Some(at)) => last_beat = Some(last_beat.map_or(at, |b| b.max(at))),
                     Ok(None) => {}
                     Err(()) => out = None, // EOF: the worker is exiting; SIGCHLD follows.
                 }
@@ -213,7 +221,8 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                 let _ = child.wait();
                 return Ok(0);
             }
-            if monotonic_ms().saturating_sub(last_beat) >= hang_ms(&cfg) {
+            let deadline = last_beat.unwrap_or(started + STARTUP_GRACE_MS) + hang_ms(&cfg);
+            if monotonic_ms() >= deadline {
                 // Last chance: if this process was frozen together with the worker (SIGSTOP of
                 // the whole daemon, a paused VM), the worker beats as soon as it runs again.
                 if let Some(o) = out.as_mut() {
@@ -222,7 +231,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                     if poll(&mut fds, PollTimeout::from(grace)).unwrap_or(0) > 0
                         && let Ok(Some(at)) = heartbeat::latest(o)
                     {
-                        last_beat = last_beat.max(at);
+                        last_beat = Some(at);
                         continue;
                     }
                 }

@@ -166,7 +166,7 @@ impl Election {
 
     /// Startup with a check already failing (link down, track script failed): straight to
     /// Fault without advertising once, as keepalived enters FAULT at start.
-    pub fn start_in_fault(&mut self, now: u64) -> Actions {
+    pub fn start_in_fault(&mut self) -> Actions {
         let mut a = Actions::new();
         self.started = true;
         self.clear_timers();

@@ -515,7 +515,7 @@ impl Backend for Node {
     fn start(&mut self, now: u64, fault: bool, sink: &mut dyn Sink) {
         self.outside_fault = fault;
         let acts =
-            if self.fault() { self.election.start_in_fault(now) } else { self.election.start(now) };
+            if self.fault() { self.election.start_in_fault() } else { self.election.start(now) };
         self.act(now, &acts, sink);
     }
 
