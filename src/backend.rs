@@ -62,7 +62,9 @@ pub trait Sink {
 /// events in, transitions out (to a [`Sink`]), and what `--status` and the handoff rule need.
 /// Time is CLOCK_MONOTONIC milliseconds, passed in.
 pub trait Backend {
-    /// The descriptors to wait on for reading, at most four, in a stable order.
+    /// The descriptors to wait on for reading, at most four, in a stable order. They are
+    /// watched edge-triggered: [`Backend::poll`] reads a ready one until it would block, or
+    /// keeps [`Backend::poll_at`] at 0 until it has.
     fn fds(&self) -> heapless::Vec<BorrowedFd<'_>, 4>;
     /// A number that changes whenever a descriptor of [`Backend::fds`] was opened anew (the
     /// worker then registers them again: a new socket may have an old one's number).

@@ -1,73 +1,77 @@
-//! The worker's heartbeat, over the pipe that is its stdout and the supervisor's reading end.
+//! The worker's heartbeat: a dead man's switch kept by the kernel.
 //!
-//! Owns: the format. A beat is the worker's CLOCK_MONOTONIC milliseconds when it beat
-//! ([`crate::os::sys::monotonic_ms`], one clock for both processes), 8 bytes in native order;
-//! a pipe write of 8 bytes is atomic, so only whole beats arrive. The supervisor does not wake
-//! for each beat: it reads the waiting ones at its hang deadline and judges the latest stamp.
-//! Guarantees: both ends non-blocking (a frozen supervisor never blocks the worker); errors
-//! are returned, never panics.
+//! Owns: the hang timer, a one-shot CLOCK_MONOTONIC timerfd. The supervisor makes it, arms it
+//! for the worker's start-up and hands it to the worker as its stdout; the worker re-arms it
+//! at each beat ([`HangTimer::arm`], one system call, nobody woken). The timer fires only when
+//! the worker stopped beating for a whole hang interval, so a supervisor with a healthy worker
+//! never wakes. Guarantees: non-blocking; errors are returned or read as "not armed", never
+//! panics.
 
-use std::io::Read;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
 
-/// Makes `fd` non-blocking.
-pub fn set_nonblocking(fd: BorrowedFd<'_>) {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    if let Ok(fl) = fcntl(fd, FcntlArg::F_GETFL) {
-        let fl = OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK;
-        let _ = fcntl(fd, FcntlArg::F_SETFL(fl));
+pub struct HangTimer {
+    timer: TimerFd,
+}
+
+impl HangTimer {
+    /// The supervisor's side: a new, disarmed timer (non-blocking, close-on-exec).
+    pub fn new() -> std::io::Result<HangTimer> {
+        let flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
+        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, flags).map_err(std::io::Error::from)?;
+        Ok(HangTimer { timer })
     }
-}
 
-/// The worker's side: one beat stamped `now` on stdout. A full pipe (a supervisor that is not
-/// reading) drops the beat.
-pub fn beat(now: u64) {
-    let _ = nix::unistd::write(std::io::stdout(), &now.to_ne_bytes());
-}
+    /// The worker's side: the timer its supervisor handed it as stdout; `None` when stdout is
+    /// something else (a worker started by hand).
+    pub fn from_stdout() -> Option<HangTimer> {
+        let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+        let timer = crate::os::sys::timerfd_from(fd);
+        timer.get().is_ok().then_some(HangTimer { timer })
+    }
 
-/// The supervisor's side: reads every beat waiting in `pipe` (non-blocking). The latest stamp,
-/// `None` when none is waiting; `Err` at end of file (the worker is exiting).
-pub fn latest(pipe: &mut (impl Read + AsFd)) -> Result<Option<u64>, ()> {
-    let mut latest = None;
-    let mut b = [0u8; 256];
-    loop {
-        match pipe.read(&mut b) {
-            Ok(0) => return Err(()),
-            Ok(n) => {
-                if let Some(c) = b[..n].rchunks_exact(8).next() {
-                    let mut stamp = [0u8; 8];
-                    stamp.copy_from_slice(c);
-                    latest = Some(u64::from_ne_bytes(stamp));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Ok(latest),
-        }
+    /// Fires `ms` milliseconds from now, unless armed again before.
+    pub fn arm(&self, ms: u64) -> std::io::Result<()> {
+        let at = Expiration::OneShot(TimeSpec::from_duration(Duration::from_millis(ms.max(1))));
+        self.timer.set(at, TimerSetTimeFlags::empty()).map_err(std::io::Error::from)
+    }
+
+    /// Whether the timer is armed (it has not fired since it was last armed).
+    pub fn armed(&self) -> bool {
+        matches!(self.timer.get(), Ok(Some(_)))
+    }
+
+    /// Takes the news that the timer fired, if it did: true then (the descriptor was readable).
+    pub fn fired(&self) -> bool {
+        let mut count = [0u8; 8];
+        matches!(nix::unistd::read(self.timer.as_fd(), &mut count), Ok(8))
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.timer.as_fd()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     #[test]
-    fn the_supervisor_reads_the_latest_stamp_then_end_of_file() {
-        let (r, w) = nix::unistd::pipe().unwrap();
-        let (mut r, mut w) = (std::fs::File::from(r), std::fs::File::from(w));
-        set_nonblocking(r.as_fd());
-        assert_eq!(latest(&mut r), Ok(None));
-        for t in [1000u64, 1250, 1500] {
-            w.write_all(&t.to_ne_bytes()).unwrap();
+    fn the_timer_fires_only_when_not_armed_again_in_time() {
+        let t = HangTimer::new().unwrap();
+        assert!(!t.armed() && !t.fired());
+        t.arm(40).unwrap();
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(!t.fired(), "re-armed every 20 ms: never fires");
+            t.arm(40).unwrap();
         }
-        assert_eq!(latest(&mut r), Ok(Some(1500)));
-        assert_eq!(latest(&mut r), Ok(None));
-        // More beats than one read takes (32 per 256 bytes).
-        for t in 0..100u64 {
-            w.write_all(&(5000 + t).to_ne_bytes()).unwrap();
-        }
-        assert_eq!(latest(&mut r), Ok(Some(5099)));
-        drop(w);
-        assert_eq!(latest(&mut r), Err(()));
+        assert!(t.armed());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!t.armed());
+        assert!(t.fired());
+        assert!(!t.fired(), "the news is taken once");
     }
 }

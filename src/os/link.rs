@@ -80,25 +80,30 @@ impl LinkEvents {
         self.fd.as_fd()
     }
 
-    /// Reads every waiting message; true when there was any (or the kernel dropped some:
-    /// ENOBUFS), that is when the links must be looked at again. The messages themselves are
-    /// not parsed: the look that follows reads the current state whole.
-    pub fn drain(&self) -> bool {
+    /// Reads the waiting messages, at most 64: whether there was any (or the kernel dropped
+    /// some: ENOBUFS), that is whether the links must be looked at again, and whether more may
+    /// be waiting (the 64 were read). The messages themselves are not parsed: the look that
+    /// follows reads the current state whole.
+    pub fn drain(&self) -> Drained {
         let mut buf = [0u8; 4096];
         let mut any = false;
         for _ in 0..64 {
             match socket::recv(self.fd.as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT) {
-                Ok(0) | Err(nix::errno::Errno::EAGAIN) => break,
+                Ok(0) | Err(nix::errno::Errno::EAGAIN) => return Drained { any, more: false },
                 Ok(_) => any = true,
                 Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => {
-                    any = true;
-                    break;
-                }
+                Err(_) => return Drained { any: true, more: false },
             }
         }
-        any
+        Drained { any, more: true }
     }
+}
+
+/// What [`LinkEvents::drain`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drained {
+    pub any: bool,
+    pub more: bool,
 }
 
 /// Asks the kernel whether interfaces are up, through one socket kept open.

@@ -282,6 +282,14 @@ pub fn set_ip_hdrincl(sock: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> 
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// `fd` as a timerfd. Not a memory-safety contract (a descriptor of another kind only makes
+/// the timerfd calls fail with EINVAL), but nix marks it unsafe.
+pub fn timerfd_from(fd: std::os::fd::OwnedFd) -> nix::sys::timerfd::TimerFd {
+    // SAFETY: TimerFd only passes the descriptor to timerfd_settime/gettime and read, which
+    // fail cleanly on a descriptor of another kind; it owns `fd` from here on.
+    unsafe { nix::sys::timerfd::TimerFd::from_owned_fd(fd) }
+}
+
 /// An `ifreq` naming interface `name`: checked to fit with its NUL.
 fn ifreq(name: &str) -> std::io::Result<libc::ifreq> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::control::{self, Client, Progress, Request};
 use crate::exit::Failure;
 use crate::handoff::{self, Decision};
-use crate::os::heartbeat;
+use crate::os::heartbeat::HangTimer;
 use crate::os::hooks::{Notifier, Tracker, Verdict};
 use crate::os::sys::{monotonic_ms, wall_secs};
 use crate::report::Kv;
@@ -124,6 +124,8 @@ pub struct Worker {
     bad_requests: u64,
     clients_dropped: u64,
     supervised: bool,
+    /// The supervisor's hang timer, re-armed at each beat.
+    hang_timer: Option<HangTimer>,
     next_heartbeat: u64,
 }
 
@@ -142,9 +144,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
     let listener = control::listen(&cfg.control_socket, cfg.control_group).map_err(|e| {
         Failure::Os(format!("control socket {}: {e}", cfg.control_socket.display()))
     })?;
-    if supervised {
-        heartbeat::set_nonblocking(std::io::stdout().as_fd());
-    }
+    let hang_timer = if supervised { HangTimer::from_stdout() } else { None };
     // One descriptor per waiting wrapper, plus the daemon's own and the reading clients.
     crate::os::sys::raise_fd_limit((control::MAX_PENDING + control::MAX_CLIENTS + 64) as u64);
     let now = monotonic_ms();
@@ -175,6 +175,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         bad_requests: 0,
         clients_dropped: 0,
         supervised,
+        hang_timer,
         next_heartbeat: now,
     };
     w.refresh_state(now, true);
@@ -201,16 +202,16 @@ impl Worker {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| Failure::Os(format!("epoll: {e}")))?;
         let stdin = std::io::stdin();
-        let add = |fd: BorrowedFd<'_>, token: u64| match epoll
-            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+        let add = |fd: BorrowedFd<'_>, token: u64, flags: EpollFlags| match epoll
+            .add(fd, EpollEvent::new(flags, token))
         {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
             Err(e) => Err(Failure::Os(format!("epoll: {e}"))),
         };
-        add(self.listener.as_fd(), LISTENER)?;
-        add(sfd.as_fd(), SIGNALS)?;
+        add(self.listener.as_fd(), LISTENER, EpollFlags::EPOLLIN)?;
+        add(sfd.as_fd(), SIGNALS, EpollFlags::EPOLLIN)?;
         if self.supervised {
-            add(stdin.as_fd(), SUPERVISOR)?;
+            add(stdin.as_fd(), SUPERVISOR, EpollFlags::EPOLLIN)?;
         }
         let mut generation = None;
         let mut events = [EpollEvent::empty(); 64];
@@ -219,7 +220,8 @@ impl Worker {
             if generation != Some(self.backend.fds_generation()) {
                 // New sockets (an old one's number may have come back): register them all.
                 for fd in self.backend.fds().iter() {
-                    add(*fd, backend_token(*fd))?;
+                    // Edge-triggered (see `Backend::fds`): no second look per wake-up.
+                    add(*fd, backend_token(*fd), EpollFlags::EPOLLIN | EpollFlags::EPOLLET)?;
                 }
                 generation = Some(self.backend.fds_generation());
             }
@@ -277,7 +279,7 @@ impl Worker {
         } else {
             u64::MAX
         };
-        if self.supervised {
+        if self.hang_timer.is_some() {
             // A beat rides on any wake-up once due, and wakes the worker by itself only a
             // whole heartbeat period later (half the hang limit after the last beat).
             t = t.min(self.next_heartbeat + self.shell.timing.heartbeat_ms());
@@ -351,8 +353,10 @@ impl Worker {
         if now >= self.shell.next_refresh {
             self.refresh_due(now);
         }
-        if self.supervised && now >= self.next_heartbeat {
-            heartbeat::beat(now);
+        if let Some(timer) = &self.hang_timer
+            && now >= self.next_heartbeat
+        {
+            let _ = timer.arm(self.shell.timing.hang_ms());
             self.next_heartbeat = now + self.shell.timing.heartbeat_ms();
         }
         self.shell.notifier.poll(now);

@@ -11,7 +11,7 @@
 
 use crate::config::Config;
 use crate::exit::{self, Failure};
-use crate::os::heartbeat;
+use crate::os::heartbeat::HangTimer;
 use crate::os::sys::monotonic_ms;
 use crate::statefile;
 use crate::timing::Timing;
@@ -113,7 +113,9 @@ fn detach(cfg: &Config, conf_path: &Path) -> Result<i32, Failure> {
     Err(Failure::NotStarted(format!("daemon did not write {} in time", cfg.pid_file.display())))
 }
 
-fn spawn_worker(conf_path: &Path, foreground: bool) -> std::io::Result<Child> {
+/// Starts the worker: stdin a pipe whose end of file tells it this process is gone, stdout
+/// the hang timer it re-arms at each beat.
+fn spawn_worker(conf_path: &Path, foreground: bool, timer: &HangTimer) -> std::io::Result<Child> {
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0("rcrond").arg("--worker");
     if foreground {
@@ -125,7 +127,7 @@ fn spawn_worker(conf_path: &Path, foreground: bool) -> std::io::Result<Child> {
     cmd.arg("--conf")
         .arg(conf_path)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(timer.fd().try_clone_to_owned()?))
         .stderr(Stdio::inherit());
     crate::os::sys::unblock_signals_in_child(&mut cmd);
     cmd.spawn()
@@ -134,54 +136,27 @@ fn spawn_worker(conf_path: &Path, foreground: bool) -> std::io::Result<Child> {
 fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32, Failure> {
     let sfd =
         crate::os::sys::daemon_signal_fd().map_err(|e| Failure::Os(format!("signalfd: {e}")))?;
+    let timer = HangTimer::new().map_err(|e| Failure::Os(format!("timerfd: {e}")))?;
     let mut backoff_ms: u64 = 0;
     let mut restarts: u64 = 0;
     loop {
-        let mut child = spawn_worker(conf_path, log_stderr)
+        // Armed for the worker's start-up (its first beat may take a while on a loaded
+        // machine); from then on the worker re-arms it at each beat.
+        let _ = timer.arm(STARTUP_GRACE_MS + hang_ms(&cfg));
+        let mut child = spawn_worker(conf_path, log_stderr, &timer)
             .map_err(|e| Failure::Os(format!("cannot start the worker: {e}")))?;
         let started = monotonic_ms();
         let worker = Pid::from_raw(child.id() as i32);
-        let mut out = child.stdout.take();
-        if let Some(o) = &out {
-            heartbeat::set_nonblocking(o.as_fd());
-        }
-        // The stamp of the worker's latest beat; `None` until its first, which may take a
-        // while on a loaded machine (start-up grace).
-        let mut last_beat: Option<u64> = None;
         let mut stopping = false;
         let ended = loop {
-            let now = monotonic_ms();
-            let hang = hang_ms(&cfg);
-            let deadline = last_beat.unwrap_or(started + STARTUP_GRACE_MS) + hang;
-            // Asleep until a signal (SIGCHLD included) or the hang deadline; the beats wait in
-            // the pipe, stamped, and are read at the deadline: one wake-up per hang interval
-            // at most, not one per beat. Only the first beat wakes this process, so that the
-            // start-up grace ends with it.
-            let wait = deadline.saturating_sub(now).max(1);
-            let first = last_beat.is_none().then_some(out.as_ref()).flatten();
+            // Asleep until a signal (SIGCHLD included) or the hang timer: a healthy worker
+            // keeps the timer from firing, and this process from waking.
             let mut fds = [
                 PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-                PollFd::new(first.map_or(sfd.as_fd(), |o| o.as_fd()), PollFlags::POLLIN),
+                PollFd::new(timer.fd(), PollFlags::POLLIN),
             ];
-            let to = PollTimeout::try_from(wait as i32).unwrap_or(PollTimeout::MAX);
-            let watched = if first.is_some() { 2 } else { 1 };
-            let _ = poll(&mut fds[..watched], to);
+            let _ = poll(&mut fds, PollTimeout::NONE);
             let signalled = fds[0].revents().is_some_and(|r| !r.is_empty());
-            // Woken far later than asked: this process was frozen too (SIGSTOP of the whole
-            // daemon, a paused VM). The worker has not had its chance to run yet: give it a
-            // whole hang interval before judging it.
-            let late = monotonic_ms().saturating_sub(now + wait);
-            if late > hang / 2 {
-                log::warn!("supervisor was frozen for about {late} ms; re-arming the hang check");
-                last_beat = Some(monotonic_ms());
-            }
-            if let Some(o) = out.as_mut() {
-                match heartbeat::latest(o) {
-                    Ok(Some(at)) => last_beat = Some(last_beat.map_or(at, |b| b.max(at))),
-                    Ok(None) => {}
-                    Err(()) => out = None, // EOF: the worker is exiting; SIGCHLD follows.
-                }
-            }
             while signalled && let Ok(Some(info)) = sfd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
@@ -201,10 +176,8 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                     _ => {}
                 }
             }
-            // SIGCHLD, or the pipe's EOF, says the worker may have ended.
-            if (signalled || out.is_none())
-                && let Ok(Some(st)) = child.try_wait()
-            {
+            // SIGCHLD says the worker may have ended.
+            if signalled && let Ok(Some(st)) = child.try_wait() {
                 break Some(st);
             }
             if stopping {
@@ -221,19 +194,14 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                 let _ = child.wait();
                 return Ok(0);
             }
-            let deadline = last_beat.unwrap_or(started + STARTUP_GRACE_MS) + hang_ms(&cfg);
-            if monotonic_ms() >= deadline {
+            if timer.fired() {
                 // Last chance: if this process was frozen together with the worker (SIGSTOP of
-                // the whole daemon, a paused VM), the worker beats as soon as it runs again.
-                if let Some(o) = out.as_mut() {
-                    let grace = (hang_ms(&cfg) / 2).min(500) as u16;
-                    let mut fds = [PollFd::new(o.as_fd(), PollFlags::POLLIN)];
-                    if poll(&mut fds, PollTimeout::from(grace)).unwrap_or(0) > 0
-                        && let Ok(Some(at)) = heartbeat::latest(o)
-                    {
-                        last_beat = Some(at);
-                        continue;
-                    }
+                // the whole daemon, a paused VM), the timer fired meanwhile and the worker
+                // re-arms it as soon as it runs again.
+                let grace = (hang_ms(&cfg) / 2).min(500);
+                std::thread::sleep(Duration::from_millis(grace));
+                if timer.armed() {
+                    continue;
                 }
                 write_passive(&cfg);
                 log::error!(

@@ -61,6 +61,9 @@ pub struct Node {
     sock: Option<VrrpSocket>,
     /// Receive buffers (taken out while a batch is handled).
     rx: Option<Box<RxBatch>>,
+    /// The socket or the rtnetlink socket may hold more than one wake-up reads: read again
+    /// at once (both are watched edge-triggered).
+    more_waiting: bool,
     /// The (ifindex, address) the socket was opened for.
     sock_for: Option<(u32, Ipv4Addr)>,
     probe: LinkProbe,
@@ -109,6 +112,7 @@ impl Node {
             election: Election::new(params(cfg, &timing, own_ip)),
             sock: None,
             rx: Some(RxBatch::new()),
+            more_waiting: false,
             sock_for: None,
             probe,
             events,
@@ -285,10 +289,12 @@ impl Node {
         }
     }
 
-    /// Reads what waits on the raw socket, a batch per system call, at most
-    /// [`MAX_RX_BATCHES`] batches per wake-up (a flood leaves time for the rest of the loop).
-    fn drain_socket(&mut self, now: u64, sink: &mut dyn Sink) {
-        let Some(mut rx) = self.rx.take() else { return };
+    /// Reads what waits on the raw socket, a batch per system call, until it would block or
+    /// [`MAX_RX_BATCHES`] batches were read (a flood leaves time for the rest of the loop).
+    /// True in the second case: more may be waiting.
+    fn drain_socket(&mut self, now: u64, sink: &mut dyn Sink) -> bool {
+        let Some(mut rx) = self.rx.take() else { return false };
+        let mut more = true;
         for _ in 0..MAX_RX_BATCHES {
             let Some(sock) = &self.sock else { break };
             let n = match sock.recv_batch(&mut rx) {
@@ -299,6 +305,7 @@ impl Node {
                     log::warn!("receive on {}: {e}: re-opening the raw socket", self.ifname);
                     self.sock = None;
                     self.link_check_due = true;
+                    more = false;
                     break;
                 }
             };
@@ -306,10 +313,12 @@ impl Node {
                 self.receive(now, pkt, sink);
             }
             if n < socket::RX_BATCH {
+                more = false;
                 break;
             }
         }
         self.rx = Some(rx);
+        more
     }
 
     /// One packet from the raw socket: checked, counted, and handed to the election.
@@ -478,6 +487,9 @@ impl Backend for Node {
     }
 
     fn poll_at(&self) -> Option<u64> {
+        if self.more_waiting {
+            return Some(0);
+        }
         // The safety read is never urgent: it waits for the next advert's wake-up.
         let mut t = self.next_link_check + self.timing.advert_ms;
         if let Some(until) = self.send_fault_until {
@@ -488,20 +500,25 @@ impl Backend for Node {
 
     fn poll(&mut self, now: u64, ready: &[bool], sink: &mut dyn Sink) {
         // The order of `fds()`: the socket (if open), then the rtnetlink socket (if any).
+        // Edge-triggered: a round cut short reads both again, ready or not.
+        let again = self.more_waiting;
+        let mut more = false;
         let mut i = 0;
         if self.sock.is_some() {
             // Packets first: a waiting advert must reset the down timer before it fires.
-            if ready.get(i).copied().unwrap_or(false) {
-                self.drain_socket(now, sink);
+            if again || ready.get(i).copied().unwrap_or(false) {
+                more |= self.drain_socket(now, sink);
             }
             i += 1;
         }
-        if self.events.is_some()
-            && ready.get(i).copied().unwrap_or(false)
-            && self.events.as_ref().is_some_and(|e| e.drain())
+        if let Some(events) = &self.events
+            && (again || ready.get(i).copied().unwrap_or(false))
         {
-            self.link_check_due = true;
+            let d = events.drain();
+            self.link_check_due |= d.any;
+            more |= d.more;
         }
+        self.more_waiting = more;
         if self.link_check_due
             || now >= self.next_link_check
             || self.send_fault_until.is_some_and(|t| now >= t)
