@@ -593,6 +593,10 @@ def main():
                     help="comma-separated subset of v2-1, v3-0.1, v3-0.01 (default: all)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temp dir with configs and daemon logs")
+    ap.add_argument("--state-on", choices=["tmpfs", "disk"], default="tmpfs",
+                    help="where the state files live: a tmpfs, as /run is on Debian, Buildroot "
+                         "and OpenWrt, where the default state_file /var/run/rcron/state "
+                         "lives (default); or the temp dir's disk filesystem")
     args = ap.parse_args()
     KEEP = args.keep
     runs = 2 if args.quick else max(1, args.runs)
@@ -624,7 +628,15 @@ def main():
     print(flush=True)
 
     _tmp = tempfile.mkdtemp(prefix="rcron-failover-")
+    if args.state_on == "tmpfs":
+        sh(f"mount -t tmpfs -o size=64m rcron-bench {_tmp}")
+        if not KEEP:
+            # runs after `cleanup` (atexit is last in, first out): the daemons are gone
+            atexit.register(lambda: sh(f"umount {_tmp} && rmdir {_tmp}", check=False))
     atexit.register(cleanup)
+    fs = sh(f"stat -f -c %T {_tmp}").strip()
+    print(f"state files on: {fs} ({_tmp}); rcron refreshes its file, keepalived's notify "
+          "scripts write theirs at transitions only")
     # a private copy, so a concurrent `cargo build` cannot swap the binary mid-run
     shutil.copy2(binaries["rcron"], os.path.join(_tmp, "rcron"))
     binaries["rcron"] = os.path.join(_tmp, "rcron")
