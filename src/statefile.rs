@@ -364,7 +364,8 @@ mod tests {
     #[test]
     fn run_or_skip_from_the_state_file() {
         let r = |b: &[u8]| Ok(parse(b));
-        let table: &[(Result<Reading, String>, State, (State, Source))] = &[
+        type Case = (Result<Reading, String>, State, (State, Source));
+        let table: &[Case] = &[
             (r(b"active\n"), State::Passive, (State::Active, Source::StateFile)),
             (r(b"passive\n"), State::Active, (State::Passive, Source::StateFile)),
             (r(b"garbage\n"), State::Passive, (State::Passive, Source::Default)),

@@ -78,9 +78,12 @@ impl Timing {
     }
 
     /// How long a copy of the state file stays valid (`valid_ms=`): three advert intervals,
-    /// at least 0.3 s and at most 3 s. Not longer than three intervals: a frozen master's file
-    /// must read as passive by the time a backup's Master_Down_Interval (three intervals and
-    /// the skew) has made it master.
+    /// at least 0.3 s and at most 3 s. From 0.1 s up, not longer than three intervals: a frozen
+    /// master's file reads as passive by the time a backup's Master_Down_Interval (three
+    /// intervals and the skew) has made it master. Below 0.1 s the floor wins (a refresh every
+    /// few ms would cost more than the adverts): a frozen master's file can still be trusted
+    /// for up to 0.3 s after the takeover, by readers of the file only; rcron's wrapper asks
+    /// the daemon.
     pub fn valid_ms(&self) -> u64 {
         3 * self.advert_ms.clamp(100, 1000)
     }
@@ -168,9 +171,12 @@ mod tests {
     fn housekeeping_periods_are_bounded() {
         // The validity: three intervals, 0.3 s to 3 s; a refresh due at half of it and at the
         // latest an interval later (a third of it at most): always inside the validity.
-        for (adv, valid, refresh, late) in
-            [(10, 300, 150, 10), (100, 300, 150, 100), (1000, 3000, 1500, 1000), (5000, 3000, 1500, 1000)]
-        {
+        for (adv, valid, refresh, late) in [
+            (10, 300, 150, 10),
+            (100, 300, 150, 100),
+            (1000, 3000, 1500, 1000),
+            (5000, 3000, 1500, 1000),
+        ] {
             let t = timing(2, 100, adv);
             assert_eq!((t.valid_ms(), t.refresh_ms(), t.refresh_late_ms()), (valid, refresh, late));
             assert!(t.refresh_ms() + t.refresh_late_ms() < t.valid_ms());

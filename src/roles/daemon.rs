@@ -466,6 +466,8 @@ impl Worker {
             self.update_fault(now);
         }
         self.shell.timing = Timing::new(&cfg);
+        // The hang limit may have changed: beat now, with the new one.
+        self.next_heartbeat = now;
         if cfg.state_file != self.shell.cfg.state_file {
             self.shell.state_file = statefile::Writer::new(&cfg.state_file);
         }

@@ -164,7 +164,12 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                         let _ = kill(worker, Signal::SIGTERM);
                     }
                     Ok(Signal::SIGHUP) => {
-                        match crate::config::load(conf_path) {
+                        // The worker's own test: a config it refuses is not taken here either.
+                        let loaded =
+                            crate::config::load(conf_path).map_err(|e| e.to_string()).and_then(
+                                |p| crate::config::validate_daemon(&p.config, conf_path).map(|_| p),
+                            );
+                        match loaded {
                             Ok(p) => cfg = p.config,
                             Err(e) => log::error!("reload refused (supervisor): {e}"),
                         }
@@ -205,8 +210,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                 }
                 write_passive(&cfg);
                 log::error!(
-                    "worker {worker} sent no heartbeat for {} ms: hung; passive, killing it",
-                    hang_ms(&cfg)
+                    "worker {worker} stopped beating (its hang timer fired): hung; passive, killing it"
                 );
                 let _ = kill(worker, Signal::SIGKILL);
                 let _ = child.wait();
@@ -215,10 +219,19 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
         };
         if let Some(st) = ended {
             write_passive(&cfg);
-            if matches!(st.code(), Some(exit::USAGE) | Some(exit::CONFIG)) {
+            let refused = matches!(st.code(), Some(exit::USAGE) | Some(exit::CONFIG));
+            if refused && restarts == 0 {
                 return Err(Failure::Config(format!("worker refused the config ({st}); stopping")));
             }
-            log::error!("worker {worker} died ({st}); passive");
+            if refused {
+                // The file was broken after a good start: stay up, passive, and try again
+                // (with back-off) until it is fixed.
+                log::error!(
+                    "worker {worker} refused the config on disk ({st}); passive until it is fixed"
+                );
+            } else {
+                log::error!("worker {worker} died ({st}); passive");
+            }
         }
         restarts += 1;
         // A worker that ran for a minute resets the back-off.

@@ -5,7 +5,7 @@
 
 use super::RCRON;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
@@ -155,7 +155,7 @@ impl Host {
 
     /// Starts `rcron --daemon --foreground` with this config; returns the supervisor's pid
     /// (`ip netns exec` execs, so it is rcron itself).
-    pub fn start_rcron(&self, conf: &PathBuf) -> u32 {
+    pub fn start_rcron(&self, conf: &Path) -> u32 {
         let c = conf.to_str().unwrap().to_string();
         self.spawn(&[RCRON, "--daemon", "--foreground", "--conf", &c], "rcron.log")
     }
