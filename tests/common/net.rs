@@ -252,12 +252,13 @@ impl Host {
         sh_out(&format!("pgrep -P {sup}")).lines().next().and_then(|l| l.trim().parse().ok())
     }
 
-    /// VmRSS of `pid` in KiB (None when the process is gone).
-    pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    /// The memory figure `key` (`VmRSS`, `RssAnon`, ...) of `pid`'s /proc status in KiB
+    /// (None when the process is gone).
+    pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()?
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|n| n.parse().ok())
     }
