@@ -237,6 +237,14 @@ pub fn load(path: &Path) -> Result<Parsed, LoadError> {
     parse_with_warnings(&bytes).map_err(|errs| LoadError::Invalid(path.to_path_buf(), errs))
 }
 
+/// [`load`] then [`validate_daemon`]: the config a daemon (supervisor or worker) may take on
+/// reload. Err: the load error, or the daemon's problems one per line.
+pub fn load_daemon(path: &Path) -> Result<Parsed, String> {
+    let parsed = load(path).map_err(|e| e.to_string())?;
+    validate_daemon(&parsed.config, path)?;
+    Ok(parsed)
+}
+
 /// Parses a whole file. Returns every error found, in line order.
 pub fn parse(input: &[u8]) -> Result<Config, Vec<ConfigError>> {
     parse_with_warnings(input).map(|p| p.config)

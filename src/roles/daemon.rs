@@ -445,13 +445,10 @@ impl Worker {
                 log::error!("reload refused, keeping the running config: {l}");
             }
         };
-        let parsed = match crate::config::load(&self.conf_path) {
+        let parsed = match crate::config::load_daemon(&self.conf_path) {
             Ok(p) => p,
-            Err(e) => return refuse(&e.to_string()),
+            Err(e) => return refuse(&e),
         };
-        if let Err(e) = config_usable(&parsed.config, &self.conf_path) {
-            return refuse(&e.to_string());
-        }
         for w in &parsed.warnings {
             log::warn!("config warning: {}:{}: {}", self.conf_path.display(), w.line, w.msg);
         }

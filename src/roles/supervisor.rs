@@ -165,10 +165,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                     }
                     Ok(Signal::SIGHUP) => {
                         // The worker's own test: a config it refuses is not taken here either.
-                        let loaded =
-                            crate::config::load(conf_path).map_err(|e| e.to_string()).and_then(
-                                |p| crate::config::validate_daemon(&p.config, conf_path).map(|_| p),
-                            );
+                        let loaded = crate::config::load_daemon(conf_path);
                         match loaded {
                             Ok(p) => cfg = p.config,
                             Err(e) => log::error!("reload refused (supervisor): {e}"),
