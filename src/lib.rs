@@ -22,6 +22,7 @@ pub mod config;
 pub mod control;
 pub mod exit;
 pub mod handoff;
+pub mod ledger;
 pub mod os;
 pub mod report;
 pub mod roles;

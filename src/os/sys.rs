@@ -266,18 +266,22 @@ pub fn raw_socket(proto: u8) -> std::io::Result<std::os::fd::OwnedFd> {
 /// raw(7)): the kernel then only fills in the checksum (and the total length, a zero
 /// identification or source).
 pub fn set_ip_hdrincl(sock: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    set_ip_int(sock, libc::IP_HDRINCL, 1)
+}
+
+/// Drops received IPv4 packets whose TTL is below `ttl` in the kernel (IP_MINTTL, ip(7);
+/// RFC 5082's TTL check): with 255, only hosts on the link can reach the socket.
+pub fn set_ip_minttl(sock: std::os::fd::BorrowedFd<'_>, ttl: u8) -> std::io::Result<()> {
+    set_ip_int(sock, libc::IP_MINTTL, ttl as libc::c_int)
+}
+
+/// An integer IPPROTO_IP option that nix does not wrap.
+fn set_ip_int(sock: std::os::fd::BorrowedFd<'_>, opt: libc::c_int, v: libc::c_int) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
     let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `on` is a live c_int and `len` its size; setsockopt only reads it.
+    // SAFETY: `v` is a live c_int and `len` its size; setsockopt only reads it.
     let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_HDRINCL,
-            (&on as *const libc::c_int).cast(),
-            len,
-        )
+        libc::setsockopt(sock.as_raw_fd(), libc::IPPROTO_IP, opt, (&v as *const libc::c_int).cast(), len)
     };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }

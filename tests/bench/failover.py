@@ -21,7 +21,10 @@ What it measures, for rcron and for keepalived side by side:
     phase-free figure (`wire`: from A's last or priority-0 advert reaching B);
   * RSS: VmRSS summed over node A's processes with the pair running steady at v3 / 0.01 s;
   * CPU: utime + stime of node A's (master, 100 adverts/s) and node B's (backup) processes
-    over --cpu-seconds (default 60) at v3 / 0.01 s, as % of one core.
+    at v3 / 0.01 s and at v2 / 1 s, as % of one core. Both implementations run at once on
+    two host pairs (the second pair's namespaces are bfC<pid> / bfD<pid>), for --cpu-seconds
+    (default 60), then again with the pairs swapped: a quieter or busier minute of the
+    machine hits both alike (at 1 s a figure is a few us/s, and the minute decided it).
 The end of the output says whether each target of the issue is met, for information only.
 
 Hosts: namespaces bfA<pid> / bfB<pid>, interfaces vA (192.0.2.1/24) and vB (192.0.2.2/24),
@@ -46,7 +49,9 @@ import tempfile
 import time
 
 PID = os.getpid()
-NS = {"A": f"bfA{PID}", "B": f"bfB{PID}"}
+# namespaces of host pair 0 (failovers, steady state at 100/s) and pair 1 (the second pair of
+# the same-window measurement at 1/s); the same addresses in each pair
+NS = [{"A": f"bfA{PID}", "B": f"bfB{PID}"}, {"A": f"bfC{PID}", "B": f"bfD{PID}"}]
 IFN = {"A": "vA", "B": "vB"}
 IP = {"A": "192.0.2.1", "B": "192.0.2.2"}
 PRIO = {"A": 150, "B": 100}
@@ -76,18 +81,19 @@ def sh(cmd, check=True):
     return r.stdout
 
 
-def setup_hosts():
+def setup_hosts(pair=0):
+    ns = NS[pair]
     for n in ("A", "B"):
-        sh(f"ip netns add {NS[n]}")
-        _namespaces.append(NS[n])
-    a, b = f"bfa{PID}", f"bfb{PID}"
+        sh(f"ip netns add {ns[n]}")
+        _namespaces.append(ns[n])
+    a, b = f"bfa{pair}_{PID}", f"bfb{pair}_{PID}"
     sh(f"ip link add {a} type veth peer name {b}")
     for n, dev in (("A", a), ("B", b)):
-        sh(f"ip link set {dev} netns {NS[n]}")
-        sh(f"ip -n {NS[n]} link set {dev} name {IFN[n]}")
-        sh(f"ip -n {NS[n]} addr add {IP[n]}/24 dev {IFN[n]}")
-        sh(f"ip -n {NS[n]} link set {IFN[n]} up")
-        sh(f"ip -n {NS[n]} link set lo up")
+        sh(f"ip link set {dev} netns {ns[n]}")
+        sh(f"ip -n {ns[n]} link set {dev} name {IFN[n]}")
+        sh(f"ip -n {ns[n]} addr add {IP[n]}/24 dev {IFN[n]}")
+        sh(f"ip -n {ns[n]} link set {IFN[n]} up")
+        sh(f"ip -n {ns[n]} link set lo up")
 
 
 def cleanup():
@@ -151,11 +157,11 @@ def read_pid(path):
 # ---------------------------------------------------------------- the two implementations
 
 class Node:
-    """One daemon (rcron or keepalived) on host A or B."""
+    """One daemon (rcron or keepalived) on host A or B of host pair `pair`."""
 
-    def __init__(self, impl, host, version, advert, binaries):
-        self.impl, self.host = impl, host
-        self.dir = os.path.join(_tmp, f"{impl}-{host}")
+    def __init__(self, impl, host, version, advert, binaries, pair=0):
+        self.impl, self.host, self.pair = impl, host, pair
+        self.dir = os.path.join(_tmp, f"{impl}-{host}{pair or ''}")
         os.makedirs(self.dir, exist_ok=True)
         self.state = os.path.join(self.dir, "state")
         self.log = os.path.join(self.dir, "log")
@@ -227,7 +233,7 @@ vrrp_instance VI_1 {{
         log.write(f"--- {time.monotonic():.3f} start: {shlex.join(argv)}\n")
         log.flush()
         # `ip netns exec` execs, so the pid is the daemon's main process
-        self.proc = subprocess.Popen(["ip", "netns", "exec", NS[self.host]] + argv,
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NS[self.pair][self.host]] + argv,
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      start_new_session=True)
         log.close()
@@ -297,10 +303,10 @@ vrrp_instance VI_1 {{
         self.proc = None
 
 
-def flush_vips():
+def flush_vips(pair=0):
     for h in ("A", "B"):
-        sh(f"ip -n {NS[h]} addr del {VIP}/24 dev {IFN[h]}", check=False)
-        sh(f"ip -n {NS[h]} addr del {VIP}/32 dev {IFN[h]}", check=False)
+        sh(f"ip -n {NS[pair][h]} addr del {VIP}/24 dev {IFN[h]}", check=False)
+        sh(f"ip -n {NS[pair][h]} addr del {VIP}/32 dev {IFN[h]}", check=False)
 
 
 # ---------------------------------------------------------------- protocol figures
@@ -333,10 +339,10 @@ while True:
 
 class Sniffer:
     """Timestamps (CLOCK_MONOTONIC, shared by all namespaces) of every VRRP packet that
-    reaches host B, from a raw socket in B's namespace."""
+    reaches host B of host pair `pair`, from a raw socket in B's namespace."""
 
-    def __init__(self):
-        self.proc = subprocess.Popen(["ip", "netns", "exec", NS["B"], sys.executable, "-u",
+    def __init__(self, pair=0):
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NS[pair]["B"], sys.executable, "-u",
                                       "-c", SNIFFER], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, start_new_session=True)
         _procs.append(self.proc)
@@ -386,14 +392,14 @@ def wait_until(cond, limit_s, step=0.002):
     return cond()
 
 
-def start_pair(impl, version, advert, binaries, sniffer):
+def start_pair(impl, version, advert, binaries, sniffer, pair=0):
     """Starts A, waits until it is active, starts B, waits until it is passive, then lets
     at least 3 adverts from A reach B (the settle time) and returns right after the last
     one, so that every kill hits the same point of the advert cycle.
     Returns (A, B, error or None)."""
-    flush_vips()
-    a = Node(impl, "A", version, advert, binaries)
-    b = Node(impl, "B", version, advert, binaries)
+    flush_vips(pair)
+    a = Node(impl, "A", version, advert, binaries, pair)
+    b = Node(impl, "B", version, advert, binaries, pair)
     limit = 10 * master_down(version, advert) + 10
     a.start()
     if not wait_until(lambda: a.read_state() == "active" and len(a.pids()) == 2, limit):
@@ -512,30 +518,70 @@ def cpu_ticks(pids):
     return total
 
 
-def steady_figures(impl, binaries, seconds, sniffer, version=3, advert=0.01):
-    """RSS of node A and CPU of A and B over `seconds` at `version` / `advert` s."""
-    a, b, err = start_pair(impl, version, advert, binaries, sniffer)
-    try:
-        if err:
-            return {"error": err}
-        pa, pb = a.pids(), b.pids()
-        rss_start = rss_kib(pa)
-        hz = os.sysconf("SC_CLK_TCK")
-        ra, rb = exec_runtime_ms(pa), exec_runtime_ms(pb)
-        ca, cb, t0 = cpu_ticks(pa), cpu_ticks(pb), time.monotonic()
-        sniffer.clear()
-        while time.monotonic() < t0 + seconds:
-            time.sleep(min(1.0, max(0.0, t0 + seconds - time.monotonic())))
-            sniffer.drain()  # keeps the pipe from filling; counts A's adverts
-        ca2, cb2, t1 = cpu_ticks(pa), cpu_ticks(pb), time.monotonic()
-        ra2, rb2 = exec_runtime_ms(pa), exec_runtime_ms(pb)
-        ts = [t for t, p in sniffer.from_a() if t0 <= t <= t1]
-        adverts = len(ts)
+def steady_together(binaries, seconds, sniffers, version=2, advert=1.0):
+    """CPU of both implementations in the same windows: rcron on one host pair and keepalived
+    on the other at once, for `seconds`, then the pairs swapped for another `seconds`, so that
+    whatever else the machine does in a window hits both alike. Returns {impl: figures}, the
+    CPU figures averaged over the two windows (weighted by their length)."""
+    parts = {impl: [] for impl in IMPLS}
+    for order in (IMPLS, IMPLS[::-1]):
+        nodes = []
+        try:
+            for pair, impl in enumerate(order):
+                a, b, err = start_pair(impl, version, advert, binaries, sniffers[pair], pair)
+                nodes.append((a, b, sniffers[pair]))
+                if err:
+                    return {i: {"error": f"{impl} on pair {pair}: {err}"} for i in IMPLS}
+            for impl, fig in zip(order, measure(nodes, seconds, advert)):
+                parts[impl].append(fig)
+        finally:
+            for a, b, _ in nodes:
+                a.stop()
+                b.stop()
+    out = {}
+    for impl, figs in parts.items():
+        wall = sum(f["wall"] for f in figs)
+        merged = dict(figs[-1])
+        for key in ("cpu_a", "cpu_b", "run_a", "run_b"):
+            merged[key] = sum(f[key] * f["wall"] for f in figs) / wall
+        merged["late_adverts"] = sum(f["late_adverts"] for f in figs)
+        merged["max_gap_ms"] = max(f["max_gap_ms"] for f in figs)
+        merged["wall"] = wall
+        merged["windows"] = [(f["run_a"], f["run_b"]) for f in figs]
+        notes = [f["note"] for f in figs if "note" in f]
+        if notes:
+            merged["note"] = "; ".join(notes)
+        out[impl] = merged
+    return out
+
+
+def measure(nodes, seconds, advert):
+    """RSS of each node A and CPU of each pair's A and B over the same `seconds`;
+    `nodes` is a list of running (A, B, sniffer at B). Returns one dict per pair."""
+    hz = os.sysconf("SC_CLK_TCK")
+    pids = [(a.pids(), b.pids()) for a, b, _ in nodes]
+    rss_start = [rss_kib(pa) for pa, _ in pids]
+    run0 = [(exec_runtime_ms(pa), exec_runtime_ms(pb)) for pa, pb in pids]
+    tick0 = [(cpu_ticks(pa), cpu_ticks(pb)) for pa, pb in pids]
+    t0 = time.monotonic()
+    for _, _, sn in nodes:
+        sn.clear()
+    while time.monotonic() < t0 + seconds:
+        time.sleep(min(1.0, max(0.0, t0 + seconds - time.monotonic())))
+        for _, _, sn in nodes:
+            sn.drain()  # keeps the pipe from filling; counts A's adverts
+    tick1 = [(cpu_ticks(pa), cpu_ticks(pb)) for pa, pb in pids]
+    t1 = time.monotonic()
+    run1 = [(exec_runtime_ms(pa), exec_runtime_ms(pb)) for pa, pb in pids]
+    out = []
+    for i, (a, b, sn) in enumerate(nodes):
+        (pa, pb), (ca, cb), (ca2, cb2) = pids[i], tick0[i], tick1[i]
+        (ra, rb), (ra2, rb2) = run0[i], run1[i]
+        ts = [t for t, p in sn.from_a() if t0 <= t <= t1]
         gaps = [y - x for x, y in zip(ts, ts[1:])]
-        states = (a.read_state(), b.read_state())
-        out = {
+        fig = {
             "rss_kib": rss_kib(pa),
-            "rss_start_kib": rss_start,
+            "rss_start_kib": rss_start[i],
             "rss_each": [rss_kib([p]) for p in pa],
             "rss_b_kib": rss_kib(pb),
             "cpu_a": 100.0 * (ca2 - ca) / hz / (t1 - t0),
@@ -543,19 +589,18 @@ def steady_figures(impl, binaries, seconds, sniffer, version=3, advert=0.01):
             "run_a": 100.0 * (ra2 - ra) / 1000.0 / (t1 - t0),
             "run_b": 100.0 * (rb2 - rb) / 1000.0 / (t1 - t0),
             "threads_a": threads(pa),
-            "adverts_per_s": adverts / (t1 - t0),
+            "adverts_per_s": len(ts) / (t1 - t0),
             "max_gap_ms": max(gaps) * 1000.0 if gaps else float("nan"),
             "late_adverts": sum(1 for g in gaps if g > advert + 0.005),
             "wall": t1 - t0,
         }
-        if states != ("active", "passive"):
-            out["note"] = f"states changed during the window: A={states[0]} B={states[1]}"
+        if (a.read_state(), b.read_state()) != ("active", "passive"):
+            fig["note"] = (f"states changed during the window: A={a.read_state()} "
+                           f"B={b.read_state()}")
         if pa != a.pids() or pb != b.pids():
-            out["note"] = "a process was replaced during the window"
-        return out
-    finally:
-        a.stop()
-        b.stop()
+            fig["note"] = "a process was replaced during the window"
+        out.append(fig)
+    return out
 
 
 # ---------------------------------------------------------------- report
@@ -644,8 +689,8 @@ def main():
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
     odd = []
     try:
-        setup_hosts()
-        sniffer = Sniffer()
+        setup_hosts(0)
+        sniffer = Sniffer(0)
         results = {}  # (setting label, kind, impl) -> [{"signal": ms, "wire": ms}]
         for label, ver, adv in chosen:
             for i in range(runs):
@@ -667,15 +712,18 @@ def main():
                             if isinstance(r, dict):
                                 break
         steady, idle = {}, {}
-        for impl in IMPLS if args.cpu_seconds > 0 else []:
-            print(f"  [{time.monotonic() - started:6.1f} s] {impl}: steady state "
-                  f"{args.cpu_seconds:g} s at v3 / 0.01 s", file=sys.stderr, flush=True)
-            steady[impl] = steady_figures(impl, binaries, args.cpu_seconds, sniffer)
-        for impl in IMPLS if args.cpu_seconds > 0 else []:
-            print(f"  [{time.monotonic() - started:6.1f} s] {impl}: steady state "
-                  f"{args.cpu_seconds:g} s at v2 / 1 s", file=sys.stderr, flush=True)
-            idle[impl] = steady_figures(impl, binaries, args.cpu_seconds, sniffer, 2, 1.0)
-        sniffer.stop()
+        if args.cpu_seconds > 0:
+            setup_hosts(1)
+            sniffers = [sniffer, Sniffer(1)]
+            print(f"  [{time.monotonic() - started:6.1f} s] both: steady state at v3 / 0.01 s, "
+                  f"2 x {args.cpu_seconds:g} s on two host pairs at once", file=sys.stderr,
+                  flush=True)
+            steady = steady_together(binaries, args.cpu_seconds, sniffers, 3, 0.01)
+        if args.cpu_seconds > 0:
+            print(f"  [{time.monotonic() - started:6.1f} s] both: steady state at v2 / 1 s, "
+                  f"2 x {args.cpu_seconds:g} s on two host pairs at once", file=sys.stderr,
+                  flush=True)
+            idle = steady_together(binaries, args.cpu_seconds, sniffers)
     finally:
         cleanup()
 
@@ -717,7 +765,8 @@ def report(results, steady, idle, runs, odd, settings, elapsed):
                 print(f"{name:30} {cells[0]:>{W}} {cells[1]:>{W}}   {proto:>18}")
     print()
 
-    print("Steady state at v3 / 0.01 s (node A master, node B backup)")
+    print("Steady state at v3 / 0.01 s (node A master, node B backup); both implementations at")
+    print("once on two host pairs, twice --cpu-seconds, the pairs swapped half-way")
     print(f"{'figure':30} {'rcron':>{W}} {'keepalived':>{W}}")
     print("-" * (30 + 2 * (W + 1)))
 
@@ -735,6 +784,8 @@ def report(results, steady, idle, runs, odd, settings, elapsed):
     row("CPU node A (master), % core", lambda s: f"{s['cpu_a']:.2f}")
     row("CPU node B (backup), % core", lambda s: f"{s['cpu_b']:.2f}")
     row("  A / B from sum_exec_runtime", lambda s: f"{s['run_a']:.3f} / {s['run_b']:.3f}")
+    for w in range(2):
+        row(f"    window {w + 1}", lambda s: "{:.3f} / {:.3f}".format(*s["windows"][w]))
     row("adverts/s from A seen at B", lambda s: f"{s['adverts_per_s']:.1f}")
     row("  longest gap between them, ms", lambda s: f"{s['max_gap_ms']:.1f}")
     row("  gaps over 15 ms", lambda s: f"{s['late_adverts']}")
@@ -745,8 +796,11 @@ def report(results, steady, idle, runs, odd, settings, elapsed):
         if "note" in st:
             odd.append(f"steady v2/1s {impl}: {st['note']}")
 
-    row("at v2 / 1 s: CPU A / B, % core", lambda s: f"{s['cpu_a']:.3f} / {s['cpu_b']:.3f}", idle)
+    row("at v2 / 1 s (same windows):", lambda s: "", idle)
+    row("  CPU A / B, % core", lambda s: f"{s['cpu_a']:.3f} / {s['cpu_b']:.3f}", idle)
     row("  A / B from sum_exec_runtime", lambda s: f"{s['run_a']:.4f} / {s['run_b']:.4f}", idle)
+    for w in range(2):
+        row(f"    window {w + 1}", lambda s: "{:.4f} / {:.4f}".format(*s["windows"][w]), idle)
     row("  gaps over 1.005 s", lambda s: f"{s['late_adverts']}", idle)
     row("threads node A", lambda s: f"{s['threads_a']}")
     row("window, s", lambda s: f"{s['wall']:.1f}")

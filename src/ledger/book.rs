@@ -1,0 +1,843 @@
+//! The run ledger's state machine: which slots ran where, the claims this node makes, and
+//! what each peer answered. Time is passed in, datagrams go out through [`Tx`].
+//!
+//! Owns: the record table, the claims, the peers' ledger state and clock offsets.
+//! Guarantees: no I/O, no clock, never panics on any datagram; fixed memory
+//! ([`CAPACITY`] records, oldest out).
+//!
+//! The rule (shared/interface.md, "Handoff"). A slot is (job, scheduled time).
+//! - A node runs a slot only after it **claimed** it: it holds no record of the slot, it sends
+//!   a CLAIM to every peer, and every peer that is up accepted (ACK) it. A peer accepts a
+//!   claim when it holds no record of the slot, or holds the same claimer's; it refuses
+//!   (NACK, naming the holder) when another node holds the slot. Two claims that cross are
+//!   settled by the election's own order (`vrrp::election::outranks`, from the priorities and
+//!   addresses the claims carry), the same on both sides: the outranked claimer yields.
+//! - So a slot runs at most once among nodes that can reach each other, whoever is master.
+//!   Only a confirmed master starts a claim, so it runs on the active node; a passive node
+//!   waits for the record (the master's claim reaches it) or for becoming master itself.
+//! - A peer that does not answer [`CLAIM_TRIES`] tries, [`CLAIM_RETRY_MS`] apart, is taken
+//!   as down: the claim is then settled by the peers that are up, and a down peer is no
+//!   longer waited for (it is still sent every claim) until it speaks again. A claim that no
+//!   peer accepted is given up instead if this node is no longer master by then.
+//! - A node that starts asks every peer for its records (SYNC_REQ) and decides nothing until
+//!   each peer answered or was tried [`SYNC_TRIES`] times: a restarted node knows what ran.
+//! - A peer whose VRRP adverts are heard but that never spoke the ledger (keepalived, or rcron
+//!   with `run_ledger = no`) makes the node fall back to the advert-timing rule
+//!   (`handoff::decide`) for every slot: [`Ledger::fallback`].
+//! Limits: a partition (peers up but unreachable) lets each side claim alone; a node that
+//! dies after its peers accepted its claim and before it started the job leaves the slot
+//! not run (the peers hold its record): the window is one round trip.
+
+use super::wire::{self, Header, Kind, Record};
+use crate::report::Kv;
+use crate::vrrp::election::outranks;
+use std::net::Ipv4Addr;
+
+/// Records held at most: at [`Ledger::retention_ms`] of 210 s (the default offset of 30 s),
+/// room for about 140 slots a minute. Past it the oldest record goes first (counted).
+pub const CAPACITY: usize = 512;
+/// Peers at most (`config::MAX_PEERS`).
+pub const MAX_PEERS: usize = crate::config::MAX_PEERS;
+pub const CLAIM_TRIES: u32 = 3;
+pub const CLAIM_RETRY_MS: u64 = 50;
+pub const SYNC_TRIES: u32 = 3;
+pub const SYNC_RETRY_MS: u64 = 200;
+/// Recent slots listed by `--status`.
+pub const STATUS_SLOTS: usize = 10;
+
+/// Sends one datagram (the worker's UDP socket; a list in tests). Errors are the sender's to
+/// count: a lost datagram is retried like a lost answer.
+pub trait Tx {
+    fn send(&mut self, to: Ipv4Addr, h: &Header, records: &[Record]);
+}
+
+/// Both clocks at one moment: CLOCK_MONOTONIC ms (timers) and the wall clock in ms since
+/// the epoch (carried in datagrams, for the clock offsets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub mono: u64,
+    pub wall_ms: u64,
+}
+
+/// This node's standing in the election when a wrapper asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Master for long enough that a lost advert or two cannot explain it
+    /// (`handoff::View::confirmed_master`).
+    ConfirmedMaster,
+    /// Master, not confirmed yet.
+    NewMaster,
+    NotMaster,
+}
+
+/// The answer to "may this node run the slot?".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Run(&'static str),
+    /// Skip: the slot is held by `runner`.
+    Held { runner: Ipv4Addr },
+    /// Not decided yet: ask again after the next event.
+    Wait,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// The runner holds the slot (it ran it, or will).
+    Final,
+    /// This node's claim, waiting for the peers' answers.
+    Claiming { seq: u32, acked: u64, tries: u32, next_at: u64 },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    rec: Record,
+    /// When this node learned it (CLOCK_MONOTONIC ms): retention counts from here.
+    learned: u64,
+    held: Held,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Peer {
+    addr: Ipv4Addr,
+    /// It sent a ledger datagram at least once.
+    ledger: bool,
+    /// Its VRRP adverts were heard.
+    vrrp: bool,
+    /// Claims wait for its answer.
+    up: bool,
+    /// Its wall clock minus ours at its last datagram, ms.
+    offset_ms: Option<i64>,
+    offset_warned: bool,
+    sync: Sync,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sync {
+    Asked { seq: u32, tries: u32, next_at: u64 },
+    Done,
+}
+
+/// Counters for `--status`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    pub rx: u64,
+    pub rx_dropped: u64,
+    pub claims: u64,
+    pub claims_lost: u64,
+    pub peers_timed_out: u64,
+    pub evicted_early: u64,
+}
+
+/// What the ledger needs of the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub own: Ipv4Addr,
+    pub vrid: u8,
+    pub priority: u8,
+    pub peers: heapless::Vec<Ipv4Addr, MAX_PEERS>,
+    /// `max_clock_offset`, ms.
+    pub max_clock_offset_ms: u64,
+}
+
+pub struct Ledger {
+    p: Params,
+    peers: heapless::Vec<Peer, MAX_PEERS>,
+    table: heapless::Vec<Entry, CAPACITY>,
+    seq: u32,
+    started: bool,
+    pub c: Counters,
+}
+
+impl Ledger {
+    pub fn new(p: Params) -> Ledger {
+        let mut peers = heapless::Vec::new();
+        for &addr in p.peers.iter().filter(|&&a| a != p.own) {
+            let _ = peers.push(Peer {
+                addr,
+                ledger: false,
+                vrrp: false,
+                up: true,
+                offset_ms: None,
+                offset_warned: false,
+                sync: Sync::Done,
+            });
+        }
+        Ledger { p, peers, table: heapless::Vec::new(), seq: 0, started: false, c: Counters::default() }
+    }
+
+    /// How long a record is kept from when it was learned: every node's wrapper for a slot
+    /// starts within one slot (cron's minute) and the clock offset of the slot's start on the
+    /// runner, and a passive one waits at most the offset more; three offsets and two
+    /// minutes cover both with room.
+    pub fn retention_ms(&self) -> u64 {
+        3 * self.p.max_clock_offset_ms + 120_000
+    }
+
+    /// A new configuration: priority and offset bound take effect; the peer list is kept
+    /// where it is unchanged (a changed list starts the changed peers afresh).
+    pub fn reload(&mut self, p: Params) {
+        if p.peers != self.p.peers {
+            // A claim's answers are kept by peer index: count them again.
+            for e in self.table.iter_mut() {
+                if let Held::Claiming { seq, next_at, .. } = e.held {
+                    e.held = Held::Claiming { seq, acked: 0, tries: 0, next_at };
+                }
+            }
+        }
+        let old = core::mem::replace(&mut self.peers, heapless::Vec::new());
+        for &addr in p.peers.iter().filter(|&&a| a != p.own) {
+            let kept = old.iter().find(|q| q.addr == addr).copied();
+            let _ = self.peers.push(kept.unwrap_or(Peer {
+                addr,
+                ledger: false,
+                vrrp: false,
+                up: true,
+                offset_ms: None,
+                offset_warned: false,
+                sync: Sync::Done,
+            }));
+        }
+        self.p = p;
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn header(&self, kind: Kind, seq: u32, now: Now) -> Header {
+        Header { kind, vrid: self.p.vrid, priority: self.p.priority, flags: 0, seq, wall_ms: now.wall_ms }
+    }
+
+    /// Asks every peer for its records; nothing is decided until they answered.
+    pub fn start(&mut self, now: Now, tx: &mut dyn Tx) {
+        self.started = true;
+        for i in 0..self.peers.len() {
+            let seq = self.next_seq();
+            self.peers[i].sync = Sync::Asked { seq, tries: 0, next_at: now.mono };
+        }
+        self.poll(now, Standing::NotMaster, tx);
+    }
+
+    /// True once every peer answered the start's SYNC_REQ or was tried enough.
+    pub fn synced(&self) -> bool {
+        self.started && self.peers.iter().all(|p| p.sync == Sync::Done)
+    }
+
+    /// A peer's VRRP advert was heard (from the election): see [`Ledger::fallback`].
+    pub fn heard_vrrp(&mut self, from: Ipv4Addr) {
+        if let Some(p) = self.peers.iter_mut().find(|p| p.addr == from) {
+            p.vrrp = true;
+        }
+    }
+
+    /// `Some(peer)` when a peer whose adverts were heard never spoke the ledger (after the
+    /// start's sync): the slots are then decided by advert timing.
+    pub fn fallback(&self) -> Option<Ipv4Addr> {
+        if !self.synced() {
+            return None;
+        }
+        self.peers.iter().find(|p| p.vrrp && !p.ledger).map(|p| p.addr)
+    }
+
+    fn find(&self, job: u64, slot: u64) -> Option<usize> {
+        self.table.iter().position(|e| e.rec.job == job && e.rec.slot == slot)
+    }
+
+    /// Stores a record; when the table is full the oldest final record goes first.
+    fn insert(&mut self, e: Entry) {
+        if self.table.is_full() {
+            let oldest = (0..self.table.len())
+                .filter(|&i| self.table[i].held == Held::Final)
+                .min_by_key(|&i| self.table[i].learned);
+            match oldest {
+                Some(i) => {
+                    if e.learned.saturating_sub(self.table[i].learned) < self.retention_ms() {
+                        self.c.evicted_early += 1;
+                    }
+                    self.table.swap_remove(i);
+                }
+                None => return,
+            }
+        }
+        let _ = self.table.push(e);
+    }
+
+    /// May this node run `job`'s slot `slot` now? `Wait` until the record, the peers'
+    /// answers or the election decide; the caller asks again after any event and skips at
+    /// its own deadline.
+    pub fn ask(&mut self, now: Now, job: u64, slot: u64, standing: Standing, tx: &mut dyn Tx) -> Answer {
+        if let Some(i) = self.find(job, slot) {
+            let e = self.table[i];
+            return match e.held {
+                Held::Final if e.rec.runner == self.p.own => Answer::Run("recorded"),
+                Held::Final => Answer::Held { runner: e.rec.runner },
+                Held::Claiming { .. } => Answer::Wait,
+            };
+        }
+        if !self.synced() || standing != Standing::ConfirmedMaster {
+            return Answer::Wait;
+        }
+        // Not recorded anywhere this node knows of: claim it.
+        self.c.claims += 1;
+        let seq = self.next_seq();
+        let rec = Record { job, slot, runner: self.p.own, runner_priority: self.p.priority };
+        self.insert(Entry {
+            rec,
+            learned: now.mono,
+            held: Held::Claiming { seq, acked: 0, tries: 0, next_at: now.mono },
+        });
+        self.poll(now, standing, tx);
+        match self.find(job, slot).map(|i| self.table[i].held) {
+            Some(Held::Final) => Answer::Run("recorded"),
+            _ => Answer::Wait,
+        }
+    }
+
+    /// True when every peer that is up accepted the claim.
+    fn all_acked(&self, acked: u64) -> bool {
+        self.peers.iter().enumerate().all(|(i, p)| !p.up || acked & (1u64 << i) != 0)
+    }
+
+    /// Retries, time-outs and expiry; `standing` decides a claim whose peers did not answer.
+    pub fn poll(&mut self, now: Now, standing: Standing, tx: &mut dyn Tx) {
+        // The start's sync.
+        for i in 0..self.peers.len() {
+            if let Sync::Asked { seq, tries, next_at } = self.peers[i].sync
+                && now.mono >= next_at
+            {
+                if tries >= SYNC_TRIES {
+                    log::info!("ledger: peer {} did not answer the sync: taken as down", self.peers[i].addr);
+                    self.peers[i].sync = Sync::Done;
+                    self.peers[i].up = false;
+                    continue;
+                }
+                let h = self.header(Kind::SyncReq, seq, now);
+                tx.send(self.peers[i].addr, &h, &[]);
+                self.peers[i].sync = Sync::Asked { seq, tries: tries + 1, next_at: now.mono + SYNC_RETRY_MS };
+            }
+        }
+        // Claims.
+        let mut i = 0;
+        while i < self.table.len() {
+            let e = self.table[i];
+            let Held::Claiming { seq, acked, tries, next_at } = e.held else {
+                i += 1;
+                continue;
+            };
+            if tries > 0 && self.all_acked(acked) {
+                self.table[i].held = Held::Final;
+                i += 1;
+                continue;
+            }
+            if now.mono < next_at {
+                i += 1;
+                continue;
+            }
+            if tries >= CLAIM_TRIES {
+                for (k, p) in self.peers.iter_mut().enumerate() {
+                    if p.up && acked & (1u64 << k) == 0 {
+                        log::warn!("ledger: peer {} did not answer a claim: taken as down", p.addr);
+                        p.up = false;
+                        self.c.peers_timed_out += 1;
+                    }
+                }
+                if acked == 0 && standing == Standing::NotMaster {
+                    // Nobody holds our record and we are no longer master: leave the slot to
+                    // the new master.
+                    self.table.swap_remove(i);
+                    self.c.claims_lost += 1;
+                    continue;
+                }
+                self.table[i].held = Held::Final;
+                i += 1;
+                continue;
+            }
+            let h = self.header(Kind::Claim, seq, now);
+            for (k, p) in self.peers.iter().enumerate() {
+                if acked & (1u64 << k) == 0 {
+                    tx.send(p.addr, &h, &[e.rec]);
+                }
+            }
+            self.table[i].held = Held::Claiming { seq, acked, tries: tries + 1, next_at: now.mono + CLAIM_RETRY_MS };
+            if self.all_acked(acked) {
+                // No peer is up: the first try told the down ones, nobody is waited for.
+                self.table[i].held = Held::Final;
+            }
+            i += 1;
+        }
+        // Expiry.
+        let keep = self.retention_ms();
+        self.table.retain(|e| e.held != Held::Final || now.mono.saturating_sub(e.learned) < keep);
+    }
+
+    /// When [`Ledger::poll`] must run next (a retry or a time-out).
+    pub fn poll_at(&self) -> Option<u64> {
+        let syncs = self.peers.iter().filter_map(|p| match p.sync {
+            Sync::Asked { next_at, .. } => Some(next_at),
+            Sync::Done => None,
+        });
+        let claims = self.table.iter().filter_map(|e| match e.held {
+            Held::Claiming { next_at, .. } => Some(next_at),
+            Held::Final => None,
+        });
+        syncs.chain(claims).min()
+    }
+
+    /// One datagram from `from` (the socket checked the port and TTL). Errors: a datagram
+    /// that does not parse, from a host that is not a configured peer, for another VRID, or
+    /// whose record names another runner than its sender: dropped, counted.
+    pub fn on_datagram(&mut self, now: Now, from: Ipv4Addr, buf: &[u8], tx: &mut dyn Tx) -> Result<(), &'static str> {
+        let m = wire::parse(buf).map_err(|e| {
+            self.c.rx_dropped += 1;
+            e.as_str()
+        })?;
+        let Some(pi) = self.peers.iter().position(|p| p.addr == from) else {
+            self.c.rx_dropped += 1;
+            return Err("not_a_peer");
+        };
+        if m.header.vrid != self.p.vrid {
+            self.c.rx_dropped += 1;
+            return Err("other_vrid");
+        }
+        self.c.rx += 1;
+        let h = m.header;
+        self.note_peer(pi, now, h.wall_ms);
+        match h.kind {
+            Kind::SyncReq => self.send_sync(now, from, h.seq, tx),
+            Kind::Sync => {
+                for r in m.records() {
+                    self.learn(now, r);
+                }
+                if h.flags & wire::FLAG_LAST != 0
+                    && matches!(self.peers[pi].sync, Sync::Asked { seq, .. } if seq == h.seq)
+                {
+                    self.peers[pi].sync = Sync::Done;
+                }
+            }
+            Kind::Claim => {
+                let Some(r) = m.record() else { return Err("bad_count") };
+                if r.runner != from {
+                    self.c.rx_dropped += 1;
+                    return Err("claim_for_another");
+                }
+                let answer = self.on_claim(now, r);
+                let kind = if answer == r { Kind::Ack } else { Kind::Nack };
+                let h = self.header(kind, h.seq, now);
+                tx.send(from, &h, &[answer]);
+            }
+            Kind::Ack => {
+                let Some(r) = m.record() else { return Err("bad_count") };
+                if let Some(i) = self.find(r.job, r.slot)
+                    && let Held::Claiming { seq, acked, tries, next_at } = self.table[i].held
+                    && seq == h.seq
+                {
+                    let acked = acked | (1u64 << pi);
+                    self.table[i].held = Held::Claiming { seq, acked, tries, next_at };
+                    if self.all_acked(acked) {
+                        self.table[i].held = Held::Final;
+                    }
+                }
+            }
+            Kind::Nack => {
+                let Some(r) = m.record() else { return Err("bad_count") };
+                if r.runner == self.p.own {
+                    return Ok(());
+                }
+                if let Some(i) = self.find(r.job, r.slot)
+                    && matches!(self.table[i].held, Held::Claiming { seq, .. } if seq == h.seq)
+                {
+                    log::info!("ledger: job {:016x} slot {} is held by {}: our claim yields", r.job, r.slot, r.runner);
+                    self.c.claims_lost += 1;
+                    self.table[i] = Entry { rec: r, learned: now.mono, held: Held::Final };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A peer spoke: it has a ledger, is up, and its clock offset is measured.
+    fn note_peer(&mut self, pi: usize, now: Now, wall_ms: u64) {
+        let max = self.p.max_clock_offset_ms as i64;
+        let p = &mut self.peers[pi];
+        p.ledger = true;
+        if !p.up {
+            log::info!("ledger: peer {} is up", p.addr);
+            p.up = true;
+        }
+        let offset = wall_ms as i64 - now.wall_ms as i64;
+        p.offset_ms = Some(offset);
+        let over = offset.abs() > max;
+        if over && !p.offset_warned {
+            log::warn!(
+                "ledger: peer {} clock is {offset} ms off ours, beyond max_clock_offset ({} s): exactly-once is not promised",
+                p.addr,
+                max / 1000
+            );
+        } else if !over && p.offset_warned {
+            log::info!("ledger: peer {} clock offset back within max_clock_offset ({offset} ms)", p.addr);
+        }
+        p.offset_warned = over;
+    }
+
+    /// A record from a peer's sync: kept unless this node holds the slot otherwise.
+    fn learn(&mut self, now: Now, r: Record) {
+        if self.find(r.job, r.slot).is_none() {
+            self.insert(Entry { rec: r, learned: now.mono, held: Held::Final });
+        }
+    }
+
+    /// A peer claims a slot; returns the record this node holds afterwards (the claim itself
+    /// when accepted).
+    fn on_claim(&mut self, now: Now, r: Record) -> Record {
+        let Some(i) = self.find(r.job, r.slot) else {
+            self.insert(Entry { rec: r, learned: now.mono, held: Held::Final });
+            return r;
+        };
+        let e = self.table[i];
+        match e.held {
+            Held::Final => e.rec,
+            Held::Claiming { acked, .. } => {
+                // Two claims crossed: the election's order settles it, the same way on both
+                // sides. A claim some peer already accepted is not given up.
+                let theirs = outranks(r.runner_priority, r.runner, e.rec.runner_priority, e.rec.runner);
+                if theirs && acked == 0 {
+                    log::info!("ledger: job {:016x} slot {}: {} outranks our claim", r.job, r.slot, r.runner);
+                    self.c.claims_lost += 1;
+                    self.table[i] = Entry { rec: r, learned: now.mono, held: Held::Final };
+                    r
+                } else {
+                    e.rec
+                }
+            }
+        }
+    }
+
+    /// Answers a SYNC_REQ with every final record, split into datagrams.
+    fn send_sync(&mut self, now: Now, to: Ipv4Addr, seq: u32, tx: &mut dyn Tx) {
+        let mut batch: heapless::Vec<Record, { wire::MAX_RECORDS }> = heapless::Vec::new();
+        let finals = self.table.iter().filter(|e| e.held == Held::Final).map(|e| e.rec);
+        let mut h = self.header(Kind::Sync, seq, now);
+        for r in finals {
+            if batch.is_full() {
+                tx.send(to, &h, &batch);
+                batch.clear();
+            }
+            let _ = batch.push(r);
+        }
+        h.flags = wire::FLAG_LAST;
+        tx.send(to, &h, &batch);
+    }
+
+    /// `--status` fields: the ledger, each peer, the recent slots.
+    pub fn status(&self, out: &mut Kv) {
+        out.put("ledger_synced", if self.synced() { "yes" } else { "no" });
+        out.put("ledger_records", self.table.len());
+        out.put("ledger_retention_s", self.retention_ms() / 1000);
+        out.put("ledger_claims", self.c.claims);
+        out.put("ledger_claims_lost", self.c.claims_lost);
+        out.put("ledger_peers_timed_out", self.c.peers_timed_out);
+        out.put("ledger_evicted_early", self.c.evicted_early);
+        out.put("ledger_rx", self.c.rx);
+        out.put("ledger_rx_dropped", self.c.rx_dropped);
+        let max = self.p.max_clock_offset_ms as i64;
+        for p in &self.peers {
+            let state = match (p.ledger, p.up) {
+                (false, _) if p.vrrp => "no_ledger",
+                (false, _) => "unknown",
+                (true, true) => "up",
+                (true, false) => "down",
+            };
+            let a = p.addr;
+            out.put(&format!("peer_{a}_ledger"), state);
+            match p.offset_ms {
+                Some(o) => {
+                    out.put(&format!("peer_{a}_clock_offset_ms"), o);
+                    if o.abs() > max {
+                        out.put(&format!("peer_{a}_clock_offset_warning"), "beyond max_clock_offset");
+                    }
+                }
+                None => out.put(&format!("peer_{a}_clock_offset_ms"), ""),
+            }
+        }
+        let mut finals: heapless::Vec<&Entry, CAPACITY> = heapless::Vec::new();
+        for e in self.table.iter().filter(|e| e.held == Held::Final) {
+            let _ = finals.push(e);
+        }
+        finals.sort_unstable_by_key(|e| core::cmp::Reverse((e.rec.slot, e.learned)));
+        for (n, e) in finals.iter().take(STATUS_SLOTS).enumerate() {
+            let (job, slot, runner) = (e.rec.job, e.rec.slot, e.rec.runner);
+            out.put(&format!("slot_{n}"), format_args!("job={job:016x} slot={slot} ran_on={runner}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+    const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+    const C: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
+    const JOB: u64 = 0xfeed;
+    const SLOT: u64 = 1_796_000_040;
+
+    /// Datagrams sent, as (from, to, bytes).
+    #[derive(Default)]
+    struct Wire(Vec<(Ipv4Addr, Ipv4Addr, Vec<u8>)>);
+
+    struct From<'a>(Ipv4Addr, &'a mut Wire);
+
+    impl Tx for From<'_> {
+        fn send(&mut self, to: Ipv4Addr, h: &Header, records: &[Record]) {
+            let mut buf = [0u8; wire::MAX_LEN];
+            let n = wire::emit(h, records, &mut buf);
+            self.1.0.push((self.0, to, buf[..n].to_vec()));
+        }
+    }
+
+    /// Nodes with ledgers, and the datagrams between them (`down` nodes hear nothing).
+    struct Net {
+        nodes: Vec<(Ipv4Addr, Ledger)>,
+        wire: Wire,
+        down: Vec<Ipv4Addr>,
+        t: u64,
+    }
+
+    fn params(own: Ipv4Addr, priority: u8) -> Params {
+        let peers = [A, B, C].into_iter().filter(|&p| p != own).collect();
+        Params { own, vrid: 61, priority, peers, max_clock_offset_ms: 30_000 }
+    }
+
+    impl Net {
+        fn new(nodes: &[(Ipv4Addr, u8)]) -> Net {
+            let mut n = Net { nodes: Vec::new(), wire: Wire::default(), down: vec![A, B, C], t: 1000 };
+            for &(ip, prio) in nodes {
+                n.down.retain(|&d| d != ip);
+                n.nodes.push((ip, Ledger::new(params(ip, prio))));
+            }
+            for i in 0..n.nodes.len() {
+                let now = n.now();
+                let (ip, l) = &mut n.nodes[i];
+                l.start(now, &mut From(*ip, &mut n.wire));
+            }
+            n.settle();
+            n
+        }
+        fn now(&self) -> Now {
+            Now { mono: self.t, wall_ms: 1_796_000_000_000 + self.t }
+        }
+        fn at(&mut self, ip: Ipv4Addr) -> usize {
+            self.nodes.iter().position(|(a, _)| *a == ip).unwrap()
+        }
+        /// Delivers every datagram (and the answers they cause) to nodes that are up.
+        fn deliver(&mut self) {
+            while !self.wire.0.is_empty() {
+                let (from, to, bytes) = self.wire.0.remove(0);
+                if self.down.contains(&to) || self.down.contains(&from) {
+                    continue;
+                }
+                let now = self.now();
+                let i = self.at(to);
+                let (ip, l) = &mut self.nodes[i];
+                l.on_datagram(now, from, &bytes, &mut From(*ip, &mut self.wire)).unwrap();
+            }
+        }
+        /// Runs time forward in 10 ms steps, polling and delivering, for `ms`.
+        fn run(&mut self, ms: u64, standing: &[(Ipv4Addr, Standing)]) {
+            for _ in 0..ms / 10 {
+                self.t += 10;
+                for i in 0..self.nodes.len() {
+                    let now = self.now();
+                    let (ip, l) = &mut self.nodes[i];
+                    if self.down.contains(ip) {
+                        continue;
+                    }
+                    let s = standing.iter().find(|(a, _)| a == ip).map_or(Standing::NotMaster, |x| x.1);
+                    l.poll(now, s, &mut From(*ip, &mut self.wire));
+                }
+                self.deliver();
+            }
+        }
+        fn settle(&mut self) {
+            self.deliver();
+            self.run(1000, &[]);
+        }
+        fn ask(&mut self, ip: Ipv4Addr, standing: Standing) -> Answer {
+            let now = self.now();
+            let i = self.at(ip);
+            let (ip, l) = &mut self.nodes[i];
+            l.ask(now, JOB, SLOT, standing, &mut From(*ip, &mut self.wire))
+        }
+        fn ledger(&mut self, ip: Ipv4Addr) -> &mut Ledger {
+            let i = self.at(ip);
+            &mut self.nodes[i].1
+        }
+    }
+
+    #[test]
+    fn the_master_claims_its_peer_accepts_and_the_peer_then_skips() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Wait, "the claim is out");
+        n.deliver();
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Run("recorded"));
+        assert_eq!(n.ask(B, Standing::NotMaster), Answer::Held { runner: A });
+        // Asked again (a second wrapper for the same slot): held by A, which runs it once.
+        assert_eq!(n.ask(B, Standing::ConfirmedMaster), Answer::Held { runner: A });
+    }
+
+    #[test]
+    fn a_passive_node_waits_for_the_record_and_a_new_master_waits_to_be_confirmed() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        assert_eq!(n.ask(B, Standing::NotMaster), Answer::Wait);
+        assert_eq!(n.ask(B, Standing::NewMaster), Answer::Wait);
+        assert!(n.wire.0.is_empty(), "nothing is claimed before the master is confirmed");
+        n.ask(A, Standing::ConfirmedMaster);
+        n.deliver();
+        assert_eq!(n.ask(B, Standing::NotMaster), Answer::Held { runner: A });
+    }
+
+    /// Two nodes both master for a moment (preemption) claim the same slot at once: the
+    /// outranking claim wins on both sides, and the slot runs once.
+    #[test]
+    fn crossed_claims_are_settled_by_the_elections_order() {
+        for (pa, pb, winner) in [(150, 100, A), (100, 150, B), (100, 100, B)] {
+            let mut n = Net::new(&[(A, pa), (B, pb)]);
+            assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Wait);
+            assert_eq!(n.ask(B, Standing::ConfirmedMaster), Answer::Wait);
+            n.deliver();
+            n.run(200, &[(A, Standing::ConfirmedMaster), (B, Standing::ConfirmedMaster)]);
+            let a = n.ask(A, Standing::ConfirmedMaster);
+            let b = n.ask(B, Standing::ConfirmedMaster);
+            let runs = [a, b].iter().filter(|x| matches!(x, Answer::Run(_))).count();
+            assert_eq!(runs, 1, "priorities {pa}/{pb}: {a:?} {b:?}");
+            let loser = if winner == A { b } else { a };
+            assert_eq!(loser, Answer::Held { runner: winner }, "priorities {pa}/{pb}");
+        }
+    }
+
+    #[test]
+    fn a_peer_that_does_not_answer_is_waited_for_three_tries_then_not_any_more() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        n.down.push(B);
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Wait);
+        n.run(100, &[(A, Standing::ConfirmedMaster)]);
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Wait, "still trying at 100 ms");
+        n.run(100, &[(A, Standing::ConfirmedMaster)]);
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Run("recorded"));
+        n.wire.0.clear();
+        assert_eq!(n.ledger(A).c.peers_timed_out, 1);
+        // The next slot: B is down, no wait (it is still told).
+        let now = n.now();
+        let l = &mut n.nodes[0].1;
+        let a = l.ask(now, JOB, SLOT + 60, Standing::ConfirmedMaster, &mut From(A, &mut n.wire));
+        assert_eq!(a, Answer::Run("recorded"));
+        assert_eq!(n.wire.0.iter().filter(|d| d.1 == B).count(), 1, "B is still sent the claim");
+    }
+
+    /// A master that loses its role while its peer is silent leaves the slot to the next
+    /// master instead of running it unseen.
+    #[test]
+    fn an_unanswered_claim_is_given_up_by_a_node_that_is_no_longer_master() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        n.down.push(B);
+        n.ask(A, Standing::ConfirmedMaster);
+        n.run(300, &[(A, Standing::NotMaster)]);
+        assert_eq!(n.ask(A, Standing::NotMaster), Answer::Wait);
+        assert_eq!(n.ledger(A).c.claims_lost, 1);
+    }
+
+    #[test]
+    fn a_restarted_node_learns_the_records_before_it_decides() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        n.ask(A, Standing::ConfirmedMaster);
+        n.deliver();
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Run("recorded"));
+        // B restarts with an empty table; until its sync is answered it decides nothing.
+        let i = n.at(B);
+        n.nodes[i].1 = Ledger::new(params(B, 100));
+        assert!(!n.ledger(B).synced());
+        assert_eq!(n.ask(B, Standing::ConfirmedMaster), Answer::Wait);
+        let now = n.now();
+        n.nodes[i].1.start(now, &mut From(B, &mut n.wire));
+        n.deliver();
+        assert!(!n.ledger(B).synced(), "C, which is down, was asked too");
+        n.run(1000, &[]);
+        assert!(n.ledger(B).synced());
+        assert_eq!(n.ask(B, Standing::ConfirmedMaster), Answer::Held { runner: A });
+    }
+
+    #[test]
+    fn a_node_whose_peers_are_all_down_syncs_after_three_tries() {
+        let mut n = Net::new(&[(A, 150)]);
+        assert!(n.ledger(A).synced());
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Run("recorded"), "C and B down");
+    }
+
+    #[test]
+    fn a_peer_heard_in_vrrp_but_silent_in_the_ledger_means_fallback() {
+        let mut n = Net::new(&[(A, 150)]);
+        assert_eq!(n.ledger(A).fallback(), None, "silent peers are down, not keepalived");
+        n.ledger(A).heard_vrrp(B);
+        assert_eq!(n.ledger(A).fallback(), Some(B));
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        n.ledger(A).heard_vrrp(B);
+        assert_eq!(n.ledger(A).fallback(), None, "B speaks the ledger");
+    }
+
+    #[test]
+    fn hostile_datagrams_are_dropped_and_counted() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        let now = n.now();
+        let rec = Record { job: JOB, slot: SLOT, runner: C, runner_priority: 255 };
+        let h = Header { kind: Kind::Claim, vrid: 61, priority: 255, flags: 0, seq: 1, wall_ms: 0 };
+        let mut buf = [0u8; wire::MAX_LEN];
+        let len = wire::emit(&h, &[rec], &mut buf);
+        let stranger = Ipv4Addr::new(198, 51, 100, 1);
+        let l = &mut n.nodes[0].1;
+        let mut tx = From(A, &mut n.wire);
+        assert_eq!(l.on_datagram(now, stranger, &buf[..len], &mut tx), Err("not_a_peer"));
+        assert_eq!(l.on_datagram(now, B, &buf[..len], &mut tx), Err("claim_for_another"));
+        assert_eq!(l.on_datagram(now, B, &buf[..10], &mut tx), Err("truncated"));
+        buf[5] = 62;
+        assert_eq!(l.on_datagram(now, B, &buf[..len], &mut tx), Err("other_vrid"));
+        assert_eq!(l.c.rx_dropped, 4);
+        assert!(n.wire.0.is_empty(), "nothing answered");
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Wait, "no record was taken");
+    }
+
+    #[test]
+    fn records_expire_after_the_retention_and_the_oldest_goes_when_full() {
+        let mut n = Net::new(&[(A, 150)]);
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Run("recorded"));
+        let keep = n.ledger(A).retention_ms();
+        assert_eq!(keep, 210_000, "three 30 s offsets and two minutes");
+        n.t += keep;
+        let now = n.now();
+        n.nodes[0].1.poll(now, Standing::NotMaster, &mut From(A, &mut n.wire));
+        assert_eq!(n.ledger(A).table.len(), 0);
+        for k in 0..CAPACITY as u64 + 5 {
+            let now = n.now();
+            let l = &mut n.nodes[0].1;
+            l.ask(now, JOB, SLOT + k, Standing::ConfirmedMaster, &mut From(A, &mut n.wire));
+        }
+        assert_eq!(n.ledger(A).table.len(), CAPACITY);
+        assert_eq!(n.ledger(A).c.evicted_early, 5);
+    }
+
+    #[test]
+    fn clock_offsets_are_measured_from_every_datagram() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        let now = n.now();
+        let h = Header { kind: Kind::SyncReq, vrid: 61, priority: 100, flags: 0, seq: 9, wall_ms: now.wall_ms + 45_000 };
+        let mut buf = [0u8; wire::MAX_LEN];
+        let len = wire::emit(&h, &[], &mut buf);
+        let l = &mut n.nodes[0].1;
+        l.on_datagram(now, B, &buf[..len], &mut From(A, &mut n.wire)).unwrap();
+        let mut kv = Kv::default();
+        l.status(&mut kv);
+        let s = kv.as_str();
+        assert!(s.contains("peer_192.0.2.12_clock_offset_ms=45000\n"), "{s}");
+        assert!(s.contains("peer_192.0.2.12_clock_offset_warning=beyond max_clock_offset\n"), "{s}");
+    }
+}

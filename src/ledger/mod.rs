@@ -1,0 +1,11 @@
+//! The run ledger: exactly-once for scheduled jobs among rcron peers, whatever their crons'
+//! phases and clock offsets (up to `max_clock_offset`).
+//!
+//! `wire` (the datagram) and `book` (records, claims, peers; the rule itself) are pure;
+//! `socket` is the UDP socket. The worker (`roles::daemon`) asks the book when a wrapper
+//! asks it, with the election's standing; `handoff` remains the rule for peers without a
+//! ledger.
+
+pub mod book;
+pub mod socket;
+pub mod wire;

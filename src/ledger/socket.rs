@@ -1,0 +1,69 @@
+//! The run ledger's UDP socket.
+//!
+//! Owns: the socket. Bound to `unicast_src_ip` and [`crate::config::Config::ledger_port`]
+//! on the VRRP interface; sends with TTL 255 and the kernel drops anything received with
+//! less (IP_MINTTL 255), the election's trust model: only hosts on the link reach it, and
+//! the ledger then accepts configured peers only. Guarantees: non-blocking; errors are
+//! returned, never panics.
+
+use super::wire::{self, Header, Record};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
+
+pub struct LedgerSocket {
+    sock: UdpSocket,
+    port: u16,
+    buf: [u8; wire::MAX_LEN],
+    pub tx_errors: u64,
+}
+
+impl LedgerSocket {
+    pub fn open(ifname: &str, src: Ipv4Addr, port: u16) -> io::Result<LedgerSocket> {
+        let sock = UdpSocket::bind(SocketAddrV4::new(src, port))?;
+        nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::BindToDevice,
+            &std::ffi::OsString::from(ifname),
+        )
+        .map_err(io::Error::from)?;
+        sock.set_ttl(255)?;
+        crate::os::sys::set_ip_minttl(sock.as_fd(), 255)?;
+        sock.set_nonblocking(true)?;
+        Ok(LedgerSocket { sock, port, buf: [0; wire::MAX_LEN], tx_errors: 0 })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    /// The next datagram and its sender, from the ledger's port only; `None` when nothing waits.
+    pub fn recv(&mut self) -> Option<(Ipv4Addr, &[u8])> {
+        loop {
+            match self.sock.recv_from(&mut self.buf) {
+                Ok((n, std::net::SocketAddr::V4(a))) if a.port() == self.port => {
+                    return Some((*a.ip(), &self.buf[..n]));
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Sends through the socket: [`super::book::Tx`] for the worker. A failed send is counted;
+/// the ledger retries like a lost answer.
+pub struct SocketTx<'a>(pub &'a mut LedgerSocket);
+
+impl super::book::Tx for SocketTx<'_> {
+    fn send(&mut self, to: Ipv4Addr, h: &Header, records: &[Record]) {
+        let s = &mut *self.0;
+        let mut buf = [0u8; wire::MAX_LEN];
+        let n = wire::emit(h, records, &mut buf);
+        if let Err(e) = s.sock.send_to(&buf[..n], SocketAddrV4::new(to, s.port)) {
+            s.tx_errors += 1;
+            log::debug!("ledger: send to {to}: {e}");
+        }
+    }
+}
