@@ -37,6 +37,11 @@ pub struct WrapperOpts {
     pub timeout: Option<Duration>,
     pub kill_after: Duration,
     pub no_wait: bool,
+    /// `--slot`: the schedule's granularity, whole seconds, 1..=86400 (default 60: cron's
+    /// minute). The slot's scheduled time is the wrapper's start rounded down to it.
+    pub slot_s: u64,
+    /// `--id NAME`: the job's identity in the run ledger (default: the user and command line).
+    pub id: Option<String>,
     /// COMMAND and its arguments, untouched.
     pub argv: Vec<OsString>,
 }
@@ -66,6 +71,9 @@ options:
       --timeout DUR    SIGTERM the job's process group after DUR (30s, 5m, 2h), exit 124
       --kill-after DUR SIGKILL that long after the timeout's SIGTERM (default 5s)
       --no-wait        decide from the current state at once (no handoff wait)
+      --slot DUR       the schedule's granularity (default 1m: cron's); the slot is the
+                       start time rounded down to it (RCRON_SLOT)
+      --id NAME        the job's identity in the run ledger (default: user and command)
   -v, --verbose        debug logging; also log to stderr
       --daemon         run the election daemon
   -f, --foreground     daemon: stay in the foreground and log to stderr too
@@ -93,6 +101,8 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
         timeout: None,
         kill_after: Duration::from_secs(5),
         no_wait: false,
+        slot_s: 60,
+        id: None,
         argv: Vec::new(),
     };
     let mut i = 0;
@@ -168,6 +178,22 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
             }
             b"--timeout" => w.timeout = Some(duration(&value("--timeout")?)?),
             b"--kill-after" => w.kill_after = duration(&value("--kill-after")?)?,
+            b"--slot" => {
+                let d = duration(&value("--slot")?)?;
+                if d.as_millis() % 1000 != 0 || d.as_secs() > 86_400 {
+                    return Err(UsageError(format!(
+                        "--slot: {d:?} is not a whole number of seconds up to 1d"
+                    )));
+                }
+                w.slot_s = d.as_secs();
+            }
+            b"--id" => {
+                let v = value("--id")?;
+                match v.to_str() {
+                    Some(s) if !s.is_empty() && s.len() <= 128 => w.id = Some(s.to_string()),
+                    _ => return Err(UsageError("--id needs a name of 1..128 bytes".into())),
+                }
+            }
             b"--lock" => {
                 flag(inline, name)?;
                 w.lock = true

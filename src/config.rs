@@ -56,6 +56,10 @@ pub enum V3Checksum {
     NoPseudoHeader,
 }
 
+/// The run ledger's UDP port unless `ledger_port` says otherwise (4112: VRRP is IP
+/// protocol 112; not assigned by IANA).
+pub const DEFAULT_LEDGER_PORT: u16 = 4112;
+
 /// A validated configuration. Daemon-only keys are optional here; [`Config::daemon_errors`]
 /// says what the daemon still needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +99,14 @@ pub struct Config {
     pub control_group: Option<u32>,
     pub pid_file: PathBuf,
     pub lock_dir: PathBuf,
+    /// Record each slot among the peers before running it (`ledger`); `false`: the advert
+    /// timing rule (`handoff`) decides, as with keepalived peers.
+    pub run_ledger: bool,
+    /// Seconds of wall-clock offset between nodes within which exactly-once is promised,
+    /// 0..=3600.
+    pub max_clock_offset_s: u32,
+    /// The ledger's UDP port, the same on every node.
+    pub ledger_port: u16,
 }
 
 impl Default for Config {
@@ -130,6 +142,9 @@ impl Default for Config {
             control_group: None,
             pid_file: "/var/run/rcron/rcrond.pid".into(),
             lock_dir: "/var/run/rcron".into(),
+            run_ledger: true,
+            max_clock_offset_s: 30,
+            ledger_port: DEFAULT_LEDGER_PORT,
         }
     }
 }
@@ -277,7 +292,7 @@ pub fn max_vips_for_mtu(mtu: u32, version: u8) -> usize {
 }
 
 /// Every key, whether it takes a list, and its index in `Parser::seen`.
-const KEYS: [(&str, bool); 30] = [
+const KEYS: [(&str, bool); 33] = [
     ("cluster_name", false),
     ("state_file", false),
     ("default_state", false),
@@ -308,6 +323,9 @@ const KEYS: [(&str, bool); 30] = [
     ("control_group", false),
     ("pid_file", false),
     ("lock_dir", false),
+    ("run_ledger", false),
+    ("max_clock_offset", false),
+    ("ledger_port", false),
 ];
 
 struct Parser {
@@ -491,6 +509,11 @@ impl Parser {
             "control_group" => parse_group(v).map(|g| self.cfg.control_group = Some(g)),
             "pid_file" => path(v).map(|p| self.cfg.pid_file = p),
             "lock_dir" => path(v).map(|p| self.cfg.lock_dir = p),
+            "run_ledger" => parse_bool(v).map(|b| self.cfg.run_ledger = b),
+            "max_clock_offset" => {
+                int_in(v, 0, 3600).map(|x| self.cfg.max_clock_offset_s = x as u32)
+            }
+            "ledger_port" => int_in(v, 1, 65535).map(|x| self.cfg.ledger_port = x as u16),
             _ => Err(format!("unknown key `{key}`")),
         };
         if let Err(e) = r {

@@ -2,9 +2,12 @@
 //! connection with `key=value` lines, and the client side used by the wrapper, `--status`
 //! and `--is-active`.
 //!
-//! Requests (one line, at most [`MAX_REQUEST`] bytes): `status`, `state`, and
+//! Requests (one line, at most [`MAX_REQUEST`] bytes): `status`, `state`,
 //! `handoff CUT_MS` (the wrapper's run/skip question for the slot whose cut is CUT_MS on
-//! CLOCK_MONOTONIC; answered `decision=run|skip` once decided, see `handoff.rs`).
+//! CLOCK_MONOTONIC; answered `decision=run|skip` once decided, see `handoff.rs`), and
+//! `slot JOB SLOT CUT_MS` (the same question for job JOB (16 hex digits) and scheduled time
+//! SLOT (epoch seconds), decided by the run ledger, or by the cut when the peers have none;
+//! a skip for a slot another node holds adds `ran_on=`).
 //! Guarantees: the server never blocks on a client (non-blocking sockets, a per-client
 //! deadline, a fixed number of client slots); a client that sent a whole request is never
 //! dropped (a crowd beyond the slots waits in the listen backlog instead); the client never
@@ -33,6 +36,15 @@ pub enum Request {
     Status,
     State,
     Handoff { cut_ms: u64 },
+    Slot { job: u64, slot: u64, cut_ms: u64 },
+}
+
+/// A decimal of 1..19 digits.
+fn decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// Parses one request line (without its newline).
@@ -42,11 +54,20 @@ pub fn parse_request(line: &[u8]) -> Option<Request> {
         "status" => Some(Request::Status),
         "state" => Some(Request::State),
         _ => {
-            let cut = line.strip_prefix("handoff ")?.trim();
-            if cut.is_empty() || cut.len() > 19 || !cut.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
+            if let Some(rest) = line.strip_prefix("slot ") {
+                let mut w = rest.split(' ');
+                let (job, slot, cut) = (w.next()?, w.next()?, w.next()?);
+                if w.next().is_some()
+                    || job.len() != 16
+                    || !job.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    return None;
+                }
+                let job = u64::from_str_radix(job, 16).ok()?;
+                return Some(Request::Slot { job, slot: decimal(slot)?, cut_ms: decimal(cut)? });
             }
-            Some(Request::Handoff { cut_ms: cut.parse().ok()? })
+            let cut = line.strip_prefix("handoff ")?.trim();
+            Some(Request::Handoff { cut_ms: decimal(cut)? })
         }
     }
 }
@@ -272,6 +293,18 @@ mod tests {
         assert_eq!(parse_request(b"handoff 99999999999999999999999"), None);
         assert_eq!(parse_request(b"handoff "), None);
         assert_eq!(parse_request(&[0xff, 0]), None);
+        let slot = Request::Slot { job: 0x927b_2cdb_066c_63a1, slot: 1_796_000_040, cut_ms: 77 };
+        assert_eq!(parse_request(b"slot 927b2cdb066c63a1 1796000040 77"), Some(slot));
+        for bad in [
+            &b"slot 927b2cdb066c63a 1796000040 77"[..],
+            b"slot 927b2cdb066c63a1 1796000040",
+            b"slot 927b2cdb066c63a1 1796000040 77 1",
+            b"slot 927b2cdb066c63g1 1796000040 77",
+            b"slot 927b2cdb066c63a1 -1 77",
+            b"slot 927b2cdb066c63a1  1796000040 77",
+        ] {
+            assert_eq!(parse_request(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -46,6 +46,19 @@ pub struct View {
     pub preempted: bool,
 }
 
+impl View {
+    /// Master, held for the new master's hold ([`crate::timing::confirm_ms`]: a master it
+    /// merely lost a few adverts from has answered by then), and no outranking master heard
+    /// within the last interval (plus transit): the run ledger claims slots only then.
+    pub fn confirmed_master(&self) -> bool {
+        let held = self.master_since.map_or(0, |s| self.now.saturating_sub(s));
+        let recent = self.interval_ms + TRANSIT_MS;
+        self.is_master
+            && held >= crate::timing::confirm_ms(self.interval_ms)
+            && self.last_superior_rx.is_none_or(|t| self.now.saturating_sub(t) > recent)
+    }
+}
+
 /// What the node has seen that the rule needs, kept current by three events: its own
 /// transitions, adverts it received, adverts it sent. The backend owns one and turns it into
 /// a [`View`] when a question is asked.
@@ -188,6 +201,26 @@ mod tests {
 
     fn backup() -> View {
         View { now: CUT + 5, interval_ms: 100, ..View::default() }
+    }
+
+    #[test]
+    fn a_master_is_confirmed_after_its_hold_and_while_nobody_outranks_it() {
+        let v = |since: u64, superior: Option<u64>| View {
+            now: CUT,
+            is_master: true,
+            master_since: Some(since),
+            last_superior_rx: superior,
+            interval_ms: 100,
+            ..View::default()
+        };
+        assert!(!v(CUT - 299, None).confirmed_master(), "inside the 3-interval hold");
+        assert!(v(CUT - 300, None).confirmed_master());
+        assert!(
+            !v(CUT - 5000, Some(CUT - 105)).confirmed_master(),
+            "an outranking advert just now"
+        );
+        assert!(v(CUT - 5000, Some(CUT - 106)).confirmed_master(), "one interval and transit ago");
+        assert!(!View { is_master: false, ..v(CUT - 5000, None) }.confirmed_master());
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Timing {
     pub preempt_delay_ms: u64,
     /// `track_interval`.
     pub track_interval_ms: u64,
+    /// `max_clock_offset`.
+    pub max_clock_offset_ms: u64,
 }
 
 impl Timing {
@@ -57,6 +59,7 @@ impl Timing {
             advert_ms: cfg.advert_int_cs as u64 * 10,
             preempt_delay_ms: cfg.preempt_delay_cs as u64 * 10,
             track_interval_ms: cfg.track_interval_cs as u64 * 10,
+            max_clock_offset_ms: cfg.max_clock_offset_s as u64 * 1000,
         }
     }
 
@@ -75,6 +78,20 @@ impl Timing {
     /// own interval, one more advert, and [`STARVED_MS`]. No answer by then: passive.
     pub fn wrapper_bound_ms(&self) -> u64 {
         self.handoff_wait_ms(self.advert_ms, self.advert_ms) + self.advert_ms + STARVED_MS
+    }
+
+    /// How long the daemon may hold a wrapper's question under the run ledger, from its
+    /// arrival: the slot's record may come from a master whose clock is up to
+    /// `max_clock_offset` behind ours (its cron fires the slot that much later), or a
+    /// failover may make this node master ([`Timing::handoff_wait_ms`]).
+    pub fn ledger_wait_ms(&self, master_adver_ms: u64, interval_ms: u64) -> u64 {
+        self.max_clock_offset_ms + self.handoff_wait_ms(master_adver_ms, interval_ms)
+    }
+
+    /// How long the wrapper waits for the daemon's answer under the run ledger: the daemon's
+    /// longest hold at our own interval, one more advert, and [`STARVED_MS`].
+    pub fn ledger_wrapper_bound_ms(&self) -> u64 {
+        self.ledger_wait_ms(self.advert_ms, self.advert_ms) + self.advert_ms + STARVED_MS
     }
 
     /// How long a copy of the state file stays valid (`valid_ms=`): three advert intervals,
@@ -123,7 +140,14 @@ mod tests {
     use super::*;
 
     fn timing(version: u8, priority: u8, advert_ms: u64) -> Timing {
-        Timing { version, priority, advert_ms, preempt_delay_ms: 0, track_interval_ms: 1000 }
+        Timing {
+            version,
+            priority,
+            advert_ms,
+            preempt_delay_ms: 0,
+            track_interval_ms: 1000,
+            max_clock_offset_ms: 30_000,
+        }
     }
 
     /// RFC 3768 6.1 (v2: skew in seconds whatever the interval) and RFC 5798 6.1 (v3: skew
@@ -161,6 +185,10 @@ mod tests {
             let daemon = t.handoff_wait_ms(adv, adv);
             assert!(t.wrapper_bound_ms() > daemon, "{v} {adv}");
             assert_eq!(daemon, t.master_down_ms(adv) + 3 * adv + HANDOFF_MARGIN_MS);
+            // Under the ledger: the clock offset allowance on top of both.
+            let ledger = t.ledger_wait_ms(adv, adv);
+            assert_eq!(ledger, 30_000 + daemon, "{v} {adv}");
+            assert!(t.ledger_wrapper_bound_ms() > ledger, "{v} {adv}");
         }
         // The figure the wrapper used before it was derived here: 7 adverts + skew + margin.
         let t = timing(3, 100, 100);

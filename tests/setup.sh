@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs what building and testing rcron needs on a fresh Debian 12 machine (run as root):
-# the Debian packages the tests use as real peers and hosts, and the Rust targets.
+# the Debian packages the tests use as real peers and hosts (faketime: per-node wall clocks
+# in the exactly-once torture), and the Rust targets.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 need=""
 for p in iproute2 util-linux nftables keepalived tshark busybox-static qemu-user-static \
-         python3 musl-tools procps; do
+         python3 musl-tools procps faketime; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need="$need $p"
 done
 if [ -n "$need" ]; then

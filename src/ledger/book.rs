@@ -24,6 +24,7 @@
 //! - A peer whose VRRP adverts are heard but that never spoke the ledger (keepalived, or rcron
 //!   with `run_ledger = no`) makes the node fall back to the advert-timing rule
 //!   (`handoff::decide`) for every slot: [`Ledger::fallback`].
+//!
 //! Limits: a partition (peers up but unreachable) lets each side claim alone; a node that
 //! dies after its peers accepted its claim and before it started the job leaves the slot
 //! not run (the peers hold its record): the window is one round trip.
@@ -75,7 +76,9 @@ pub enum Standing {
 pub enum Answer {
     Run(&'static str),
     /// Skip: the slot is held by `runner`.
-    Held { runner: Ipv4Addr },
+    Held {
+        runner: Ipv4Addr,
+    },
     /// Not decided yet: ask again after the next event.
     Wait,
 }
@@ -94,6 +97,10 @@ struct Entry {
     /// When this node learned it (CLOCK_MONOTONIC ms): retention counts from here.
     learned: u64,
     held: Held,
+    /// This process claimed the slot and has not yet said "run" for it: the one wrapper
+    /// that gets the answer runs it. A second wrapper for the same slot (a line listed twice,
+    /// a record of this node learned back from a peer after a restart) is told it ran.
+    unanswered: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -162,7 +169,14 @@ impl Ledger {
                 sync: Sync::Done,
             });
         }
-        Ledger { p, peers, table: heapless::Vec::new(), seq: 0, started: false, c: Counters::default() }
+        Ledger {
+            p,
+            peers,
+            table: heapless::Vec::new(),
+            seq: 0,
+            started: false,
+            c: Counters::default(),
+        }
     }
 
     /// How long a record is kept from when it was learned: every node's wrapper for a slot
@@ -206,7 +220,14 @@ impl Ledger {
     }
 
     fn header(&self, kind: Kind, seq: u32, now: Now) -> Header {
-        Header { kind, vrid: self.p.vrid, priority: self.p.priority, flags: 0, seq, wall_ms: now.wall_ms }
+        Header {
+            kind,
+            vrid: self.p.vrid,
+            priority: self.p.priority,
+            flags: 0,
+            seq,
+            wall_ms: now.wall_ms,
+        }
     }
 
     /// Asks every peer for its records; nothing is decided until they answered.
@@ -266,11 +287,21 @@ impl Ledger {
     /// May this node run `job`'s slot `slot` now? `Wait` until the record, the peers'
     /// answers or the election decide; the caller asks again after any event and skips at
     /// its own deadline.
-    pub fn ask(&mut self, now: Now, job: u64, slot: u64, standing: Standing, tx: &mut dyn Tx) -> Answer {
+    pub fn ask(
+        &mut self,
+        now: Now,
+        job: u64,
+        slot: u64,
+        standing: Standing,
+        tx: &mut dyn Tx,
+    ) -> Answer {
         if let Some(i) = self.find(job, slot) {
             let e = self.table[i];
             return match e.held {
-                Held::Final if e.rec.runner == self.p.own => Answer::Run("recorded"),
+                Held::Final if e.unanswered => {
+                    self.table[i].unanswered = false;
+                    Answer::Run("recorded")
+                }
                 Held::Final => Answer::Held { runner: e.rec.runner },
                 Held::Claiming { .. } => Answer::Wait,
             };
@@ -286,10 +317,14 @@ impl Ledger {
             rec,
             learned: now.mono,
             held: Held::Claiming { seq, acked: 0, tries: 0, next_at: now.mono },
+            unanswered: true,
         });
         self.poll(now, standing, tx);
-        match self.find(job, slot).map(|i| self.table[i].held) {
-            Some(Held::Final) => Answer::Run("recorded"),
+        match self.find(job, slot) {
+            Some(i) if self.table[i].held == Held::Final && self.table[i].unanswered => {
+                self.table[i].unanswered = false;
+                Answer::Run("recorded")
+            }
             _ => Answer::Wait,
         }
     }
@@ -307,14 +342,18 @@ impl Ledger {
                 && now.mono >= next_at
             {
                 if tries >= SYNC_TRIES {
-                    log::info!("ledger: peer {} did not answer the sync: taken as down", self.peers[i].addr);
+                    log::info!(
+                        "ledger: peer {} did not answer the sync: taken as down",
+                        self.peers[i].addr
+                    );
                     self.peers[i].sync = Sync::Done;
                     self.peers[i].up = false;
                     continue;
                 }
                 let h = self.header(Kind::SyncReq, seq, now);
                 tx.send(self.peers[i].addr, &h, &[]);
-                self.peers[i].sync = Sync::Asked { seq, tries: tries + 1, next_at: now.mono + SYNC_RETRY_MS };
+                self.peers[i].sync =
+                    Sync::Asked { seq, tries: tries + 1, next_at: now.mono + SYNC_RETRY_MS };
             }
         }
         // Claims.
@@ -359,7 +398,8 @@ impl Ledger {
                     tx.send(p.addr, &h, &[e.rec]);
                 }
             }
-            self.table[i].held = Held::Claiming { seq, acked, tries: tries + 1, next_at: now.mono + CLAIM_RETRY_MS };
+            self.table[i].held =
+                Held::Claiming { seq, acked, tries: tries + 1, next_at: now.mono + CLAIM_RETRY_MS };
             if self.all_acked(acked) {
                 // No peer is up: the first try told the down ones, nobody is waited for.
                 self.table[i].held = Held::Final;
@@ -387,7 +427,13 @@ impl Ledger {
     /// One datagram from `from` (the socket checked the port and TTL). Errors: a datagram
     /// that does not parse, from a host that is not a configured peer, for another VRID, or
     /// whose record names another runner than its sender: dropped, counted.
-    pub fn on_datagram(&mut self, now: Now, from: Ipv4Addr, buf: &[u8], tx: &mut dyn Tx) -> Result<(), &'static str> {
+    pub fn on_datagram(
+        &mut self,
+        now: Now,
+        from: Ipv4Addr,
+        buf: &[u8],
+        tx: &mut dyn Tx,
+    ) -> Result<(), &'static str> {
         let m = wire::parse(buf).map_err(|e| {
             self.c.rx_dropped += 1;
             e.as_str()
@@ -447,9 +493,15 @@ impl Ledger {
                 if let Some(i) = self.find(r.job, r.slot)
                     && matches!(self.table[i].held, Held::Claiming { seq, .. } if seq == h.seq)
                 {
-                    log::info!("ledger: job {:016x} slot {} is held by {}: our claim yields", r.job, r.slot, r.runner);
+                    log::info!(
+                        "ledger: job {:016x} slot {} is held by {}: our claim yields",
+                        r.job,
+                        r.slot,
+                        r.runner
+                    );
                     self.c.claims_lost += 1;
-                    self.table[i] = Entry { rec: r, learned: now.mono, held: Held::Final };
+                    self.table[i] =
+                        Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false };
                 }
             }
         }
@@ -475,7 +527,10 @@ impl Ledger {
                 max / 1000
             );
         } else if !over && p.offset_warned {
-            log::info!("ledger: peer {} clock offset back within max_clock_offset ({offset} ms)", p.addr);
+            log::info!(
+                "ledger: peer {} clock offset back within max_clock_offset ({offset} ms)",
+                p.addr
+            );
         }
         p.offset_warned = over;
     }
@@ -483,7 +538,7 @@ impl Ledger {
     /// A record from a peer's sync: kept unless this node holds the slot otherwise.
     fn learn(&mut self, now: Now, r: Record) {
         if self.find(r.job, r.slot).is_none() {
-            self.insert(Entry { rec: r, learned: now.mono, held: Held::Final });
+            self.insert(Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false });
         }
     }
 
@@ -491,7 +546,7 @@ impl Ledger {
     /// when accepted).
     fn on_claim(&mut self, now: Now, r: Record) -> Record {
         let Some(i) = self.find(r.job, r.slot) else {
-            self.insert(Entry { rec: r, learned: now.mono, held: Held::Final });
+            self.insert(Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false });
             return r;
         };
         let e = self.table[i];
@@ -500,11 +555,18 @@ impl Ledger {
             Held::Claiming { acked, .. } => {
                 // Two claims crossed: the election's order settles it, the same way on both
                 // sides. A claim some peer already accepted is not given up.
-                let theirs = outranks(r.runner_priority, r.runner, e.rec.runner_priority, e.rec.runner);
+                let theirs =
+                    outranks(r.runner_priority, r.runner, e.rec.runner_priority, e.rec.runner);
                 if theirs && acked == 0 {
-                    log::info!("ledger: job {:016x} slot {}: {} outranks our claim", r.job, r.slot, r.runner);
+                    log::info!(
+                        "ledger: job {:016x} slot {}: {} outranks our claim",
+                        r.job,
+                        r.slot,
+                        r.runner
+                    );
                     self.c.claims_lost += 1;
-                    self.table[i] = Entry { rec: r, learned: now.mono, held: Held::Final };
+                    self.table[i] =
+                        Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false };
                     r
                 } else {
                     e.rec
@@ -554,7 +616,10 @@ impl Ledger {
                 Some(o) => {
                     out.put(&format!("peer_{a}_clock_offset_ms"), o);
                     if o.abs() > max {
-                        out.put(&format!("peer_{a}_clock_offset_warning"), "beyond max_clock_offset");
+                        out.put(
+                            &format!("peer_{a}_clock_offset_warning"),
+                            "beyond max_clock_offset",
+                        );
                     }
                 }
                 None => out.put(&format!("peer_{a}_clock_offset_ms"), ""),
@@ -567,7 +632,10 @@ impl Ledger {
         finals.sort_unstable_by_key(|e| core::cmp::Reverse((e.rec.slot, e.learned)));
         for (n, e) in finals.iter().take(STATUS_SLOTS).enumerate() {
             let (job, slot, runner) = (e.rec.job, e.rec.slot, e.rec.runner);
-            out.put(&format!("slot_{n}"), format_args!("job={job:016x} slot={slot} ran_on={runner}"));
+            out.put(
+                &format!("slot_{n}"),
+                format_args!("job={job:016x} slot={slot} ran_on={runner}"),
+            );
         }
     }
 }
@@ -611,7 +679,8 @@ mod tests {
 
     impl Net {
         fn new(nodes: &[(Ipv4Addr, u8)]) -> Net {
-            let mut n = Net { nodes: Vec::new(), wire: Wire::default(), down: vec![A, B, C], t: 1000 };
+            let mut n =
+                Net { nodes: Vec::new(), wire: Wire::default(), down: vec![A, B, C], t: 1000 };
             for &(ip, prio) in nodes {
                 n.down.retain(|&d| d != ip);
                 n.nodes.push((ip, Ledger::new(params(ip, prio))));
@@ -653,7 +722,8 @@ mod tests {
                     if self.down.contains(ip) {
                         continue;
                     }
-                    let s = standing.iter().find(|(a, _)| a == ip).map_or(Standing::NotMaster, |x| x.1);
+                    let s =
+                        standing.iter().find(|(a, _)| a == ip).map_or(Standing::NotMaster, |x| x.1);
                     l.poll(now, s, &mut From(*ip, &mut self.wire));
                 }
                 self.deliver();
@@ -684,6 +754,7 @@ mod tests {
         assert_eq!(n.ask(B, Standing::NotMaster), Answer::Held { runner: A });
         // Asked again (a second wrapper for the same slot): held by A, which runs it once.
         assert_eq!(n.ask(B, Standing::ConfirmedMaster), Answer::Held { runner: A });
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Held { runner: A });
     }
 
     #[test]
@@ -829,7 +900,14 @@ mod tests {
     fn clock_offsets_are_measured_from_every_datagram() {
         let mut n = Net::new(&[(A, 150), (B, 100)]);
         let now = n.now();
-        let h = Header { kind: Kind::SyncReq, vrid: 61, priority: 100, flags: 0, seq: 9, wall_ms: now.wall_ms + 45_000 };
+        let h = Header {
+            kind: Kind::SyncReq,
+            vrid: 61,
+            priority: 100,
+            flags: 0,
+            seq: 9,
+            wall_ms: now.wall_ms + 45_000,
+        };
         let mut buf = [0u8; wire::MAX_LEN];
         let len = wire::emit(&h, &[], &mut buf);
         let l = &mut n.nodes[0].1;
@@ -838,6 +916,9 @@ mod tests {
         l.status(&mut kv);
         let s = kv.as_str();
         assert!(s.contains("peer_192.0.2.12_clock_offset_ms=45000\n"), "{s}");
-        assert!(s.contains("peer_192.0.2.12_clock_offset_warning=beyond max_clock_offset\n"), "{s}");
+        assert!(
+            s.contains("peer_192.0.2.12_clock_offset_warning=beyond max_clock_offset\n"),
+            "{s}"
+        );
     }
 }

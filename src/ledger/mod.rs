@@ -7,5 +7,6 @@
 //! ledger.
 
 pub mod book;
+pub mod slot;
 pub mod socket;
 pub mod wire;

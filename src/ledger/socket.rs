@@ -14,7 +14,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 pub struct LedgerSocket {
     sock: UdpSocket,
     port: u16,
-    buf: [u8; wire::MAX_LEN],
     pub tx_errors: u64,
 }
 
@@ -30,19 +29,21 @@ impl LedgerSocket {
         sock.set_ttl(255)?;
         crate::os::sys::set_ip_minttl(sock.as_fd(), 255)?;
         sock.set_nonblocking(true)?;
-        Ok(LedgerSocket { sock, port, buf: [0; wire::MAX_LEN], tx_errors: 0 })
+        Ok(LedgerSocket { sock, port, tx_errors: 0 })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
     }
 
-    /// The next datagram and its sender, from the ledger's port only; `None` when nothing waits.
-    pub fn recv(&mut self) -> Option<(Ipv4Addr, &[u8])> {
+    /// The next datagram (into `buf`, its length returned) and its sender, from the ledger's
+    /// port only; `None` when nothing waits. A longer datagram is cut to `buf`'s length
+    /// (and then fails to parse).
+    pub fn recv(&self, buf: &mut [u8]) -> Option<(Ipv4Addr, usize)> {
         loop {
-            match self.sock.recv_from(&mut self.buf) {
+            match self.sock.recv_from(buf) {
                 Ok((n, std::net::SocketAddr::V4(a))) if a.port() == self.port => {
-                    return Some((*a.ip(), &self.buf[..n]));
+                    return Some((*a.ip(), n));
                 }
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

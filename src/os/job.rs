@@ -54,8 +54,13 @@ const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
-/// Runs `argv` to completion under the rules above.
-pub fn run(argv: &[OsString], timeout: Option<Duration>, kill_after: Duration) -> Outcome {
+/// Runs `argv` to completion under the rules above, with `env` added to its environment.
+pub fn run(
+    argv: &[OsString],
+    env: &[(&str, String)],
+    timeout: Option<Duration>,
+    kill_after: Duration,
+) -> Outcome {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     for s in FORWARDED {
@@ -73,6 +78,7 @@ pub fn run(argv: &[OsString], timeout: Option<Duration>, kill_after: Duration) -
             // /usr/local/bin: the job sees one PATH whatever the build.
             cmd.env("PATH", DEFAULT_PATH);
         }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.process_group(0);
         crate::os::sys::unblock_signals_in_child(cmd);
     });

@@ -110,6 +110,14 @@ pub fn wall_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// The wall clock in milliseconds since the epoch (0 before 1970).
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Milliseconds on CLOCK_MONOTONIC: system-wide, so comparable between processes of one boot.
 pub fn monotonic_ms() -> u64 {
     match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
@@ -276,12 +284,22 @@ pub fn set_ip_minttl(sock: std::os::fd::BorrowedFd<'_>, ttl: u8) -> std::io::Res
 }
 
 /// An integer IPPROTO_IP option that nix does not wrap.
-fn set_ip_int(sock: std::os::fd::BorrowedFd<'_>, opt: libc::c_int, v: libc::c_int) -> std::io::Result<()> {
+fn set_ip_int(
+    sock: std::os::fd::BorrowedFd<'_>,
+    opt: libc::c_int,
+    v: libc::c_int,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `v` is a live c_int and `len` its size; setsockopt only reads it.
     let r = unsafe {
-        libc::setsockopt(sock.as_raw_fd(), libc::IPPROTO_IP, opt, (&v as *const libc::c_int).cast(), len)
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            len,
+        )
     };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }

@@ -13,9 +13,11 @@ use crate::config::Config;
 use crate::control::{self, Client, Progress, Request};
 use crate::exit::Failure;
 use crate::handoff::{self, Decision};
+use crate::ledger::book::{Answer, Ledger, Now, Params, Standing};
+use crate::ledger::socket::{LedgerSocket, SocketTx};
 use crate::os::heartbeat::HangTimer;
 use crate::os::hooks::{Notifier, Tracker, Verdict};
-use crate::os::sys::{monotonic_ms, wall_secs};
+use crate::os::sys::{monotonic_ms, wall_ms, wall_secs};
 use crate::report::Kv;
 use crate::statefile::{self, Reading};
 use crate::timing::{self, Timing};
@@ -32,6 +34,7 @@ use std::path::{Path, PathBuf};
 const LISTENER: u64 = 1;
 const SIGNALS: u64 = 2;
 const SUPERVISOR: u64 = 3;
+const LEDGER: u64 = 4;
 const BACKEND: u64 = 1 << 31;
 const CLIENT: u64 = 1 << 32;
 
@@ -44,7 +47,74 @@ fn backend_token(fd: BorrowedFd<'_>) -> u64 {
 struct Pending {
     stream: UnixStream,
     cut: u64,
+    /// (job, scheduled time) when the wrapper named its slot (`slot` request).
+    slot: Option<(u64, u64)>,
     deadline: u64,
+}
+
+/// The run ledger and its socket, while `run_ledger` is on and the node has peers to keep
+/// it with (unicast).
+struct RunLedger {
+    book: Ledger,
+    sock: LedgerSocket,
+}
+
+/// Datagrams read per wake-up at most (the rest wait for the next round).
+const LEDGER_BATCH: usize = 64;
+
+impl RunLedger {
+    /// Opens the socket and asks the peers for their records. Err: why the node runs
+    /// without a ledger (said in `--status`).
+    fn open(cfg: &Config, now: Now) -> Result<RunLedger, String> {
+        if !cfg.run_ledger {
+            return Err("run_ledger = no".into());
+        }
+        let (Some(src), false) = (cfg.unicast_src_ip, cfg.unicast_peers.is_empty()) else {
+            return Err("multicast mode: the ledger needs unicast_src_ip and unicast_peer".into());
+        };
+        let ifname = cfg.interface.as_deref().unwrap_or("");
+        let sock = LedgerSocket::open(ifname, src, cfg.ledger_port)
+            .map_err(|e| format!("udp {src}:{}: {e}", cfg.ledger_port))?;
+        let mut l = RunLedger { book: Ledger::new(params(cfg, src)), sock };
+        l.book.start(now, &mut SocketTx(&mut l.sock));
+        Ok(l)
+    }
+
+    fn drain(&mut self, now: Now) {
+        // One byte more than a datagram may have: a longer one fails to parse.
+        let mut buf = [0u8; crate::ledger::wire::MAX_LEN + 1];
+        for _ in 0..LEDGER_BATCH {
+            let Some((from, n)) = self.sock.recv(&mut buf) else { return };
+            if let Err(e) =
+                self.book.on_datagram(now, from, &buf[..n], &mut SocketTx(&mut self.sock))
+            {
+                log::debug!("ledger: datagram from {from} dropped: {e}");
+            }
+        }
+    }
+}
+
+fn params(cfg: &Config, own: std::net::Ipv4Addr) -> Params {
+    Params {
+        own,
+        vrid: cfg.virtual_router_id.unwrap_or(0),
+        priority: cfg.priority,
+        peers: cfg.unicast_peers.clone(),
+        max_clock_offset_ms: cfg.max_clock_offset_s as u64 * 1000,
+    }
+}
+
+fn clocks(mono: u64) -> Now {
+    Now { mono, wall_ms: wall_ms() }
+}
+
+/// The election's standing, as the ledger weighs it.
+fn standing(v: &handoff::View) -> Standing {
+    match (v.is_master, v.confirmed_master()) {
+        (true, true) => Standing::ConfirmedMaster,
+        (true, false) => Standing::NewMaster,
+        _ => Standing::NotMaster,
+    }
 }
 
 /// The worker's side of every transition: state file, log line, hooks.
@@ -127,6 +197,10 @@ pub struct Worker {
     /// The supervisor's hang timer, re-armed at each beat.
     hang_timer: Option<HangTimer>,
     next_heartbeat: u64,
+    /// The run ledger, or why there is none.
+    ledger: Result<RunLedger, String>,
+    /// The master as last seen, to tell the ledger whose adverts were heard.
+    last_master: Option<crate::backend::MasterName>,
 }
 
 /// Runs the worker until TERM or the supervisor goes away; returns the exit code.
@@ -177,7 +251,14 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         supervised,
         hang_timer,
         next_heartbeat: now,
+        ledger: Err(String::new()),
+        last_master: None,
     };
+    // Before the election: a restarted node asks for the records before it may run anything.
+    w.ledger = RunLedger::open(&w.shell.cfg, clocks(now));
+    if let Err(why) = &w.ledger {
+        log::info!("run ledger off ({why}): slots are decided by advert timing");
+    }
     w.refresh_state(now, true);
     w.start_when_ready(now);
     let code = w.run_loop(&sfd);
@@ -213,6 +294,7 @@ impl Worker {
         if self.supervised {
             add(stdin.as_fd(), SUPERVISOR, EpollFlags::EPOLLIN)?;
         }
+        let mut ledger_fd = None;
         let mut generation = None;
         let mut events = [EpollEvent::empty(); 64];
         let mut ready: heapless::Vec<bool, 4> = heapless::Vec::new();
@@ -224,6 +306,16 @@ impl Worker {
                     add(*fd, backend_token(*fd), EpollFlags::EPOLLIN | EpollFlags::EPOLLET)?;
                 }
                 generation = Some(self.backend.fds_generation());
+            }
+            let fd = self.ledger.as_ref().ok().map(|l| {
+                use std::os::fd::AsRawFd;
+                l.sock.fd().as_raw_fd()
+            });
+            if fd != ledger_fd {
+                if let Ok(l) = &self.ledger {
+                    add(l.sock.fd(), LEDGER, EpollFlags::EPOLLIN)?;
+                }
+                ledger_fd = fd;
             }
             let now = monotonic_ms();
             let timeout = self.next_wakeup(now).saturating_sub(now).min(60_000) as u16;
@@ -237,11 +329,12 @@ impl Worker {
             for fd in self.backend.fds().iter() {
                 let _ = ready.push(is(backend_token(*fd)));
             }
-            let (listener, signals) = (is(LISTENER), is(SIGNALS));
+            let (listener, signals, ledger) = (is(LISTENER), is(SIGNALS), is(LEDGER));
             let supervisor_gone = self.supervised && !failed && is(SUPERVISOR);
             let client_data = failed || events[..n].iter().any(|e| e.data() >= CLIENT);
             let now = monotonic_ms();
             self.backend.poll(now, &ready, &mut self.shell);
+            self.poll_ledger(now, ledger);
             if signals && let Some(stop) = self.signals(now, sfd) {
                 return Ok(self.stop_code(stop));
             }
@@ -270,6 +363,26 @@ impl Worker {
     fn supervisor_really_gone(&self) -> bool {
         let mut b = [0u8; 16];
         matches!(nix::unistd::read(std::io::stdin().as_fd(), &mut b), Ok(0))
+    }
+
+    /// The ledger's share of a wake-up: datagrams, whose adverts were heard, retries.
+    fn poll_ledger(&mut self, now: u64, readable: bool) {
+        let Ok(l) = &mut self.ledger else { return };
+        let clocks = clocks(now);
+        if readable {
+            l.drain(clocks);
+        }
+        let master = self.backend.master();
+        if master != self.last_master {
+            if let Some(ip) = master.as_deref().and_then(|m| m.parse().ok()) {
+                l.book.heard_vrrp(ip);
+            }
+            self.last_master = master;
+        }
+        if l.book.poll_at().is_some_and(|t| now >= t) {
+            let standing = standing(&self.backend.handoff_view(now));
+            l.book.poll(clocks, standing, &mut SocketTx(&mut l.sock));
+        }
     }
 
     fn next_wakeup(&self, now: u64) -> u64 {
@@ -302,6 +415,9 @@ impl Worker {
         for p in &self.pending {
             t = t.min(p.deadline);
         }
+        if let Some(l) = self.ledger.as_ref().ok().and_then(|l| l.book.poll_at()) {
+            t = t.min(l);
+        }
         if !self.pending.is_empty() {
             // A new master's hold ends: the questions it held can be decided.
             let v = self.backend.handoff_view(now);
@@ -319,15 +435,12 @@ impl Worker {
     fn answer_pending(&mut self, now: u64) {
         let mut i = 0;
         while i < self.pending.len() {
-            let (cut, deadline) = (self.pending[i].cut, self.pending[i].deadline);
-            let mut d = handoff::decide(&self.backend.handoff_view(now), cut, deadline);
-            if d == Decision::SendAdvertFirst {
-                self.backend.assert_master(now);
-                d = handoff::decide(&self.backend.handoff_view(now), cut, deadline);
-                if d == Decision::SendAdvertFirst {
-                    d = Decision::Skip("advert_not_sent");
-                }
-            }
+            let (cut, slot, deadline) =
+                (self.pending[i].cut, self.pending[i].slot, self.pending[i].deadline);
+            let (d, ran_on) = match (slot, self.ledger_in_use()) {
+                (Some((job, slot)), true) => self.ledger_decision(now, job, slot, deadline),
+                _ => (self.timing_decision(now, cut, deadline), None),
+            };
             let (word, reason) = match d {
                 Decision::Run(r) => ("run", r),
                 Decision::Skip(r) => ("skip", r),
@@ -339,10 +452,53 @@ impl Worker {
             let p = self.pending.swap_remove(i);
             let state = self.backend.role().state().as_str();
             log::debug!(
-                "handoff cut={cut} now={now}: {word} ({reason}) {:?}",
+                "handoff cut={cut} slot={slot:?} now={now}: {word} ({reason}) {:?}",
                 self.backend.handoff_view(now)
             );
-            control::reply(p.stream, &format!("decision={word}\nreason={reason}\nstate={state}\n"));
+            let mut text = format!("decision={word}\nreason={reason}\nstate={state}\n");
+            if let Some(ip) = ran_on {
+                text.push_str(&format!("ran_on={ip}\n"));
+            }
+            control::reply(p.stream, &text);
+        }
+        self.start_when_ready(now);
+        self.update_fault(now);
+    }
+
+    /// True when slots are decided by the run ledger: it is on and no peer heard in VRRP
+    /// lacks one.
+    fn ledger_in_use(&self) -> bool {
+        self.ledger.as_ref().is_ok_and(|l| l.book.fallback().is_none())
+    }
+
+    /// The advert-timing rule (`handoff::decide`), for peers without a ledger.
+    fn timing_decision(&mut self, now: u64, cut: u64, deadline: u64) -> Decision {
+        let mut d = handoff::decide(&self.backend.handoff_view(now), cut, deadline);
+        if d == Decision::SendAdvertFirst {
+            self.backend.assert_master(now);
+            d = handoff::decide(&self.backend.handoff_view(now), cut, deadline);
+            if d == Decision::SendAdvertFirst {
+                d = Decision::Skip("advert_not_sent");
+            }
+        }
+        d
+    }
+
+    /// The run ledger's answer, and the node that holds the slot when it is another.
+    fn ledger_decision(
+        &mut self,
+        now: u64,
+        job: u64,
+        slot: u64,
+        deadline: u64,
+    ) -> (Decision, Option<std::net::Ipv4Addr>) {
+        let standing = standing(&self.backend.handoff_view(now));
+        let Ok(l) = &mut self.ledger else { return (Decision::Wait, None) };
+        match l.book.ask(clocks(now), job, slot, standing, &mut SocketTx(&mut l.sock)) {
+            Answer::Run(r) => (Decision::Run(r), None),
+            Answer::Held { runner } => (Decision::Skip("ran_on_peer"), Some(runner)),
+            Answer::Wait if now >= deadline => (Decision::Skip("no_record_in_time"), None),
+            Answer::Wait => (Decision::Wait, None),
         }
     }
 
@@ -468,6 +624,22 @@ impl Worker {
         if cfg.state_file != self.shell.cfg.state_file {
             self.shell.state_file = statefile::Writer::new(&cfg.state_file);
         }
+        let c = &self.shell.cfg;
+        let reopen = (c.run_ledger, c.ledger_port, c.unicast_src_ip, &c.interface)
+            != (cfg.run_ledger, cfg.ledger_port, cfg.unicast_src_ip, &cfg.interface)
+            || c.unicast_peers.is_empty() != cfg.unicast_peers.is_empty();
+        match (&mut self.ledger, cfg.unicast_src_ip) {
+            (Ok(l), Some(src)) if !reopen => l.book.reload(params(&cfg, src)),
+            _ if !reopen => {}
+            _ => {
+                // The old socket closes first: the new one may want its port.
+                self.ledger = Err(String::new());
+                self.ledger = RunLedger::open(&cfg, clocks(now));
+                if let Err(why) = &self.ledger {
+                    log::info!("run ledger off ({why}): slots are decided by advert timing");
+                }
+            }
+        }
         self.shell.cfg = cfg.clone();
         self.backend.reload(now, &cfg, &mut self.shell);
         self.start_when_ready(now);
@@ -499,6 +671,30 @@ impl Worker {
         kv.put("control_bad_requests", self.bad_requests);
         kv.put("control_clients_dropped", self.clients_dropped);
         kv.put("handoff_waiting", self.pending.len());
+        match &self.ledger {
+            Ok(l) => match l.book.fallback() {
+                None => {
+                    kv.put("ledger", "on");
+                    kv.put("ledger_reason", "");
+                }
+                Some(peer) => {
+                    kv.put("ledger", "fallback");
+                    kv.put(
+                        "ledger_reason",
+                        format_args!("peer {peer} has no run ledger: advert timing"),
+                    );
+                }
+            },
+            Err(why) => {
+                kv.put("ledger", "off");
+                kv.put("ledger_reason", format_args!("{why}: advert timing"));
+            }
+        }
+        if let Ok(l) = &self.ledger {
+            kv.put("ledger_port", self.shell.cfg.ledger_port);
+            l.book.status(&mut kv);
+            kv.put("ledger_tx_errors", l.sock.tx_errors);
+        }
         self.backend.status(now, &mut kv);
         kv.put("pid", std::process::id());
         kv.as_str().to_string()
@@ -575,7 +771,22 @@ impl Worker {
                 let wait = self.backend.handoff_wait_ms();
                 let deadline =
                     cut_ms.max(now).saturating_add(wait).min(now + timing::MAX_HANDOFF_WAIT_MS);
-                self.pending.push(Pending { stream: c.into_stream(), cut: cut_ms, deadline });
+                let stream = c.into_stream();
+                self.pending.push(Pending { stream, cut: cut_ms, slot: None, deadline });
+                return;
+            }
+            Some(Request::Slot { job, slot, cut_ms }) => {
+                // Under the ledger the record may come from a master whose cron fires up to
+                // max_clock_offset later, or a failover may make this node master.
+                let (wait, cap) = if self.ledger_in_use() {
+                    let offset = self.shell.timing.max_clock_offset_ms;
+                    (self.backend.handoff_wait_ms() + offset, timing::MAX_HANDOFF_WAIT_MS + offset)
+                } else {
+                    (self.backend.handoff_wait_ms(), timing::MAX_HANDOFF_WAIT_MS)
+                };
+                let deadline = now.saturating_add(wait).min(now + cap);
+                let slot = Some((job, slot));
+                self.pending.push(Pending { stream: c.into_stream(), cut: cut_ms, slot, deadline });
                 return;
             }
             Some(Request::Status) => self.status_text(now),

@@ -42,15 +42,39 @@ pub fn slot_cut(start_ms: u64) -> u64 {
     start_ms.saturating_sub(frac)
 }
 
+/// The slot this run is for (shared/interface.md, "Handoff"): the job's identity and its
+/// scheduled time, from this node's wall clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub job: u64,
+    /// Epoch seconds (`RCRON_SLOT`).
+    pub time: u64,
+}
+
+impl Slot {
+    pub fn of(opts: &WrapperOpts) -> Slot {
+        let uid = nix::unistd::getuid().as_raw();
+        let job = crate::ledger::slot::job_id(opts.id.as_deref(), uid, &opts.argv, opts.slot_s);
+        Slot { job, time: crate::ledger::slot::scheduled(crate::os::sys::wall_secs(), opts.slot_s) }
+    }
+}
+
 /// Asks the local daemon (shared/interface.md, "Handoff"). Returns the state to act on and a
-/// reason for the log; a daemon that does not answer in time means passive.
-pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64) -> (State, String) {
+/// reason for the log (with the node that holds the slot when another runs it); a daemon that
+/// does not answer in time means passive.
+pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> (State, String) {
+    let timing = Timing::new(cfg);
     let (req, bound) = if no_wait {
-        ("state".to_string(), std::time::Duration::from_millis(500))
+        ("state".to_string(), 500)
     } else {
-        let bound = Timing::new(cfg).wrapper_bound_ms();
-        (format!("handoff {}", slot_cut(start_ms)), std::time::Duration::from_millis(bound))
+        let bound = if cfg.run_ledger {
+            timing.ledger_wrapper_bound_ms()
+        } else {
+            timing.wrapper_bound_ms()
+        };
+        (format!("slot {:016x} {} {}", slot.job, slot.time, slot_cut(start_ms)), bound)
     };
+    let bound = std::time::Duration::from_millis(bound);
     match crate::control::query(&cfg.control_socket, &req, bound) {
         Ok(answer) => {
             let field = |k| crate::control::field(&answer, k);
@@ -59,8 +83,12 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64) -> (State, String)
             } else {
                 (field("decision") == Some("run"), field("reason").filter(|r| !r.is_empty()))
             };
-            let reason = reason.unwrap_or("daemon_bad_answer");
-            (if run { State::Active } else { State::Passive }, reason.to_string())
+            let mut reason = reason.unwrap_or("daemon_bad_answer").to_string();
+            if let Some(ip) = field("ran_on") {
+                reason.push_str(" ran_on=");
+                reason.push_str(ip);
+            }
+            (if run { State::Active } else { State::Passive }, reason)
         }
         Err(e) => {
             log::warn!("daemon at {} did not answer ({e}): passive", cfg.control_socket.display());
@@ -74,17 +102,22 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> Result<i32, Failu
     let cmd = cmd_line(&opts.argv);
     let level = cfg.syslog_level;
     let cluster = &cfg.cluster_name;
+    let slot = Slot::of(opts);
     if cfg.expects_daemon() {
-        let (state, reason) = ask_daemon(cfg, opts.no_wait, start_ms);
+        // The original's lines gain the slot here only: state-file setups log as it did.
+        let named = format!("slot={} job={:016x} ", slot.time, slot.job);
+        let (state, reason) = ask_daemon(cfg, opts.no_wait, start_ms, slot);
         if state == State::Passive {
             logging::line(
                 level,
-                &format!("cluster={cluster} state=passive status=ignore reason={reason} cmd={cmd}"),
+                &format!(
+                    "cluster={cluster} state=passive status=ignore reason={reason} {named}cmd={cmd}"
+                ),
             );
             return Ok(0);
         }
         log::debug!("daemon says run: {reason} (start mono_ms={start_ms})");
-        return run_active(cfg, opts, &cmd);
+        return run_active(cfg, opts, &cmd, slot, &named);
     }
     let (state, why, reading) = statefile::decide(cfg);
     match (&reading, why) {
@@ -104,11 +137,18 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> Result<i32, Failu
         logging::line(level, &format!("cluster={cluster} state=passive status=ignore cmd={cmd}"));
         return Ok(0);
     }
-    run_active(cfg, opts, &cmd)
+    run_active(cfg, opts, &cmd, slot, "")
 }
 
-/// This node is active: lock, nice, run, log.
-fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> Result<i32, Failure> {
+/// This node is active: lock, nice, run, log. `named`: the slot's fields for the log lines
+/// (`slot=... job=... `), or empty.
+fn run_active(
+    cfg: &Config,
+    opts: &WrapperOpts,
+    cmd: &str,
+    slot: Slot,
+    named: &str,
+) -> Result<i32, Failure> {
     let level = cfg.syslog_level;
     let cluster = &cfg.cluster_name;
     let _lock = if opts.lock {
@@ -132,9 +172,10 @@ fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> Result<i32, Failur
     if let Err(e) = crate::os::sys::set_nice(nice) {
         log::warn!("cannot set nice level {nice}: {e}");
     }
-    logging::line(level, &format!("cluster={cluster} state=active status=start cmd={cmd}"));
+    logging::line(level, &format!("cluster={cluster} state=active status=start {named}cmd={cmd}"));
     let t0 = Instant::now();
-    let outcome = job::run(&opts.argv, opts.timeout, opts.kill_after);
+    let env = [("RCRON_CLUSTER", cluster.clone()), ("RCRON_SLOT", slot.time.to_string())];
+    let outcome = job::run(&opts.argv, &env, opts.timeout, opts.kill_after);
     let ms = t0.elapsed().as_millis();
     let code = outcome.exit_code();
     let status = match outcome {
@@ -151,7 +192,7 @@ fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> Result<i32, Failur
         Outcome::NotStarted(_, e) => line.push_str(&format!(" error=\"{e}\"")),
         _ => {}
     }
-    line.push_str(&format!(" cmd={cmd}"));
+    line.push_str(&format!(" {named}cmd={cmd}"));
     logging::line(level, &line);
     Ok(code)
 }
@@ -159,14 +200,7 @@ fn run_active(cfg: &Config, opts: &WrapperOpts, cmd: &str) -> Result<i32, Failur
 /// `lock_dir/rcron-<hash of argv>.lock`, locked exclusively without waiting.
 /// `Ok(None)`: another run of the same command line holds it.
 fn take_lock(cfg: &Config, argv: &[OsString]) -> Result<Option<Flock<std::fs::File>>, String> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a 64
-    for a in argv {
-        for &b in a.as_bytes().iter().chain(std::iter::once(&0u8)) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let h = crate::ledger::slot::argv_hash(argv);
     std::fs::create_dir_all(&cfg.lock_dir)
         .map_err(|e| format!("{}: {e}", cfg.lock_dir.display()))?;
     let path: PathBuf = cfg.lock_dir.join(format!("rcron-{h:016x}.lock"));

@@ -352,8 +352,7 @@ impl Node {
     /// recent send failure is a fault.
     fn check_link(&mut self, now: u64, sink: &mut dyn Sink) {
         self.link_check_due = false;
-        self.next_link_check =
-            if self.events.is_some() { u64::MAX } else { now + LINK_POLL_MS };
+        self.next_link_check = if self.events.is_some() { u64::MAX } else { now + LINK_POLL_MS };
         let link = LinkState::read(&self.probe, &self.ifname, self.cfg.unicast_src_ip);
         if link.map(|l| (l.index, l.addr)) != self.link.map(|l| (l.index, l.addr)) {
             match link {

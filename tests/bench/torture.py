@@ -1,11 +1,25 @@
 #!/usr/bin/env python3
 """Exactly-once torture harness: N hosts in network namespaces, each running an election
-daemon and a compressed cron that fires `rcron -- JOB SLOT` every second, with a fault on the
-current master every few seconds. Per slot it counts how many nodes ran the job.
+daemon and a compressed cron that fires `rcron --slot S -- JOB` at every S-second slot of its
+own wall clock, with a fault on the current master every few seconds. Per slot (the
+RCRON_SLOT the job sees) it counts how many nodes ran the job.
 
   tests/bench/torture.py [--impl rcron|keepalived] [--nodes 2] [--duration 60]
                          [--fault-every 5] [--loss 0] [--advert 0.1] [--assert]
+                         [--slot 1] [--phases 0,0.7,-1.3] [--jitter 0.5]
+                         [--offsets 0,20,-7] [--max-clock-offset 30]
                          [--binary target/release/rcron] [--json]
+
+--slot S           the schedule's granularity, whole seconds (the wrapper's --slot).
+--phases P,...     each node's cron fires P seconds after the others' zero (node B 0.7 s after
+                   node A, node C 1.3 s before it), plus a random --jitter up to J seconds:
+                   busybox crond and cronie start a minute's jobs at their own sub-second or
+                   second phase. Phases plus jitter must stay inside one slot.
+--offsets O,...    each node's wall clock is O seconds off (Debian's faketime interposes the
+                   wall clock of the glibc build for the daemon and its wrappers; the monotonic
+                   clock stays real). A node's cron fires by its own clock, as cron does. The
+                   run lasts --duration plus the offsets' span, so that every node fires
+                   --duration seconds' worth of the same slots.
 
 --impl rcron       rcron daemons; the wrapper asks its daemon (handoff protocol).
 --impl keepalived  the baseline: keepalived 2.2.7 whose notify scripts write the state file,
@@ -15,7 +29,7 @@ SIGTERM (then restart), link down 1.5 s then up. --loss P drops P% of VRRP packe
 host (nftables). --assert exits 1 if any slot was missed or doubled.
 Needs root. Uses only 192.0.2.0/24 inside namespaces it creates, and removes them.
 """
-import argparse, atexit, json, os, shutil, signal, subprocess, sys, tempfile, threading, time
+import argparse, atexit, json, os, random, shutil, signal, subprocess, sys, tempfile, threading, time
 
 p = argparse.ArgumentParser()
 p.add_argument("--impl", choices=["rcron", "keepalived"], default="rcron")
@@ -29,8 +43,14 @@ p.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "../.
 p.add_argument("--assert", dest="check", action="store_true")
 p.add_argument("--json", action="store_true")
 p.add_argument("--tag", default="")
+p.add_argument("--slot", type=int, default=1)
+p.add_argument("--phases", default="0")
+p.add_argument("--jitter", type=float, default=0.0)
+p.add_argument("--offsets", default="0")
+p.add_argument("--max-clock-offset", type=int, default=30)
 p.add_argument("--keep", action="store_true", help="keep the work directory (logs) and print it")
 args = p.parse_args()
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 RCRON = os.path.abspath(args.binary)
 N = args.nodes
@@ -42,6 +62,24 @@ IPS = [f"192.0.2.{11 + i}" for i in range(N)]
 BASE = tempfile.mkdtemp(prefix=f"rcron-torture-{TAG}-")
 DIRS = [os.path.join(BASE, f"h{i}") for i in range(N)]
 JOBLOG = os.path.join(BASE, "jobs.log")
+
+
+def per_node(text, what):
+    vals = [float(x) for x in text.split(",")]
+    vals += [0.0] * (N - len(vals))
+    if len(vals) > N:
+        raise SystemExit(f"--{what}: {len(vals)} values for {N} nodes")
+    return vals
+
+
+PHASES = per_node(args.phases, "phases")
+OFFSETS = per_node(args.offsets, "offsets")
+BASE_PHASE = max(0.0, -min(PHASES))
+if max(PHASES) + BASE_PHASE + args.jitter >= args.slot:
+    raise SystemExit("--phases and --jitter must stay inside one --slot")
+if any(OFFSETS) and not os.path.exists(FAKETIME):
+    raise SystemExit(f"--offsets needs Debian's faketime package ({FAKETIME})")
+fired = [set() for _ in range(N)]  # slot names each node's cron fired
 lock = threading.Lock()
 procs = {}          # node -> Popen of the daemon (rcron supervisor or keepalived parent)
 wrappers = []       # Popen of every wrapper, reaped at the end
@@ -103,8 +141,18 @@ def rcron_conf(i):
                 f"vrrp_version 3\nadvert_int {args.advert}\nunicast_src_ip {IPS[i]}\n"
                 f"unicast_peer {peers}\nvirtual_ipaddress 192.0.2.100\n"
                 f"state_file {d}/state\ncontrol_socket {d}/rcron.sock\npid_file {d}/rcrond.pid\n"
-                f"lock_dir {d}\nsyslog_facility LOG_LOCAL7\n")
+                f"lock_dir {d}\nsyslog_facility LOG_LOCAL7\n"
+                f"max_clock_offset {args.max_clock_offset}\n")
     return path
+
+
+def node_env(i, extra=None):
+    """The environment of node i's processes: its wall clock (faketime) and `extra`."""
+    env = dict(os.environ, **(extra or {}))
+    if OFFSETS[i]:
+        env.update(LD_PRELOAD=FAKETIME, FAKETIME=f"{OFFSETS[i]:+g}",
+                   FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+    return env
 
 
 def keepalived_conf(i):
@@ -162,7 +210,8 @@ def start_daemon(i):
         cmd = ["ip", "netns", "exec", NS[i], "keepalived", "-n", "-P", "-l", "-D", "-G",
                "-f", os.path.join(d, "keepalived.conf"), "-p", os.path.join(d, "ka.pid"),
                "-r", os.path.join(d, "ka-vrrp.pid")]
-    procs[i] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    procs[i] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, env=node_env(i))
 
 
 def daemon_pids(i):
@@ -227,19 +276,27 @@ def note(text):
 
 
 def cron(i):
+    """Node i's cron: fires the job at every slot of its own wall clock (offset), at its own
+    phase and jitter. The command line is the same on every node (one job identity)."""
     conf = os.path.join(DIRS[i], "rcron.conf" if args.impl == "rcron" else "wrapper.conf")
-    nxt = int(time.time()) + 1
+    S, off = args.slot, OFFSETS[i]
+    k = int((time.time() + off) // S) + 1
+    rnd = random.Random(i)
     while not stop.is_set():
-        delay = nxt - time.time()
+        slot = k * S
+        fire_local = slot + BASE_PHASE + PHASES[i] + rnd.uniform(0, args.jitter)
+        delay = fire_local - off - time.time()
         if delay > 0:
             time.sleep(delay)
-        slot = nxt
-        nxt += 1
+        k += 1
         if stop.is_set():
             break
+        fired[i].add(slot)
         wlog = open(os.path.join(DIRS[i], "wrappers.log"), "a")
-        w = subprocess.Popen([RCRON, "-v", "--conf", conf, "--", "/bin/sh", "-c", f'echo "$0 $1" >> {JOBLOG}', str(slot), str(i)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=wlog)
+        w = subprocess.Popen([RCRON, "-v", "--conf", conf, "--slot", f"{S}s", "--", "/bin/sh", "-c",
+                              f'echo "$RCRON_SLOT $NODE" >> {JOBLOG}'],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=wlog,
+                             env=node_env(i, {"NODE": str(i)}))
         wlog.close()
         with lock:
             wrappers.append(w)
@@ -305,7 +362,8 @@ def main():
         rcron_conf(i) if args.impl == "rcron" else keepalived_conf(i)
         start_daemon(i)
     t0 = time.time()
-    t_end = t0 + args.duration
+    span = max(OFFSETS) - min(OFFSETS)
+    t_end = t0 + args.duration + span
     samples = {"transitions": [0] * N, "double_active_ms": 0}
     threads = [threading.Thread(target=cron, args=(i,), daemon=True) for i in range(N)]
     threads.append(threading.Thread(target=monitor, args=(samples,), daemon=True))
@@ -315,20 +373,24 @@ def main():
     ft.start()
     while time.time() < t_end:
         time.sleep(0.2)
-    last_slot = int(time.time())
     stop.set()
     ft.join(timeout=15)
+    # A passive node's wrapper may wait for a record up to the offset allowance and a failover.
     for w in list(wrappers):
-        try: w.wait(timeout=10)
+        try: w.wait(timeout=args.max_clock_offset + 15)
         except Exception: w.kill()
-    first_slot = int(t0 + args.warmup) + 1
     runs = {}
     if os.path.exists(JOBLOG):
         for line in open(JOBLOG):
             parts = line.split()
             if len(parts) == 2:
                 runs.setdefault(int(parts[0]), []).append(int(parts[1]))
-    slots = list(range(first_slot, last_slot))
+    # The slots every node's cron fired after the warm-up: node i fires slot S at real time
+    # S - offset_i, so the node whose clock is most ahead sets the first.
+    common = set.intersection(*fired) if fired else set()
+    first_slot = t0 + args.warmup + max(OFFSETS)
+    slots = sorted(s for s in common if s >= first_slot)
+    first = slots[0] if slots else 0
     missed = [s for s in slots if len(runs.get(s, [])) == 0]
     doubled = [s for s in slots if len(runs.get(s, [])) > 1]
     res = {
@@ -337,21 +399,23 @@ def main():
         "missed": len(missed), "doubled": len(doubled),
         "transitions": sum(samples["transitions"]) - N,
         "double_active_ms": samples["double_active_ms"],
-        "missed_slots": [s - first_slot for s in missed], "doubled_slots": [s - first_slot for s in doubled],
-        "events": [f"+{t - t0:.2f}s slot {int(t) - first_slot}: {e}" for t, e in events],
+        "missed_slots": [s - first for s in missed], "doubled_slots": [s - first for s in doubled],
+        "slot_s": args.slot, "phases": PHASES, "jitter_s": args.jitter, "offsets_s": OFFSETS,
+        "events": [f"+{t - t0:.2f}s: {e}" for t, e in events],
     }
     if args.json:
         print(json.dumps(res))
     else:
         print(f"impl={res['impl']} nodes={N} advert={args.advert}s loss={args.loss}% duration={args.duration:.0f}s "
+              f"slot={args.slot}s phases={PHASES} jitter={args.jitter}s offsets={OFFSETS} "
               f"faults={res['faults']} slots={res['slots']} missed={res['missed']} doubled={res['doubled']} "
               f"transitions={res['transitions']} double_active_ms={res['double_active_ms']}")
         for t, e in events:
-            print(f"  +{t - t0:6.2f}s slot {int(t) - first_slot:4d}: {e}")
+            print(f"  +{t - t0:6.2f}s: {e}")
         if missed or doubled:
             print(f"  missed slots (index): {res['missed_slots']}\n  doubled slots (index): {res['doubled_slots']}")
             for s in missed + doubled:
-                print(f"  slot {s - first_slot}: ran on {runs.get(s, [])}")
+                print(f"  slot {s - first} ({s}): ran on {runs.get(s, [])}")
     if args.check and (missed or doubled or res["faults"] < 1):
         sys.exit(1)
 

@@ -1,0 +1,176 @@
+//! The run ledger on real hosts (network namespaces) with the real binary: the moments around
+//! a scheduled job where advert timing alone ran it nowhere or twice (issue 11).
+//!
+//! Each case: A (priority 150, master) and B (100), VRRPv3 at 0.1 s, unicast; a second
+//! boundary T on the wall clock; faults and wrapper starts at fixed offsets from T. The job
+//! appends its node to a file; every case must run it exactly once.
+
+mod common;
+use common::net::*;
+use common::*;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const ELECTION: &str = "virtual_router_id 71\nvrrp_version 3\nadvert_int 0.1\n\
+                        max_clock_offset 2\nsyslog_facility LOG_LOCAL7\n";
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// Host i's cron starts the wrapper.
+    Wrapper(usize),
+    /// Host i's whole daemon (supervisor and worker) killed with -9.
+    Kill(usize),
+    /// Host i's daemon started again.
+    Restart(usize),
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn prio(i: usize) -> u8 {
+    [150, 100][i]
+}
+
+/// Runs one case: `steps` at their offsets (ms after a second boundary); returns the hosts
+/// the job ran on.
+fn case(name: &str, steps: &[(u64, Step)]) -> Vec<String> {
+    // One lab at a time: the cases' moments are tens of ms apart, the machine has 2 CPUs.
+    static ONE: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
+    let mut n = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    *n += 1;
+    let lab = Lab::new(&format!("lg{n}"), 2);
+    let confs: Vec<_> =
+        (0..2).map(|i| lab.rcron_conf(i, &format!("{ELECTION}priority {}\n", prio(i)))).collect();
+    let mut sup = [0u32; 2];
+    sup[0] = lab.hosts[0].start_rcron(&confs[0]);
+    assert!(until(Duration::from_secs(5), || lab.hosts[0].state() == "active"), "{name}: A");
+    sup[1] = lab.hosts[1].start_rcron(&confs[1]);
+    let synced = |i: usize| lab.hosts[i].status_field("ledger_synced").as_deref() != Some("no");
+    assert!(
+        until(Duration::from_secs(5), || lab.hosts[1].state() == "passive" && synced(1)),
+        "{name}: B"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let joblog = lab.hosts[0].dir.parent().unwrap().join("jobs.log");
+    // The same command line on both nodes (one job); the node comes from the environment.
+    let job = format!("echo $RCRON_SLOT $NODE >> {}", joblog.display());
+    // A boundary far enough ahead for the last step, inside one minute (one slot).
+    let mut t = (wall_ms() / 1000 + 1) * 1000;
+    while (t / 1000) % 60 > 57 {
+        t += 1000;
+    }
+    let mut wrappers = Vec::new();
+    for &(at, step) in steps {
+        let wait = (t + at).saturating_sub(wall_ms());
+        std::thread::sleep(Duration::from_millis(wait));
+        match step {
+            Step::Wrapper(i) => {
+                let h = &lab.hosts[i];
+                let c = confs[i].to_str().unwrap();
+                wrappers.push(
+                    std::process::Command::new("ip")
+                        .args(["netns", "exec", &h.ns, RCRON, "--conf", c, "--", "sh", "-c", &job])
+                        .env("NODE", &h.ns)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(
+                            std::fs::File::create(h.dir.join(format!("wrapper{at}.log"))).unwrap(),
+                        )
+                        .spawn()
+                        .unwrap(),
+                );
+            }
+            Step::Kill(i) => {
+                let pids: Vec<u32> =
+                    [Some(sup[i]), Host::worker_of(sup[i])].into_iter().flatten().collect();
+                for p in &pids {
+                    Host::signal(*p, "STOP");
+                }
+                for p in &pids {
+                    Host::signal(*p, "KILL");
+                }
+            }
+            Step::Restart(i) => sup[i] = lab.hosts[i].start_rcron(&confs[i]),
+        }
+    }
+    for mut w in wrappers {
+        let st = w.wait().unwrap();
+        assert!(st.success(), "{name}: a wrapper failed: {st}");
+    }
+    let ran = std::fs::read_to_string(&joblog).unwrap_or_default();
+    let diag = || {
+        lab.hosts
+            .iter()
+            .map(|h| {
+                let logs: Vec<String> = std::fs::read_dir(&h.dir)
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("wrapper"))
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect();
+                format!("--- {}:\n{}{}", h.ns, h.log("rcron.log"), logs.join(""))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let lines: Vec<String> = ran.lines().map(str::to_string).collect();
+    let slots: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l.split(' ').next()).collect();
+    assert!(slots.len() <= 1, "{name}: the nodes named different slots: {lines:?}");
+    assert_eq!(lines.len(), 1, "{name}: ran {} times: {lines:?}\n{}", lines.len(), diag());
+    lines.iter().map(|l| l.split(' ').nth(1).unwrap_or("").to_string()).collect()
+}
+
+use Step::*;
+
+/// The public report: the leader's whole daemon killed at +0.4 s, both crons at +0.7 s.
+/// Advert timing ran the job nowhere (A: daemon gone, skip; B: an advert after the cut, skip).
+#[test]
+fn the_master_killed_between_the_scheduled_moment_and_a_late_cron_runs_the_slot_once() {
+    let ran = case("report", &[(400, Kill(0)), (700, Wrapper(0)), (700, Wrapper(1))]);
+    assert!(ran[0].ends_with("h1"), "the new master runs it: {ran:?}");
+}
+
+/// The master dies just before, just after and during its own job start; the backup's
+/// cron fires before and after the master's; a daemon restarts at each of those moments.
+#[test]
+fn a_slot_runs_once_whatever_moment_a_node_dies_restarts_or_its_cron_fires() {
+    let cases: &[(&str, &[(u64, Step)])] = &[
+        (
+            "master dies just before its job",
+            &[(300, Kill(0)), (350, Wrapper(0)), (350, Wrapper(1))],
+        ),
+        (
+            "master dies just after its job start",
+            &[(100, Wrapper(0)), (150, Kill(0)), (300, Wrapper(1))],
+        ),
+        ("master dies as its job starts", &[(200, Wrapper(0)), (200, Kill(0)), (250, Wrapper(1))]),
+        ("backup's cron first", &[(100, Wrapper(1)), (900, Wrapper(0))]),
+        ("backup's cron last", &[(100, Wrapper(0)), (1900, Wrapper(1))]),
+        (
+            "backup's cron first, then the master dies",
+            &[(100, Wrapper(1)), (400, Kill(0)), (900, Wrapper(0))],
+        ),
+        (
+            "master restarts before the crons",
+            &[(100, Kill(0)), (300, Restart(0)), (1500, Wrapper(0)), (1500, Wrapper(1))],
+        ),
+        (
+            "master dies after its job, restarts, cron again",
+            &[
+                (100, Wrapper(0)),
+                (300, Kill(0)),
+                (500, Restart(0)),
+                (1500, Wrapper(1)),
+                (1600, Wrapper(0)),
+            ],
+        ),
+        (
+            "backup restarts around the crons",
+            &[(100, Kill(1)), (200, Wrapper(0)), (300, Restart(1)), (1200, Wrapper(1))],
+        ),
+    ];
+    for (name, steps) in cases {
+        let ran = case(name, steps);
+        println!("{name}: ran on {ran:?}");
+    }
+}
