@@ -569,6 +569,12 @@ fn rcron_master(tag: &str, set: Setting) {
     assert_eq!(is_active(&conf), 0, "rcron --is-active while master\n{}", diag(&lab));
     assert_rcron_master_clean(&lab);
     assert_eq!(kh.state_at(&ka.state), "passive");
+    // The master's wrapper runs the job: keepalived, silent as a backup, never answers the
+    // ledger and is not waited for.
+    let marker = rc.dir.join("ran-on-master");
+    let c = conf.to_str().unwrap();
+    let o = rc.run(&[RCRON, "-v", "--conf", c, "--", "touch", marker.to_str().unwrap()]);
+    assert!(marker.exists(), "{}\n{}", String::from_utf8_lossy(&o.stderr), rc.status());
 
     // The supervisor is killed: its worker sees the pipe close and resigns (priority 0), so
     // keepalived takes over after its Skew_Time, well before Master_Down_Interval.
@@ -700,6 +706,18 @@ fn keepalived_master(tag: &str, set: Setting) {
     assert_rcron_follows(&lab, 150);
     assert_eq!(is_active(&conf), 1, "rcron --is-active while backup");
     assert!(pid_alive(sup));
+    // keepalived has no run ledger: rcron says so and decides slots by advert timing, as
+    // before the ledger existed.
+    let ka_ip = kh.ip.to_string();
+    assert_eq!(rc.status_field("ledger").as_deref(), Some("fallback"), "{}", rc.status());
+    let why = rc.status_field("ledger_reason").unwrap_or_default();
+    assert!(why.contains(&ka_ip), "ledger_reason={why}");
+    let marker = rc.dir.join("ran-while-backup");
+    let c = conf.to_str().unwrap();
+    let o = rc.run(&[RCRON, "-v", "--conf", c, "--", "touch", marker.to_str().unwrap()]);
+    assert!(!marker.exists(), "a backup ran the job while keepalived is master");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("reason=master_alive_after_cut"), "advert timing decides: {err}");
 
     // keepalived stops cleanly (SIGTERM): it resigns with a priority-0 advert, so rcron takes
     // over after its Skew_Time, well before Master_Down_Interval.

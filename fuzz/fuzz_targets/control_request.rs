@@ -1,7 +1,7 @@
 //! The control-socket request parser, alone and behind the daemon's line framing.
 //!
 //! Checks, beyond "never panics": `status`/`state` are recognised only as the whole trimmed
-//! line; a parsed `handoff` prints back to a line that parses to the same request. The input
+//! line; a parsed `handoff` or `slot` prints back to a line that parses to the same request. The input
 //! is also sent over a socket pair to a `control::Client`, which must answer exactly: the
 //! first line if it ends within `MAX_REQUEST` bytes, `Gone` if the line is longer, `Pending`
 //! otherwise.
@@ -20,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
         Some(Request::State) => assert_eq!(trimmed, Ok("state")),
         Some(Request::Handoff { cut_ms }) => {
             let line = format!("handoff {cut_ms}");
+            assert_eq!(control::parse_request(line.as_bytes()), req);
+        }
+        Some(Request::Slot { job, slot, cut_ms }) => {
+            let line = format!("slot {job:016x} {slot} {cut_ms}");
             assert_eq!(control::parse_request(line.as_bytes()), req);
         }
         None => {}
