@@ -9,6 +9,8 @@
 //!   small readers and writers), `report` (what `--status` and `--check` print), `exit`.
 //! - `backend`: the seam between the daemon and an election; `vrrp/`: the VRRP backend (wire
 //!   format, receive filter, the RFC 5798 state machine, the raw socket, the node).
+//! - `ledger/`: the run ledger among rcron peers (a slot's name, the datagram, the claim and
+//!   record state machine, all pure; the UDP socket).
 //! - `os/`: the OS boundary: `sys` (every `unsafe` block), `link` (interfaces, rtnetlink),
 //!   `logging`, `job` (running a job's process group), `hooks` (notify hooks, track script).
 //! - `roles/`: `wrapper`, `daemon` (the election worker), `supervisor`. Each imports the core,

@@ -179,6 +179,11 @@ impl Ledger {
         }
     }
 
+    /// This node's address in the ledger.
+    pub fn own(&self) -> Ipv4Addr {
+        self.p.own
+    }
+
     /// How long a record is kept from when it was learned: every node's wrapper for a slot
     /// starts within one slot (cron's minute) and the clock offset of the slot's start on the
     /// runner, and a passive one waits at most the offset more; three offsets and two

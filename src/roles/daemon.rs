@@ -496,6 +496,9 @@ impl Worker {
         let Ok(l) = &mut self.ledger else { return (Decision::Wait, None) };
         match l.book.ask(clocks(now), job, slot, standing, &mut SocketTx(&mut l.sock)) {
             Answer::Run(r) => (Decision::Run(r), None),
+            Answer::Held { runner } if runner == l.book.own() => {
+                (Decision::Skip("ran_here"), Some(runner))
+            }
             Answer::Held { runner } => (Decision::Skip("ran_on_peer"), Some(runner)),
             Answer::Wait if now >= deadline => (Decision::Skip("no_record_in_time"), None),
             Answer::Wait => (Decision::Wait, None),
