@@ -118,6 +118,21 @@ struct Peer {
     sync: Sync,
 }
 
+impl Peer {
+    /// A configured peer not heard from yet: waited for until it fails to answer.
+    fn new(addr: Ipv4Addr) -> Peer {
+        Peer {
+            addr,
+            ledger: false,
+            vrrp: false,
+            up: true,
+            offset_ms: None,
+            offset_warned: false,
+            sync: Sync::Done,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sync {
     Asked { seq: u32, tries: u32, next_at: u64 },
@@ -159,15 +174,7 @@ impl Ledger {
     pub fn new(p: Params) -> Ledger {
         let mut peers = heapless::Vec::new();
         for &addr in p.peers.iter().filter(|&&a| a != p.own) {
-            let _ = peers.push(Peer {
-                addr,
-                ledger: false,
-                vrrp: false,
-                up: true,
-                offset_ms: None,
-                offset_warned: false,
-                sync: Sync::Done,
-            });
+            let _ = peers.push(Peer::new(addr));
         }
         Ledger {
             p,
@@ -206,15 +213,7 @@ impl Ledger {
         let old = core::mem::replace(&mut self.peers, heapless::Vec::new());
         for &addr in p.peers.iter().filter(|&&a| a != p.own) {
             let kept = old.iter().find(|q| q.addr == addr).copied();
-            let _ = self.peers.push(kept.unwrap_or(Peer {
-                addr,
-                ledger: false,
-                vrrp: false,
-                up: true,
-                offset_ms: None,
-                offset_warned: false,
-                sync: Sync::Done,
-            }));
+            let _ = self.peers.push(kept.unwrap_or(Peer::new(addr)));
         }
         self.p = p;
     }
@@ -270,8 +269,9 @@ impl Ledger {
         self.table.iter().position(|e| e.rec.job == job && e.rec.slot == slot)
     }
 
-    /// Stores a record; when the table is full the oldest final record goes first.
-    fn insert(&mut self, e: Entry) {
+    /// Stores a record; when the table is full the oldest final record goes first. False
+    /// when every entry is a claim still waiting for answers (nothing can go).
+    fn insert(&mut self, e: Entry) -> bool {
         if self.table.is_full() {
             let oldest = (0..self.table.len())
                 .filter(|&i| self.table[i].held == Held::Final)
@@ -283,10 +283,10 @@ impl Ledger {
                     }
                     self.table.swap_remove(i);
                 }
-                None => return,
+                None => return false,
             }
         }
-        let _ = self.table.push(e);
+        self.table.push(e).is_ok()
     }
 
     /// May this node run `job`'s slot `slot` now? `Wait` until the record, the peers'
@@ -314,16 +314,19 @@ impl Ledger {
         if !self.synced() || standing != Standing::ConfirmedMaster {
             return Answer::Wait;
         }
-        // Not recorded anywhere this node knows of: claim it.
-        self.c.claims += 1;
+        // Not recorded anywhere this node knows of: claim it (once there is room).
         let seq = self.next_seq();
         let rec = Record { job, slot, runner: self.p.own, runner_priority: self.p.priority };
-        self.insert(Entry {
+        let claim = Entry {
             rec,
             learned: now.mono,
             held: Held::Claiming { seq, acked: 0, tries: 0, next_at: now.mono },
             unanswered: true,
-        });
+        };
+        if !self.insert(claim) {
+            return Answer::Wait;
+        }
+        self.c.claims += 1;
         self.poll(now, standing, tx);
         match self.find(job, slot) {
             Some(i) if self.table[i].held == Held::Final && self.table[i].unanswered => {
@@ -498,15 +501,7 @@ impl Ledger {
                 if let Some(i) = self.find(r.job, r.slot)
                     && matches!(self.table[i].held, Held::Claiming { seq, .. } if seq == h.seq)
                 {
-                    log::info!(
-                        "ledger: job {:016x} slot {} is held by {}: our claim yields",
-                        r.job,
-                        r.slot,
-                        r.runner
-                    );
-                    self.c.claims_lost += 1;
-                    self.table[i] =
-                        Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false };
+                    self.yield_claim(i, r, now, "holds it");
                 }
             }
         }
@@ -540,10 +535,23 @@ impl Ledger {
         p.offset_warned = over;
     }
 
+    /// Our claim in `table[i]` gives way to `r`'s runner, which `why`.
+    fn yield_claim(&mut self, i: usize, r: Record, now: Now, why: &str) {
+        let (job, slot, runner) = (r.job, r.slot, r.runner);
+        log::info!("ledger: job {job:016x} slot {slot}: {runner} {why}: our claim yields");
+        self.c.claims_lost += 1;
+        self.table[i] = Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false };
+    }
+
     /// A record from a peer's sync: kept unless this node holds the slot otherwise.
     fn learn(&mut self, now: Now, r: Record) {
         if self.find(r.job, r.slot).is_none() {
-            self.insert(Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false });
+            let _ = self.insert(Entry {
+                rec: r,
+                learned: now.mono,
+                held: Held::Final,
+                unanswered: false,
+            });
         }
     }
 
@@ -551,7 +559,12 @@ impl Ledger {
     /// when accepted).
     fn on_claim(&mut self, now: Now, r: Record) -> Record {
         let Some(i) = self.find(r.job, r.slot) else {
-            self.insert(Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false });
+            let _ = self.insert(Entry {
+                rec: r,
+                learned: now.mono,
+                held: Held::Final,
+                unanswered: false,
+            });
             return r;
         };
         let e = self.table[i];
@@ -563,15 +576,7 @@ impl Ledger {
                 let theirs =
                     outranks(r.runner_priority, r.runner, e.rec.runner_priority, e.rec.runner);
                 if theirs && acked == 0 {
-                    log::info!(
-                        "ledger: job {:016x} slot {}: {} outranks our claim",
-                        r.job,
-                        r.slot,
-                        r.runner
-                    );
-                    self.c.claims_lost += 1;
-                    self.table[i] =
-                        Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false };
+                    self.yield_claim(i, r, now, "outranks us");
                     r
                 } else {
                     e.rec

@@ -7,6 +7,7 @@
 //! ledger.
 
 pub mod book;
+pub mod node;
 pub mod slot;
 pub mod socket;
 pub mod wire;

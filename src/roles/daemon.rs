@@ -13,8 +13,11 @@ use crate::config::Config;
 use crate::control::{self, Client, Progress, Request};
 use crate::exit::Failure;
 use crate::handoff::{self, Decision};
-use crate::ledger::book::{Answer, Ledger, Now, Params, Standing};
-use crate::ledger::socket::{LedgerSocket, SocketTx};
+use crate::ledger::node::{LedgerNode, Off};
+use crate::ledger::{
+    self,
+    book::{Answer, Now, Standing},
+};
 use crate::os::heartbeat::HangTimer;
 use crate::os::hooks::{Notifier, Tracker, Verdict};
 use crate::os::sys::{monotonic_ms, wall_ms, wall_secs};
@@ -50,58 +53,6 @@ struct Pending {
     /// (job, scheduled time) when the wrapper named its slot (`slot` request).
     slot: Option<(u64, u64)>,
     deadline: u64,
-}
-
-/// The run ledger and its socket, while `run_ledger` is on and the node has peers to keep
-/// it with (unicast).
-struct RunLedger {
-    book: Ledger,
-    sock: LedgerSocket,
-}
-
-/// Datagrams read per wake-up at most (the rest wait for the next round).
-const LEDGER_BATCH: usize = 64;
-
-impl RunLedger {
-    /// Opens the socket and asks the peers for their records. Err: why the node runs
-    /// without a ledger (said in `--status`).
-    fn open(cfg: &Config, now: Now) -> Result<RunLedger, String> {
-        if !cfg.run_ledger {
-            return Err("run_ledger = no".into());
-        }
-        let (Some(src), false) = (cfg.unicast_src_ip, cfg.unicast_peers.is_empty()) else {
-            return Err("multicast mode: the ledger needs unicast_src_ip and unicast_peer".into());
-        };
-        let ifname = cfg.interface.as_deref().unwrap_or("");
-        let sock = LedgerSocket::open(ifname, src, cfg.ledger_port)
-            .map_err(|e| format!("udp {src}:{}: {e}", cfg.ledger_port))?;
-        let mut l = RunLedger { book: Ledger::new(params(cfg, src)), sock };
-        l.book.start(now, &mut SocketTx(&mut l.sock));
-        Ok(l)
-    }
-
-    fn drain(&mut self, now: Now) {
-        // One byte more than a datagram may have: a longer one fails to parse.
-        let mut buf = [0u8; crate::ledger::wire::MAX_LEN + 1];
-        for _ in 0..LEDGER_BATCH {
-            let Some((from, n)) = self.sock.recv(&mut buf) else { return };
-            if let Err(e) =
-                self.book.on_datagram(now, from, &buf[..n], &mut SocketTx(&mut self.sock))
-            {
-                log::debug!("ledger: datagram from {from} dropped: {e}");
-            }
-        }
-    }
-}
-
-fn params(cfg: &Config, own: std::net::Ipv4Addr) -> Params {
-    Params {
-        own,
-        vrid: cfg.virtual_router_id.unwrap_or(0),
-        priority: cfg.priority,
-        peers: cfg.unicast_peers.clone(),
-        max_clock_offset_ms: cfg.max_clock_offset_s as u64 * 1000,
-    }
 }
 
 fn clocks(mono: u64) -> Now {
@@ -198,7 +149,7 @@ pub struct Worker {
     hang_timer: Option<HangTimer>,
     next_heartbeat: u64,
     /// The run ledger, or why there is none.
-    ledger: Result<RunLedger, String>,
+    ledger: Result<LedgerNode, Off>,
     /// The master as last seen, to tell the ledger whose adverts were heard.
     last_master: Option<crate::backend::MasterName>,
 }
@@ -251,14 +202,11 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         supervised,
         hang_timer,
         next_heartbeat: now,
-        ledger: Err(String::new()),
+        ledger: Err(Off::Config(String::new())),
         last_master: None,
     };
     // Before the election: a restarted node asks for the records before it may run anything.
-    w.ledger = RunLedger::open(&w.shell.cfg, clocks(now));
-    if let Err(why) = &w.ledger {
-        log::info!("run ledger off ({why}): slots are decided by advert timing");
-    }
+    w.open_ledger(&w.shell.cfg.clone(), now);
     w.refresh_state(now, true);
     w.start_when_ready(now);
     let code = w.run_loop(&sfd);
@@ -309,11 +257,11 @@ impl Worker {
             }
             let fd = self.ledger.as_ref().ok().map(|l| {
                 use std::os::fd::AsRawFd;
-                l.sock.fd().as_raw_fd()
+                l.fd().as_raw_fd()
             });
             if fd != ledger_fd {
                 if let Ok(l) = &self.ledger {
-                    add(l.sock.fd(), LEDGER, EpollFlags::EPOLLIN)?;
+                    add(l.fd(), LEDGER, EpollFlags::EPOLLIN)?;
                 }
                 ledger_fd = fd;
             }
@@ -365,8 +313,14 @@ impl Worker {
         matches!(nix::unistd::read(std::io::stdin().as_fd(), &mut b), Ok(0))
     }
 
-    /// The ledger's share of a wake-up: datagrams, whose adverts were heard, retries.
+    /// The ledger's share of a wake-up: datagrams, whose adverts were heard, retries; a
+    /// socket that could not be opened is tried again.
     fn poll_ledger(&mut self, now: u64, readable: bool) {
+        if let Err(Off::Socket { retry_at, .. }) = &self.ledger
+            && now >= *retry_at
+        {
+            self.open_ledger(&self.shell.cfg.clone(), now);
+        }
         let Ok(l) = &mut self.ledger else { return };
         let clocks = clocks(now);
         if readable {
@@ -379,9 +333,22 @@ impl Worker {
             }
             self.last_master = master;
         }
-        if l.book.poll_at().is_some_and(|t| now >= t) {
-            let standing = standing(&self.backend.handoff_view(now));
-            l.book.poll(clocks, standing, &mut SocketTx(&mut l.sock));
+        l.poll(clocks, standing(&self.backend.handoff_view(now)));
+    }
+
+    /// Opens the run ledger for `cfg` (the old socket closed first: the new one may want its
+    /// port), or says why there is none.
+    fn open_ledger(&mut self, cfg: &Config, now: u64) {
+        let retry = matches!(self.ledger, Err(Off::Socket { .. }));
+        self.ledger = Err(Off::Config(String::new()));
+        self.ledger = LedgerNode::open(cfg, clocks(now));
+        match &self.ledger {
+            Ok(_) if retry => log::info!("run ledger on"),
+            Ok(_) => {}
+            Err(Off::Socket { .. }) if retry => {}
+            Err(off) => {
+                log::info!("run ledger off ({}): slots are decided by advert timing", off.why())
+            }
         }
     }
 
@@ -415,8 +382,10 @@ impl Worker {
         for p in &self.pending {
             t = t.min(p.deadline);
         }
-        if let Some(l) = self.ledger.as_ref().ok().and_then(|l| l.book.poll_at()) {
-            t = t.min(l);
+        match &self.ledger {
+            Ok(l) => t = t.min(l.book.poll_at().unwrap_or(u64::MAX)),
+            Err(Off::Socket { retry_at, .. }) => t = t.min(*retry_at),
+            Err(Off::Config(_)) => {}
         }
         if !self.pending.is_empty() {
             // A new master's hold ends: the questions it held can be decided.
@@ -494,7 +463,7 @@ impl Worker {
     ) -> (Decision, Option<std::net::Ipv4Addr>) {
         let standing = standing(&self.backend.handoff_view(now));
         let Ok(l) = &mut self.ledger else { return (Decision::Wait, None) };
-        match l.book.ask(clocks(now), job, slot, standing, &mut SocketTx(&mut l.sock)) {
+        match l.ask(clocks(now), job, slot, standing) {
             Answer::Run(r) => (Decision::Run(r), None),
             Answer::Held { runner } if runner == l.book.own() => {
                 (Decision::Skip("ran_here"), Some(runner))
@@ -632,16 +601,9 @@ impl Worker {
             != (cfg.run_ledger, cfg.ledger_port, cfg.unicast_src_ip, &cfg.interface)
             || c.unicast_peers.is_empty() != cfg.unicast_peers.is_empty();
         match (&mut self.ledger, cfg.unicast_src_ip) {
-            (Ok(l), Some(src)) if !reopen => l.book.reload(params(&cfg, src)),
+            (Ok(l), Some(src)) if !reopen => l.book.reload(ledger::node::params(&cfg, src)),
             _ if !reopen => {}
-            _ => {
-                // The old socket closes first: the new one may want its port.
-                self.ledger = Err(String::new());
-                self.ledger = RunLedger::open(&cfg, clocks(now));
-                if let Err(why) = &self.ledger {
-                    log::info!("run ledger off ({why}): slots are decided by advert timing");
-                }
-            }
+            _ => self.open_ledger(&cfg, now),
         }
         self.shell.cfg = cfg.clone();
         self.backend.reload(now, &cfg, &mut self.shell);
@@ -688,15 +650,14 @@ impl Worker {
                     );
                 }
             },
-            Err(why) => {
+            Err(off) => {
                 kv.put("ledger", "off");
-                kv.put("ledger_reason", format_args!("{why}: advert timing"));
+                kv.put("ledger_reason", format_args!("{}: advert timing", off.why()));
             }
         }
         if let Ok(l) = &self.ledger {
             kv.put("ledger_port", self.shell.cfg.ledger_port);
-            l.book.status(&mut kv);
-            kv.put("ledger_tx_errors", l.sock.tx_errors);
+            l.status(&mut kv);
         }
         self.backend.status(now, &mut kv);
         kv.put("pid", std::process::id());
