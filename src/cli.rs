@@ -182,7 +182,7 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
                 let d = duration(&value("--slot")?)?;
                 if d.as_millis() % 1000 != 0 || d.as_secs() > 86_400 {
                     return Err(UsageError(format!(
-                        "--slot: {d:?} is not a whole number of seconds up to 1d"
+                        "--slot: {d:?} is not a whole number of seconds from 1s to 1d"
                     )));
                 }
                 w.slot_s = d.as_secs();

@@ -56,9 +56,10 @@ pub enum V3Checksum {
     NoPseudoHeader,
 }
 
-/// The run ledger's UDP port unless `ledger_port` says otherwise (4112: VRRP is IP
-/// protocol 112; not assigned by IANA).
-pub const DEFAULT_LEDGER_PORT: u16 = 4112;
+/// The run ledger's UDP port unless `ledger_port` says otherwise: a privileged port (below
+/// 1024), so that a local user of a peer cannot bind it while rcrond is not running and forge
+/// records; 412 (VRRP is IP protocol 112) is in no /etc/services of Debian 12.
+pub const DEFAULT_LEDGER_PORT: u16 = 412;
 
 /// A validated configuration. Daemon-only keys are optional here; [`Config::daemon_errors`]
 /// says what the daemon still needs.
@@ -513,7 +514,18 @@ impl Parser {
             "max_clock_offset" => {
                 int_in(v, 0, 3600).map(|x| self.cfg.max_clock_offset_s = x as u32)
             }
-            "ledger_port" => int_in(v, 1, 65535).map(|x| self.cfg.ledger_port = x as u16),
+            "ledger_port" => int_in(v, 1, 65535).map(|x| {
+                if x >= 1024 {
+                    self.warnings.push(ConfigError::new(
+                        n,
+                        format!(
+                            "ledger_port {x} is not privileged: a local user of a peer can bind \
+                             it while rcrond is not running and forge run records"
+                        ),
+                    ));
+                }
+                self.cfg.ledger_port = x as u16
+            }),
             _ => Err(format!("unknown key `{key}`")),
         };
         if let Err(e) = r {

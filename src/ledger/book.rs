@@ -43,6 +43,11 @@ pub const CLAIM_TRIES: u32 = 3;
 pub const CLAIM_RETRY_MS: u64 = 50;
 pub const SYNC_TRIES: u32 = 3;
 pub const SYNC_RETRY_MS: u64 = 200;
+/// How often a waiting passive node asks the master for its records.
+pub const WATCH_MS: u64 = 1000;
+/// A record for a slot further ahead of this node's clock than `max_clock_offset` and this
+/// is refused: no cron names a slot that far ahead.
+pub const MAX_AHEAD_MS: u64 = 120_000;
 /// Recent slots listed by `--status`.
 pub const STATUS_SLOTS: usize = 10;
 
@@ -108,10 +113,15 @@ struct Peer {
     addr: Ipv4Addr,
     /// It sent a ledger datagram at least once.
     ledger: bool,
-    /// Its VRRP adverts were heard.
-    vrrp: bool,
     /// Claims wait for its answer.
     up: bool,
+    /// When a sync to it last went unanswered (all tries), since it last spoke: adverts heard
+    /// from it after that moment mean it is alive without a ledger ([`Ledger::fallback`]).
+    silent_at: Option<u64>,
+    /// While a wrapper waits here and this peer is master: its records, asked for every
+    /// [`WATCH_MS`] (they repair a claim this node missed) and the proof its ledger is alive.
+    watch: Sync,
+    watch_next: u64,
     /// Its wall clock minus ours at its last datagram, ms.
     offset_ms: Option<i64>,
     offset_warned: bool,
@@ -124,8 +134,10 @@ impl Peer {
         Peer {
             addr,
             ledger: false,
-            vrrp: false,
             up: true,
+            silent_at: None,
+            watch: Sync::Done,
+            watch_next: 0,
             offset_ms: None,
             offset_warned: false,
             sync: Sync::Done,
@@ -249,20 +261,38 @@ impl Ledger {
         self.started && self.peers.iter().all(|p| p.sync == Sync::Done)
     }
 
-    /// A peer's VRRP advert was heard (from the election): see [`Ledger::fallback`].
-    pub fn heard_vrrp(&mut self, from: Ipv4Addr) {
-        if let Some(p) = self.peers.iter_mut().find(|p| p.addr == from) {
-            p.vrrp = true;
+    /// Which master to watch: the master this node hears while a wrapper waits here (`None`
+    /// otherwise, or when this node is master).
+    pub fn watch(&mut self, now: Now, master: Option<Ipv4Addr>) {
+        for p in self.peers.iter_mut() {
+            if Some(p.addr) != master {
+                p.watch = Sync::Done;
+                p.watch_next = 0;
+            } else if p.watch_next == 0 {
+                p.watch_next = now.mono;
+            }
         }
     }
 
-    /// `Some(peer)` when a peer whose adverts were heard never spoke the ledger (after the
-    /// start's sync): the slots are then decided by advert timing.
-    pub fn fallback(&self) -> Option<Ipv4Addr> {
-        if !self.synced() {
-            return None;
+    /// `Some(master)` when the master this node hears (`master`, its last advert at
+    /// `heard_at`) is alive without a ledger: it never answered one, or stopped answering,
+    /// and its adverts kept coming after that (keepalived, or rcron with `run_ledger = no`).
+    /// The slots are then decided by advert timing. A master that died is not one: no
+    /// advert follows its silence, and the election replaces it.
+    pub fn fallback(&self, master: Option<Ipv4Addr>, heard_at: Option<u64>) -> Option<Ipv4Addr> {
+        let p = self.peers.iter().find(|p| Some(p.addr) == master)?;
+        let silent = p.silent_at?;
+        heard_at.filter(|&h| h > silent).map(|_| p.addr)
+    }
+
+    /// A sync or watch to peer `i` went unanswered.
+    fn went_silent(&mut self, i: usize, now: Now, what: &str) {
+        let p = &mut self.peers[i];
+        if p.up || p.silent_at.is_none() {
+            log::info!("ledger: peer {} did not answer the {what}: taken as down", p.addr);
         }
-        self.peers.iter().find(|p| p.vrrp && !p.ledger).map(|p| p.addr)
+        p.up = false;
+        p.silent_at = Some(now.mono);
     }
 
     fn find(&self, job: u64, slot: u64) -> Option<usize> {
@@ -350,18 +380,43 @@ impl Ledger {
                 && now.mono >= next_at
             {
                 if tries >= SYNC_TRIES {
-                    log::info!(
-                        "ledger: peer {} did not answer the sync: taken as down",
-                        self.peers[i].addr
-                    );
                     self.peers[i].sync = Sync::Done;
-                    self.peers[i].up = false;
+                    self.went_silent(i, now, "sync");
                     continue;
                 }
                 let h = self.header(Kind::SyncReq, seq, now);
                 tx.send(self.peers[i].addr, &h, &[]);
                 self.peers[i].sync =
                     Sync::Asked { seq, tries: tries + 1, next_at: now.mono + SYNC_RETRY_MS };
+            }
+        }
+        // The watched master.
+        for i in 0..self.peers.len() {
+            let p = self.peers[i];
+            if p.watch_next == 0 {
+                continue;
+            }
+            match p.watch {
+                Sync::Done if now.mono >= p.watch_next => {
+                    let seq = self.next_seq();
+                    let h = self.header(Kind::SyncReq, seq, now);
+                    tx.send(p.addr, &h, &[]);
+                    self.peers[i].watch =
+                        Sync::Asked { seq, tries: 1, next_at: now.mono + SYNC_RETRY_MS };
+                }
+                Sync::Asked { seq, tries, next_at } if now.mono >= next_at => {
+                    if tries >= SYNC_TRIES {
+                        self.went_silent(i, now, "watch");
+                        self.peers[i].watch = Sync::Done;
+                        self.peers[i].watch_next = now.mono + WATCH_MS;
+                        continue;
+                    }
+                    let h = self.header(Kind::SyncReq, seq, now);
+                    tx.send(p.addr, &h, &[]);
+                    self.peers[i].watch =
+                        Sync::Asked { seq, tries: tries + 1, next_at: now.mono + SYNC_RETRY_MS };
+                }
+                _ => {}
             }
         }
         // Claims.
@@ -421,9 +476,17 @@ impl Ledger {
 
     /// When [`Ledger::poll`] must run next (a retry or a time-out).
     pub fn poll_at(&self) -> Option<u64> {
-        let syncs = self.peers.iter().filter_map(|p| match p.sync {
-            Sync::Asked { next_at, .. } => Some(next_at),
-            Sync::Done => None,
+        let syncs = self.peers.iter().flat_map(|p| {
+            let sync = match p.sync {
+                Sync::Asked { next_at, .. } => Some(next_at),
+                Sync::Done => None,
+            };
+            let watch = match p.watch {
+                Sync::Asked { next_at, .. } => Some(next_at),
+                Sync::Done if p.watch_next > 0 => Some(p.watch_next),
+                Sync::Done => None,
+            };
+            sync.into_iter().chain(watch)
         });
         let claims = self.table.iter().filter_map(|e| match e.held {
             Held::Claiming { next_at, .. } => Some(next_at),
@@ -460,13 +523,24 @@ impl Ledger {
         match h.kind {
             Kind::SyncReq => self.send_sync(now, from, h.seq, tx),
             Kind::Sync => {
+                // Only an answer to a question of ours: records nobody asked for are not taken.
+                let asked = |s: Sync| matches!(s, Sync::Asked { seq, .. } if seq == h.seq);
+                let (sync, watch) = (asked(self.peers[pi].sync), asked(self.peers[pi].watch));
+                if !sync && !watch {
+                    self.c.rx_dropped += 1;
+                    return Err("sync_not_asked");
+                }
                 for r in m.records() {
                     self.learn(now, r);
                 }
-                if h.flags & wire::FLAG_LAST != 0
-                    && matches!(self.peers[pi].sync, Sync::Asked { seq, .. } if seq == h.seq)
-                {
-                    self.peers[pi].sync = Sync::Done;
+                if h.flags & wire::FLAG_LAST != 0 {
+                    if sync {
+                        self.peers[pi].sync = Sync::Done;
+                    }
+                    if watch {
+                        self.peers[pi].watch = Sync::Done;
+                        self.peers[pi].watch_next = now.mono + WATCH_MS;
+                    }
                 }
             }
             Kind::Claim => {
@@ -474,6 +548,10 @@ impl Ledger {
                 if r.runner != from {
                     self.c.rx_dropped += 1;
                     return Err("claim_for_another");
+                }
+                if self.too_far_ahead(now, r) {
+                    self.c.rx_dropped += 1;
+                    return Err("slot_too_far_ahead");
                 }
                 let answer = self.on_claim(now, r);
                 let kind = if answer == r { Kind::Ack } else { Kind::Nack };
@@ -498,8 +576,11 @@ impl Ledger {
                 if r.runner == self.p.own {
                     return Ok(());
                 }
+                // A claim a peer already accepted is not given up: that peer holds our record,
+                // and the refusing one will accept once its own claim yields to ours.
                 if let Some(i) = self.find(r.job, r.slot)
-                    && matches!(self.table[i].held, Held::Claiming { seq, .. } if seq == h.seq)
+                    && matches!(self.table[i].held,
+                        Held::Claiming { seq, acked: 0, .. } if seq == h.seq)
                 {
                     self.yield_claim(i, r, now, "holds it");
                 }
@@ -513,6 +594,7 @@ impl Ledger {
         let max = self.p.max_clock_offset_ms as i64;
         let p = &mut self.peers[pi];
         p.ledger = true;
+        p.silent_at = None;
         if !p.up {
             log::info!("ledger: peer {} is up", p.addr);
             p.up = true;
@@ -543,8 +625,19 @@ impl Ledger {
         self.table[i] = Entry { rec: r, learned: now.mono, held: Held::Final, unanswered: false };
     }
 
+    /// A slot no cron can have named yet: further ahead of this node's clock than the
+    /// offset allowance and [`MAX_AHEAD_MS`].
+    fn too_far_ahead(&self, now: Now, r: Record) -> bool {
+        let limit = now.wall_ms + self.p.max_clock_offset_ms + MAX_AHEAD_MS;
+        r.slot.saturating_mul(1000) > limit
+    }
+
     /// A record from a peer's sync: kept unless this node holds the slot otherwise.
     fn learn(&mut self, now: Now, r: Record) {
+        if self.too_far_ahead(now, r) {
+            self.c.rx_dropped += 1;
+            return;
+        }
         if self.find(r.job, r.slot).is_none() {
             let _ = self.insert(Entry {
                 rec: r,
@@ -615,8 +708,8 @@ impl Ledger {
         let max = self.p.max_clock_offset_ms as i64;
         for p in &self.peers {
             let state = match (p.ledger, p.up) {
-                (false, _) if p.vrrp => "no_ledger",
-                (false, _) => "unknown",
+                (false, true) => "unknown",
+                (false, false) => "silent",
                 (true, true) => "up",
                 (true, false) => "down",
             };
@@ -855,15 +948,71 @@ mod tests {
         assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Run("recorded"), "C and B down");
     }
 
+    /// keepalived, or rcron with `run_ledger = no`: adverts keep coming from a master whose
+    /// ledger does not answer. A master that died sends none after its silence.
     #[test]
-    fn a_peer_heard_in_vrrp_but_silent_in_the_ledger_means_fallback() {
+    fn a_master_alive_without_a_ledger_means_fallback_a_dead_one_does_not() {
         let mut n = Net::new(&[(A, 150)]);
-        assert_eq!(n.ledger(A).fallback(), None, "silent peers are down, not keepalived");
-        n.ledger(A).heard_vrrp(B);
-        assert_eq!(n.ledger(A).fallback(), Some(B));
+        let silent = n.t;
+        assert_eq!(n.ledger(A).fallback(Some(B), Some(silent - 500)), None, "no advert since");
+        assert_eq!(n.ledger(A).fallback(Some(B), Some(silent + 10)), Some(B));
+        assert_eq!(n.ledger(A).fallback(None, Some(silent + 10)), None, "A is master itself");
         let mut n = Net::new(&[(A, 150), (B, 100)]);
-        n.ledger(A).heard_vrrp(B);
-        assert_eq!(n.ledger(A).fallback(), None, "B speaks the ledger");
+        let t = n.t;
+        assert_eq!(n.ledger(A).fallback(Some(B), Some(t + 10)), None, "B speaks the ledger");
+        // B loses its ledger (run_ledger = no on reload): a waiting A watches it and finds out.
+        n.down.push(B);
+        let now = n.now();
+        n.ledger(A).watch(now, Some(B));
+        n.run(1000, &[]);
+        let t = n.t;
+        assert_eq!(n.ledger(A).fallback(Some(B), Some(t)), Some(B));
+        assert_eq!(n.ledger(A).fallback(Some(B), Some(t - 900)), None, "no advert since");
+    }
+
+    /// A claim's message to B is lost (a firewall blip), the master runs the slot without B;
+    /// B's waiting wrapper must still learn the record before the master can crash.
+    #[test]
+    fn a_waiting_node_watching_the_master_learns_a_record_it_missed() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        assert_eq!(n.ask(B, Standing::NotMaster), Answer::Wait);
+        n.down.push(B);
+        n.ask(A, Standing::ConfirmedMaster);
+        n.run(200, &[(A, Standing::ConfirmedMaster)]);
+        assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Run("recorded"));
+        n.down.retain(|&d| d != B);
+        let now = n.now();
+        n.ledger(B).watch(now, Some(A));
+        n.run(1100, &[(A, Standing::ConfirmedMaster)]);
+        assert_eq!(n.ask(B, Standing::ConfirmedMaster), Answer::Held { runner: A });
+    }
+
+    /// Three nodes, two claims crossing (both masters for a moment): C accepts B's, A and B
+    /// refuse each other. The claim C accepted stands, and the slot runs once.
+    #[test]
+    fn crossed_claims_among_three_nodes_run_the_slot_once() {
+        let mut n = Net::new(&[(A, 150), (B, 100), (C, 50)]);
+        let now = n.now();
+        // B's claim reaches C first: deliver B's datagrams to C only, then everything.
+        n.ask(B, Standing::ConfirmedMaster);
+        let (to_c, rest): (Vec<_>, Vec<_>) = n.wire.0.drain(..).partition(|d| d.1 == C);
+        n.wire.0 = to_c;
+        n.deliver();
+        n.wire.0.extend(rest);
+        let i = n.at(A);
+        n.nodes[i].1.ask(now, JOB, SLOT, Standing::ConfirmedMaster, &mut From(A, &mut n.wire));
+        n.deliver();
+        n.run(500, &[(A, Standing::ConfirmedMaster), (B, Standing::ConfirmedMaster)]);
+        let answers: Vec<Answer> = [A, B, C]
+            .iter()
+            .map(|&x| {
+                n.ask(x, if x == C { Standing::NotMaster } else { Standing::ConfirmedMaster })
+            })
+            .collect();
+        let runs = answers.iter().filter(|a| matches!(a, Answer::Run(_))).count();
+        assert_eq!(runs, 1, "{answers:?}");
+        assert_eq!(answers[0], Answer::Held { runner: B }, "{answers:?}");
+        assert_eq!(answers[2], Answer::Held { runner: B }, "{answers:?}");
     }
 
     #[test]
@@ -880,9 +1029,19 @@ mod tests {
         assert_eq!(l.on_datagram(now, stranger, &buf[..len], &mut tx), Err("not_a_peer"));
         assert_eq!(l.on_datagram(now, B, &buf[..len], &mut tx), Err("claim_for_another"));
         assert_eq!(l.on_datagram(now, B, &buf[..10], &mut tx), Err("truncated"));
+        // A claim for a slot no cron can have named yet (40 minutes ahead).
+        let ahead = Record { slot: now.wall_ms / 1000 + 2400, runner: B, ..rec };
+        let len2 = wire::emit(&h, &[ahead], &mut buf);
+        assert_eq!(l.on_datagram(now, B, &buf[..len2], &mut tx), Err("slot_too_far_ahead"));
+        // Records nobody asked for (an unsolicited SYNC).
+        let sync = Header { kind: Kind::Sync, flags: wire::FLAG_LAST, seq: 999, ..h };
+        let rec_b = Record { runner: B, ..rec };
+        let len3 = wire::emit(&sync, &[rec_b], &mut buf);
+        assert_eq!(l.on_datagram(now, B, &buf[..len3], &mut tx), Err("sync_not_asked"));
+        let len = wire::emit(&h, &[rec], &mut buf);
         buf[5] = 62;
         assert_eq!(l.on_datagram(now, B, &buf[..len], &mut tx), Err("other_vrid"));
-        assert_eq!(l.c.rx_dropped, 4);
+        assert_eq!(l.c.rx_dropped, 6);
         assert!(n.wire.0.is_empty(), "nothing answered");
         assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Wait, "no record was taken");
     }

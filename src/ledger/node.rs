@@ -72,6 +72,18 @@ impl LedgerNode {
         Ok(l)
     }
 
+    /// The VRRP socket was re-opened (the interface re-created, renamed back or readdressed):
+    /// the ledger's too, on the same terms; the book is kept.
+    pub fn reopen(&mut self, cfg: &Config) {
+        let (ifname, Some(src)) = (cfg.interface.as_deref().unwrap_or(""), cfg.unicast_src_ip)
+        else {
+            return;
+        };
+        if let Err(e) = self.sock.reopen(ifname, src) {
+            log::warn!("ledger: udp {src}:{}: {e}: keeping the old socket", cfg.ledger_port);
+        }
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.sock.fd()
     }

@@ -18,8 +18,23 @@ pub struct LedgerSocket {
 }
 
 impl LedgerSocket {
+    /// Opens the socket. SO_REUSEADDR lets a new socket on the same address open before the
+    /// old one closes (the interface was re-created: [`LedgerSocket::reopen`]); binding the
+    /// default port needs root anyway.
     pub fn open(ifname: &str, src: Ipv4Addr, port: u16) -> io::Result<LedgerSocket> {
-        let sock = UdpSocket::bind(SocketAddrV4::new(src, port))?;
+        let fd = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true)
+            .map_err(io::Error::from)?;
+        let addr = nix::sys::socket::SockaddrIn::from(SocketAddrV4::new(src, port));
+        nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)
+            .map_err(io::Error::from)?;
+        let sock = UdpSocket::from(fd);
         nix::sys::socket::setsockopt(
             &sock,
             nix::sys::socket::sockopt::BindToDevice,
@@ -30,6 +45,14 @@ impl LedgerSocket {
         crate::os::sys::set_ip_minttl(sock.as_fd(), 255)?;
         sock.set_nonblocking(true)?;
         Ok(LedgerSocket { sock, port, tx_errors: 0 })
+    }
+
+    /// A new socket on the interface as it is now (the kernel tied this one to the old
+    /// interface's index); the old one closes once the new one is open.
+    pub fn reopen(&mut self, ifname: &str, src: Ipv4Addr) -> io::Result<()> {
+        let new = LedgerSocket::open(ifname, src, self.port)?;
+        self.sock = new.sock;
+        Ok(())
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

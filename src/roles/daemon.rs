@@ -59,6 +59,15 @@ fn clocks(mono: u64) -> Now {
     Now { mono, wall_ms: wall_ms() }
 }
 
+/// The master this node hears (not itself), and when an advert from a master last arrived.
+fn heard_master(backend: &dyn Backend, now: u64) -> (Option<std::net::Ipv4Addr>, Option<u64>) {
+    if backend.role() == Role::Master {
+        return (None, None);
+    }
+    let master = backend.master().and_then(|m| m.parse().ok());
+    (master, backend.handoff_view(now).last_proof_rx)
+}
+
 /// The election's standing, as the ledger weighs it.
 fn standing(v: &handoff::View) -> Standing {
     match (v.is_master, v.confirmed_master()) {
@@ -150,8 +159,6 @@ pub struct Worker {
     next_heartbeat: u64,
     /// The run ledger, or why there is none.
     ledger: Result<LedgerNode, Off>,
-    /// The master as last seen, to tell the ledger whose adverts were heard.
-    last_master: Option<crate::backend::MasterName>,
 }
 
 /// Runs the worker until TERM or the supervisor goes away; returns the exit code.
@@ -203,7 +210,6 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         hang_timer,
         next_heartbeat: now,
         ledger: Err(Off::Config(String::new())),
-        last_master: None,
     };
     // Before the election: a restarted node asks for the records before it may run anything.
     w.open_ledger(&w.shell.cfg.clone(), now);
@@ -252,6 +258,12 @@ impl Worker {
                 for fd in self.backend.fds().iter() {
                     // Edge-triggered (see `Backend::fds`): no second look per wake-up.
                     add(*fd, backend_token(*fd), EpollFlags::EPOLLIN | EpollFlags::EPOLLET)?;
+                }
+                if generation.is_some()
+                    && let Ok(l) = &mut self.ledger
+                {
+                    // The interface changed under the raw socket: under the ledger's too.
+                    l.reopen(&self.shell.cfg);
                 }
                 generation = Some(self.backend.fds_generation());
             }
@@ -326,13 +338,10 @@ impl Worker {
         if readable {
             l.drain(clocks);
         }
-        let master = self.backend.master();
-        if master != self.last_master {
-            if let Some(ip) = master.as_deref().and_then(|m| m.parse().ok()) {
-                l.book.heard_vrrp(ip);
-            }
-            self.last_master = master;
-        }
+        // While wrappers wait here, the master's records are watched (see `Ledger::watch`).
+        let watched =
+            if self.pending.is_empty() { None } else { heard_master(&*self.backend, now).0 };
+        l.book.watch(clocks, watched);
         l.poll(clocks, standing(&self.backend.handoff_view(now)));
     }
 
@@ -406,7 +415,7 @@ impl Worker {
         while i < self.pending.len() {
             let (cut, slot, deadline) =
                 (self.pending[i].cut, self.pending[i].slot, self.pending[i].deadline);
-            let (d, ran_on) = match (slot, self.ledger_in_use()) {
+            let (d, ran_on) = match (slot, self.ledger_in_use(now)) {
                 (Some((job, slot)), true) => self.ledger_decision(now, job, slot, deadline),
                 _ => (self.timing_decision(now, cut, deadline), None),
             };
@@ -436,8 +445,14 @@ impl Worker {
 
     /// True when slots are decided by the run ledger: it is on and no peer heard in VRRP
     /// lacks one.
-    fn ledger_in_use(&self) -> bool {
-        self.ledger.as_ref().is_ok_and(|l| l.book.fallback().is_none())
+    fn ledger_in_use(&self, now: u64) -> bool {
+        self.ledger.as_ref().is_ok_and(|l| self.ledger_fallback(l, now).is_none())
+    }
+
+    /// The master this node hears, when it is alive without a ledger (`Ledger::fallback`).
+    fn ledger_fallback(&self, l: &LedgerNode, now: u64) -> Option<std::net::Ipv4Addr> {
+        let (master, heard_at) = heard_master(&*self.backend, now);
+        l.book.fallback(master, heard_at)
     }
 
     /// The advert-timing rule (`handoff::decide`), for peers without a ledger.
@@ -637,7 +652,7 @@ impl Worker {
         kv.put("control_clients_dropped", self.clients_dropped);
         kv.put("handoff_waiting", self.pending.len());
         match &self.ledger {
-            Ok(l) => match l.book.fallback() {
+            Ok(l) => match self.ledger_fallback(l, now) {
                 None => {
                     kv.put("ledger", "on");
                     kv.put("ledger_reason", "");
@@ -742,7 +757,7 @@ impl Worker {
             Some(Request::Slot { job, slot, cut_ms }) => {
                 // Under the ledger the record may come from a master whose cron fires up to
                 // max_clock_offset later, or a failover may make this node master.
-                let (wait, cap) = if self.ledger_in_use() {
+                let (wait, cap) = if self.ledger_in_use(now) {
                     let offset = self.shell.timing.max_clock_offset_ms;
                     (self.backend.handoff_wait_ms() + offset, timing::MAX_HANDOFF_WAIT_MS + offset)
                 } else {
