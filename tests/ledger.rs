@@ -21,6 +21,8 @@ enum Step {
     Kill(usize),
     /// Host i's daemon started again.
     Restart(usize),
+    /// Host i's interface deleted and created again (same name and address, new index).
+    Recreate(usize),
 }
 
 fn wall_ms() -> u64 {
@@ -90,6 +92,7 @@ fn case(name: &str, steps: &[(u64, Step)]) -> Vec<String> {
                 }
             }
             Step::Restart(i) => sup[i] = lab.hosts[i].start_rcron(&confs[i]),
+            Step::Recreate(i) => lab.recreate_link(i),
         }
     }
     for mut w in wrappers {
@@ -167,6 +170,12 @@ fn a_slot_runs_once_whatever_moment_a_node_dies_restarts_or_its_cron_fires() {
         (
             "backup restarts around the crons",
             &[(100, Kill(1)), (200, Wrapper(0)), (300, Restart(1)), (1200, Wrapper(1))],
+        ),
+        // The backup's interface re-created before the slot (its sockets re-opened), the
+        // master killed right after its job started: the backup holds the record.
+        (
+            "backup's interface re-created, then the master dies",
+            &[(0, Recreate(1)), (1200, Wrapper(0)), (1200, Wrapper(1)), (1700, Kill(0))],
         ),
     ];
     for (name, steps) in cases {
