@@ -183,3 +183,42 @@ fn a_slot_runs_once_whatever_moment_a_node_dies_restarts_or_its_cron_fires() {
         println!("{name}: ran on {ran:?}");
     }
 }
+
+/// Each ledger datagram carries its sender's wall clock: a peer 45 s ahead (faketime on its
+/// daemon, the monotonic clock real) is shown with its offset, flagged beyond
+/// `max_clock_offset` (30 s), and logged as a warning on the other node.
+#[test]
+fn a_peers_clock_offset_is_shown_and_beyond_the_bound_warned() {
+    let faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(std::path::Path::new(faketime).exists(), "needs Debian's faketime (tests/setup.sh)");
+    let lab = Lab::new("lgoff", 2);
+    let extra =
+        |p: u8| format!("virtual_router_id 72\nvrrp_version 3\nadvert_int 0.1\npriority {p}\n");
+    let (a, b) = (lab.rcron_conf(0, &extra(150)), lab.rcron_conf(1, &extra(100)));
+    lab.hosts[0].start_rcron(&a);
+    let preload = format!("LD_PRELOAD={faketime}");
+    let argv = ["env", &preload, "FAKETIME=+45", "FAKETIME_DONT_FAKE_MONOTONIC=1", RCRON];
+    let b = b.to_str().unwrap();
+    lab.hosts[1]
+        .spawn(&[&argv[..], &["--daemon", "--foreground", "--conf", b]].concat(), "rcron.log");
+    let peer_b = format!("peer_{}_clock_offset_ms", lab.hosts[1].ip);
+    let offset = || lab.hosts[0].status_field(&peer_b).and_then(|v| v.parse::<i64>().ok());
+    assert!(
+        until(Duration::from_secs(5), || offset().is_some()),
+        "no offset for B in A's status:\n{}",
+        lab.hosts[0].status()
+    );
+    let o = offset().unwrap();
+    eprintln!("A sees B {o} ms ahead");
+    assert!((44_000..46_000).contains(&o), "A sees B {o} ms ahead");
+    let warn = format!("peer_{}_clock_offset_warning", lab.hosts[1].ip);
+    assert_eq!(lab.hosts[0].status_field(&warn).as_deref(), Some("beyond max_clock_offset"));
+    let peer_a = format!("peer_{}_clock_offset_ms", lab.hosts[0].ip);
+    let back = lab.hosts[1].status_field(&peer_a).and_then(|v| v.parse::<i64>().ok());
+    assert!(back.is_some_and(|o| (-46_000..-44_000).contains(&o)), "B sees A at {back:?}");
+    let log = lab.hosts[0].log("rcron.log");
+    assert!(
+        log.contains("clock is") && log.contains("beyond max_clock_offset (30 s)"),
+        "no warning in A's log:\n{log}"
+    );
+}
