@@ -347,6 +347,27 @@ mod tests {
         }
     }
 
+    /// `--slot` takes whole seconds from 1 s to a day (default cron's minute); `--id` a
+    /// name of 1..128 bytes.
+    #[test]
+    fn slot_and_id() {
+        let w = |args: &[&str]| match p(args).map(|c| c.role) {
+            Ok(Role::Wrapper(w)) => Ok((w.slot_s, w.id)),
+            Ok(r) => panic!("{r:?}"),
+            Err(e) => Err(e.0),
+        };
+        assert_eq!(w(&["x"]), Ok((60, None)));
+        assert_eq!(w(&["--slot", "10s", "--id", "nightly", "x"]), Ok((10, Some("nightly".into()))));
+        assert_eq!(w(&["--slot=1d", "x"]), Ok((86_400, None)));
+        for bad in [&["--slot", "1500ms", "x"][..], &["--slot", "2d", "x"], &["--slot", "0", "x"]] {
+            assert!(
+                w(bad).is_err_and(|e| e.contains("--slot") || e.contains("positive")),
+                "{bad:?}"
+            );
+        }
+        assert!(w(&["--id", "", "x"]).is_err_and(|e| e.contains("--id")));
+    }
+
     #[test]
     fn durations() {
         let d = |s: &str| duration(OsStr::new(s)).map(|d| d.as_millis());

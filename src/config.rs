@@ -923,6 +923,9 @@ mod tests {
             ("advert_int 0.5\n", &[1], "whole seconds"),
             ("vrrp_version 3\nadvert_int 41\n", &[2], "at most 40.95"),
             ("advert_int 256\n", &[1], "out of range"),
+            ("run_ledger maybe\n", &[1], "expected yes or no"),
+            ("max_clock_offset 3601\n", &[1], "out of range"),
+            ("ledger_port 0\n", &[1], "out of range"),
             ("vrrp_version 3\nauth_pass x\nnice_level 99\n", &[2, 3], "no authentication"),
             ("vrrp_version 3\nadvert_int 0.001\n", &[2], "finer than 0.01"),
             ("vrrp_version 3\nauth_pass x\n", &[2], "no authentication"),
@@ -987,6 +990,23 @@ mod tests {
         assert_eq!(p.config.unicast_peers.len(), 2);
         // A bad value on the later line is still an error.
         assert_eq!(errs("priority 100\npriority 300\n")[0].0, 2);
+    }
+
+    /// The run ledger's keys: defaults, values, and the warning for a port any local user
+    /// could bind.
+    #[test]
+    fn run_ledger_keys() {
+        let d = Config::default();
+        assert_eq!((d.run_ledger, d.max_clock_offset_s, d.ledger_port), (true, 30, 412));
+        let p =
+            parse_with_warnings(b"run_ledger no\nmax_clock_offset 0\nledger_port 999\n").unwrap();
+        assert_eq!((p.config.run_ledger, p.config.max_clock_offset_s), (false, 0));
+        assert_eq!(p.config.ledger_port, 999);
+        assert!(p.warnings.is_empty());
+        let p = parse_with_warnings(b"ledger_port 4112\n").unwrap();
+        assert_eq!(p.config.ledger_port, 4112);
+        assert_eq!(p.warnings.len(), 1);
+        assert!(p.warnings[0].msg.contains("not privileged"), "{:?}", p.warnings);
     }
 
     /// A hook or track script written as several words is a command line, as in keepalived:
