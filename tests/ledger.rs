@@ -222,3 +222,71 @@ fn a_peers_clock_offset_is_shown_and_beyond_the_bound_warned() {
         "no warning in A's log:\n{log}"
     );
 }
+
+/// A reload that moves the ledger to another port (both nodes) re-opens its socket, and the
+/// new one is heard: the master's claim reaches the backup, which skips on its record.
+/// Then a lost answer (the backup's ledger port blocked for 0.7 s while it waits, so its watch
+/// of the master goes unanswered) does not make a later question fall back to advert timing.
+#[test]
+fn a_reloaded_port_is_heard_and_one_lost_answer_does_not_decide_later_slots() {
+    let lab = Lab::new("lghup", 2);
+    let extra = |p: u8, port: u16| format!("{ELECTION}priority {p}\nledger_port {port}\n");
+    let confs = [lab.rcron_conf(0, &extra(150, 412)), lab.rcron_conf(1, &extra(100, 412))];
+    let sup = [lab.hosts[0].start_rcron(&confs[0]), 0];
+    assert!(until(Duration::from_secs(5), || lab.hosts[0].state() == "active"));
+    let sup = [sup[0], lab.hosts[1].start_rcron(&confs[1])];
+    let synced = |i: usize| lab.hosts[i].status_field("ledger_synced").as_deref() == Some("yes");
+    assert!(until(Duration::from_secs(5), || lab.hosts[1].state() == "passive" && synced(1)));
+    let confs = [lab.rcron_conf(0, &extra(150, 413)), lab.rcron_conf(1, &extra(100, 413))];
+    for s in sup {
+        Host::signal(s, "HUP");
+    }
+    let port = |i: usize| lab.hosts[i].status_field("ledger_port");
+    assert!(until(Duration::from_secs(3), || port(0).as_deref() == Some("413")
+        && port(1).as_deref() == Some("413")));
+    let joblog = lab.hosts[0].dir.parent().unwrap().join("jobs.log");
+    let job = format!("echo $NODE >> {}", joblog.display());
+    let wrapper = |i: usize, id: &str| {
+        let h = &lab.hosts[i];
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &h.ns, RCRON, "-v", "--conf", confs[i].to_str().unwrap()])
+            .args(["--id", id, "--", "sh", "-c", &job])
+            .env("NODE", &h.ns)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (wrapper(0, "after-reload"), wrapper(1, "after-reload"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let b_err = String::from_utf8_lossy(&b.stderr);
+    assert!(a.status.success() && b.status.success());
+    assert!(b_err.contains("reason=ran_on_peer"), "the backup heard no claim on port 413: {b_err}");
+
+    // B waits for a slot only it was asked about, its ledger port blocked: its watch of A
+    // goes unanswered (A is taken as down), then the port opens again.
+    let ns = &lab.hosts[1].ns;
+    sh(&format!("ip netns exec {ns} nft add table inet blip"));
+    sh(&format!(
+        "ip netns exec {ns} nft 'add chain inet blip in {{ type filter hook input priority 0; }}'"
+    ));
+    sh(&format!("ip netns exec {ns} nft add rule inet blip in udp dport 413 drop"));
+    let lonely = wrapper(1, "lonely");
+    let peer_a = format!("peer_{}_ledger", lab.hosts[0].ip);
+    let down = || lab.hosts[1].status_field(&peer_a).as_deref() == Some("down");
+    assert!(until(Duration::from_secs(3), down), "B's watch of A was answered");
+    sh(&format!("ip netns exec {ns} nft delete table inet blip"));
+    let _ = lonely.wait_with_output().unwrap();
+    // Now B's cron fires first, A's 1.5 s later: B must wait for A's record, not decide by
+    // advert timing from the old silence; then A dies, and nobody runs it twice or never.
+    let b = wrapper(1, "late-master");
+    std::thread::sleep(Duration::from_millis(1500));
+    let a = wrapper(0, "late-master");
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    let b_err = String::from_utf8_lossy(&b.stderr);
+    assert!(b_err.contains("reason=ran_on_peer"), "B decided before A's record: {b_err}");
+    assert!(a.status.success());
+    let ran = std::fs::read_to_string(&joblog).unwrap_or_default();
+    assert_eq!(ran.lines().count(), 2, "one run per slot: {ran}");
+}

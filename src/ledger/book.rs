@@ -275,13 +275,19 @@ impl Ledger {
     }
 
     /// `Some(master)` when the master this node hears (`master`, its last advert at
-    /// `heard_at`) is alive without a ledger: it never answered one, or stopped answering,
-    /// and its adverts kept coming after that (keepalived, or rcron with `run_ledger = no`).
-    /// The slots are then decided by advert timing. A master that died is not one: no
-    /// advert follows its silence, and the election replaces it.
-    pub fn fallback(&self, master: Option<Ipv4Addr>, heard_at: Option<u64>) -> Option<Ipv4Addr> {
+    /// `heard_at`) is alive without a ledger: a sync or watch to it concluded unanswered at or
+    /// after `since` (for a wrapper's question: when it arrived, so that one lost answer
+    /// before it does not decide it), and its adverts kept coming after that (keepalived, or
+    /// rcron with `run_ledger = no`). The slots are then decided by advert timing. A master
+    /// that died is not one: no advert follows its silence, and the election replaces it.
+    pub fn fallback(
+        &self,
+        master: Option<Ipv4Addr>,
+        heard_at: Option<u64>,
+        since: u64,
+    ) -> Option<Ipv4Addr> {
         let p = self.peers.iter().find(|p| Some(p.addr) == master)?;
-        let silent = p.silent_at?;
+        let silent = p.silent_at.filter(|&t| t >= since)?;
         heard_at.filter(|&h| h > silent).map(|_| p.addr)
     }
 
@@ -954,20 +960,22 @@ mod tests {
     fn a_master_alive_without_a_ledger_means_fallback_a_dead_one_does_not() {
         let mut n = Net::new(&[(A, 150)]);
         let silent = n.t;
-        assert_eq!(n.ledger(A).fallback(Some(B), Some(silent - 500)), None, "no advert since");
-        assert_eq!(n.ledger(A).fallback(Some(B), Some(silent + 10)), Some(B));
-        assert_eq!(n.ledger(A).fallback(None, Some(silent + 10)), None, "A is master itself");
+        let l = n.ledger(A);
+        assert_eq!(l.fallback(Some(B), Some(silent - 500), 0), None, "no advert since");
+        assert_eq!(l.fallback(Some(B), Some(silent + 10), 0), Some(B));
+        assert_eq!(l.fallback(None, Some(silent + 10), 0), None, "A is master itself");
+        assert_eq!(l.fallback(Some(B), Some(silent + 10), silent + 1), None, "an old silence");
         let mut n = Net::new(&[(A, 150), (B, 100)]);
         let t = n.t;
-        assert_eq!(n.ledger(A).fallback(Some(B), Some(t + 10)), None, "B speaks the ledger");
+        assert_eq!(n.ledger(A).fallback(Some(B), Some(t + 10), 0), None, "B speaks the ledger");
         // B loses its ledger (run_ledger = no on reload): a waiting A watches it and finds out.
         n.down.push(B);
         let now = n.now();
         n.ledger(A).watch(now, Some(B));
         n.run(1000, &[]);
         let t = n.t;
-        assert_eq!(n.ledger(A).fallback(Some(B), Some(t)), Some(B));
-        assert_eq!(n.ledger(A).fallback(Some(B), Some(t - 900)), None, "no advert since");
+        assert_eq!(n.ledger(A).fallback(Some(B), Some(t), t - 1000), Some(B));
+        assert_eq!(n.ledger(A).fallback(Some(B), Some(t - 900), t - 1000), None, "no advert since");
     }
 
     /// A claim's message to B is lost (a firewall blip), the master runs the slot without B;

@@ -39,6 +39,8 @@ impl Off {
 pub struct LedgerNode {
     pub book: Ledger,
     sock: LedgerSocket,
+    /// Counts the sockets opened ([`LedgerNode::generation`]).
+    opened: u64,
 }
 
 /// What the book needs of a configuration, with `own` (`unicast_src_ip`).
@@ -67,7 +69,7 @@ impl LedgerNode {
             why: format!("udp {src}:{}: {e}", cfg.ledger_port),
             retry_at: now.mono + REOPEN_MS,
         })?;
-        let mut l = LedgerNode { book: Ledger::new(params(cfg, src)), sock };
+        let mut l = LedgerNode { book: Ledger::new(params(cfg, src)), sock, opened: 1 };
         l.book.start(now, &mut SocketTx(&mut l.sock));
         Ok(l)
     }
@@ -79,9 +81,21 @@ impl LedgerNode {
         else {
             return;
         };
-        if let Err(e) = self.sock.reopen(ifname, src) {
-            log::warn!("ledger: udp {src}:{}: {e}: keeping the old socket", cfg.ledger_port);
+        match self.sock.reopen(ifname, src) {
+            Ok(()) => {
+                self.opened += 1;
+                log::info!("ledger: socket re-opened on {ifname}");
+            }
+            Err(e) => {
+                log::warn!("ledger: udp {src}:{}: {e}: keeping the old socket", cfg.ledger_port)
+            }
         }
+    }
+
+    /// A number that changes whenever the socket was opened anew: the worker registers it
+    /// again (a new socket may have an old one's number).
+    pub fn generation(&self) -> u64 {
+        self.opened
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

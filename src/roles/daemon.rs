@@ -52,6 +52,8 @@ struct Pending {
     cut: u64,
     /// (job, scheduled time) when the wrapper named its slot (`slot` request).
     slot: Option<(u64, u64)>,
+    /// When the question arrived.
+    arrived: u64,
     deadline: u64,
 }
 
@@ -159,6 +161,8 @@ pub struct Worker {
     next_heartbeat: u64,
     /// The run ledger, or why there is none.
     ledger: Result<LedgerNode, Off>,
+    /// Counts the ledgers opened (the loop registers a new one's socket).
+    ledgers_opened: u64,
 }
 
 /// Runs the worker until TERM or the supervisor goes away; returns the exit code.
@@ -210,6 +214,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         hang_timer,
         next_heartbeat: now,
         ledger: Err(Off::Config(String::new())),
+        ledgers_opened: 0,
     };
     // Before the election: a restarted node asks for the records before it may run anything.
     w.open_ledger(&w.shell.cfg.clone(), now);
@@ -248,7 +253,7 @@ impl Worker {
         if self.supervised {
             add(stdin.as_fd(), SUPERVISOR, EpollFlags::EPOLLIN)?;
         }
-        let mut ledger_fd = None;
+        let mut ledger_registered = None;
         let mut generation = None;
         let mut events = [EpollEvent::empty(); 64];
         let mut ready: heapless::Vec<bool, 4> = heapless::Vec::new();
@@ -267,15 +272,15 @@ impl Worker {
                 }
                 generation = Some(self.backend.fds_generation());
             }
-            let fd = self.ledger.as_ref().ok().map(|l| {
-                use std::os::fd::AsRawFd;
-                l.fd().as_raw_fd()
-            });
-            if fd != ledger_fd {
+            // A new ledger (reload) or a new socket in it: registered again, as a new socket
+            // may have the old one's number.
+            let ledger_now =
+                (self.ledgers_opened, self.ledger.as_ref().map_or(0, |l| l.generation()));
+            if ledger_registered != Some(ledger_now) {
                 if let Ok(l) = &self.ledger {
                     add(l.fd(), LEDGER, EpollFlags::EPOLLIN)?;
                 }
-                ledger_fd = fd;
+                ledger_registered = Some(ledger_now);
             }
             let now = monotonic_ms();
             let timeout = self.next_wakeup(now).saturating_sub(now).min(60_000) as u16;
@@ -351,6 +356,7 @@ impl Worker {
         let retry = matches!(self.ledger, Err(Off::Socket { .. }));
         self.ledger = Err(Off::Config(String::new()));
         self.ledger = LedgerNode::open(cfg, clocks(now));
+        self.ledgers_opened += 1;
         match &self.ledger {
             Ok(_) if retry => log::info!("run ledger on"),
             Ok(_) => {}
@@ -413,9 +419,9 @@ impl Worker {
     fn answer_pending(&mut self, now: u64) {
         let mut i = 0;
         while i < self.pending.len() {
-            let (cut, slot, deadline) =
-                (self.pending[i].cut, self.pending[i].slot, self.pending[i].deadline);
-            let (d, ran_on) = match (slot, self.ledger_in_use(now)) {
+            let p = &self.pending[i];
+            let (cut, slot, arrived, deadline) = (p.cut, p.slot, p.arrived, p.deadline);
+            let (d, ran_on) = match (slot, self.ledger_in_use(now, arrived)) {
                 (Some((job, slot)), true) => self.ledger_decision(now, job, slot, deadline),
                 _ => (self.timing_decision(now, cut, deadline), None),
             };
@@ -445,14 +451,16 @@ impl Worker {
 
     /// True when slots are decided by the run ledger: it is on and no peer heard in VRRP
     /// lacks one.
-    fn ledger_in_use(&self, now: u64) -> bool {
-        self.ledger.as_ref().is_ok_and(|l| self.ledger_fallback(l, now).is_none())
+    /// True when a question that arrived at `since` is decided by the run ledger: it is on,
+    /// and the master this node hears was not found alive without one since.
+    fn ledger_in_use(&self, now: u64, since: u64) -> bool {
+        self.ledger.as_ref().is_ok_and(|l| self.ledger_fallback(l, now, since).is_none())
     }
 
     /// The master this node hears, when it is alive without a ledger (`Ledger::fallback`).
-    fn ledger_fallback(&self, l: &LedgerNode, now: u64) -> Option<std::net::Ipv4Addr> {
+    fn ledger_fallback(&self, l: &LedgerNode, now: u64, since: u64) -> Option<std::net::Ipv4Addr> {
         let (master, heard_at) = heard_master(&*self.backend, now);
-        l.book.fallback(master, heard_at)
+        l.book.fallback(master, heard_at, since)
     }
 
     /// The advert-timing rule (`handoff::decide`), for peers without a ledger.
@@ -652,7 +660,7 @@ impl Worker {
         kv.put("control_clients_dropped", self.clients_dropped);
         kv.put("handoff_waiting", self.pending.len());
         match &self.ledger {
-            Ok(l) => match self.ledger_fallback(l, now) {
+            Ok(l) => match self.ledger_fallback(l, now, 0) {
                 None => {
                     kv.put("ledger", "on");
                     kv.put("ledger_reason", "");
@@ -751,21 +759,30 @@ impl Worker {
                 let deadline =
                     cut_ms.max(now).saturating_add(wait).min(now + timing::MAX_HANDOFF_WAIT_MS);
                 let stream = c.into_stream();
-                self.pending.push(Pending { stream, cut: cut_ms, slot: None, deadline });
+                self.pending.push(Pending {
+                    stream,
+                    cut: cut_ms,
+                    slot: None,
+                    arrived: now,
+                    deadline,
+                });
                 return;
             }
             Some(Request::Slot { job, slot, cut_ms }) => {
                 // Under the ledger the record may come from a master whose cron fires up to
                 // max_clock_offset later, or a failover may make this node master.
-                let (wait, cap) = if self.ledger_in_use(now) {
+                // With a ledger (even one that may fall back for this question once the
+                // master is found without one) the record may come from a master whose cron
+                // fires up to max_clock_offset later, or a failover may make this node master.
+                let (wait, cap) = if self.ledger.is_ok() {
                     let offset = self.shell.timing.max_clock_offset_ms;
                     (self.backend.handoff_wait_ms() + offset, timing::MAX_HANDOFF_WAIT_MS + offset)
                 } else {
                     (self.backend.handoff_wait_ms(), timing::MAX_HANDOFF_WAIT_MS)
                 };
                 let deadline = now.saturating_add(wait).min(now + cap);
-                let slot = Some((job, slot));
-                self.pending.push(Pending { stream: c.into_stream(), cut: cut_ms, slot, deadline });
+                let (stream, slot) = (c.into_stream(), Some((job, slot)));
+                self.pending.push(Pending { stream, cut: cut_ms, slot, arrived: now, deadline });
                 return;
             }
             Some(Request::Status) => self.status_text(now),
