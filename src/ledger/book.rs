@@ -597,7 +597,7 @@ impl Ledger {
 
     /// A peer spoke: it has a ledger, is up, and its clock offset is measured.
     fn note_peer(&mut self, pi: usize, now: Now, wall_ms: u64) {
-        let max = self.p.max_clock_offset_ms as i64;
+        let max = self.p.max_clock_offset_ms;
         let p = &mut self.peers[pi];
         p.ledger = true;
         p.silent_at = None;
@@ -605,9 +605,11 @@ impl Ledger {
             log::info!("ledger: peer {} is up", p.addr);
             p.up = true;
         }
-        let offset = wall_ms as i64 - now.wall_ms as i64;
+        // Any 64-bit value can arrive: the difference is taken wide and clamped.
+        let offset = (wall_ms as i128 - now.wall_ms as i128)
+            .clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         p.offset_ms = Some(offset);
-        let over = offset.abs() > max;
+        let over = offset.unsigned_abs() > max;
         if over && !p.offset_warned {
             log::warn!(
                 "ledger: peer {} clock is {offset} ms off ours, beyond max_clock_offset ({} s): exactly-once is not promised",
@@ -711,7 +713,7 @@ impl Ledger {
         out.put("ledger_evicted_early", self.c.evicted_early);
         out.put("ledger_rx", self.c.rx);
         out.put("ledger_rx_dropped", self.c.rx_dropped);
-        let max = self.p.max_clock_offset_ms as i64;
+        let max = self.p.max_clock_offset_ms;
         for p in &self.peers {
             let state = match (p.ledger, p.up) {
                 (false, true) => "unknown",
@@ -724,7 +726,7 @@ impl Ledger {
             match p.offset_ms {
                 Some(o) => {
                     out.put(&format!("peer_{a}_clock_offset_ms"), o);
-                    if o.abs() > max {
+                    if o.unsigned_abs() > max {
                         out.put(
                             &format!("peer_{a}_clock_offset_warning"),
                             "beyond max_clock_offset",
@@ -1071,6 +1073,24 @@ mod tests {
         }
         assert_eq!(n.ledger(A).table.len(), CAPACITY);
         assert_eq!(n.ledger(A).c.evicted_early, 5);
+    }
+
+    /// Found by the fuzzer: a sender's clock of 2^63 ms and more overflowed the offset.
+    #[test]
+    fn any_sender_clock_is_an_offset_without_overflow() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        for wall_ms in [u64::MAX, 1 << 63, 0x8000_01a2_27c9_0c6b, 0] {
+            let now = n.now();
+            let h =
+                Header { kind: Kind::SyncReq, vrid: 61, priority: 100, flags: 0, seq: 9, wall_ms };
+            let mut buf = [0u8; wire::MAX_LEN];
+            let len = wire::emit(&h, &[], &mut buf);
+            let l = &mut n.nodes[0].1;
+            l.on_datagram(now, B, &buf[..len], &mut From(A, &mut n.wire)).unwrap();
+            let mut kv = Kv::default();
+            l.status(&mut kv);
+            assert!(kv.as_str().contains("peer_192.0.2.12_clock_offset_warning="), "{wall_ms}");
+        }
     }
 
     #[test]
