@@ -39,9 +39,13 @@ use std::net::Ipv4Addr;
 pub const CAPACITY: usize = 512;
 /// Peers at most (`config::MAX_PEERS`).
 pub const MAX_PEERS: usize = crate::config::MAX_PEERS;
+/// Tries of a claim before the peers that did not answer are taken as down.
 pub const CLAIM_TRIES: u32 = 3;
+/// Between two tries of a claim, ms: a LAN answers in well under one.
 pub const CLAIM_RETRY_MS: u64 = 50;
+/// Tries of a sync (at start, and each watch) before the peer is taken as down.
 pub const SYNC_TRIES: u32 = 3;
+/// Between two tries of a sync, ms.
 pub const SYNC_RETRY_MS: u64 = 200;
 /// How often a waiting passive node asks the master for its records.
 pub const WATCH_MS: u64 = 1000;
@@ -173,6 +177,7 @@ pub struct Params {
     pub max_clock_offset_ms: u64,
 }
 
+/// The run ledger of one node: see the module's rule.
 pub struct Ledger {
     p: Params,
     peers: heapless::Vec<Peer, MAX_PEERS>,
@@ -183,6 +188,8 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// A ledger for `p`, not started: it decides nothing before [`Ledger::start`] and its
+    /// sync. Every configured peer but `own` is waited for until it fails to answer.
     pub fn new(p: Params) -> Ledger {
         let mut peers = heapless::Vec::new();
         for &addr in p.peers.iter().filter(|&&a| a != p.own) {

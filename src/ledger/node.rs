@@ -28,6 +28,7 @@ pub enum Off {
 }
 
 impl Off {
+    /// The reason, as `--status` says it (`ledger_reason=`).
     pub fn why(&self) -> &str {
         match self {
             Off::Config(w) | Off::Socket { why: w, .. } => w,
@@ -98,6 +99,7 @@ impl LedgerNode {
         self.opened
     }
 
+    /// The socket, for the worker's poll set (level-triggered).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.sock.fd()
     }
@@ -123,10 +125,12 @@ impl LedgerNode {
         }
     }
 
+    /// [`Ledger::ask`], its datagrams through this socket.
     pub fn ask(&mut self, now: Now, job: u64, slot: u64, standing: Standing) -> Answer {
         self.book.ask(now, job, slot, standing, &mut SocketTx(&mut self.sock))
     }
 
+    /// The book's `--status` fields and `ledger_tx_errors`.
     pub fn status(&self, out: &mut Kv) {
         self.book.status(out);
         out.put("ledger_tx_errors", self.sock.tx_errors);

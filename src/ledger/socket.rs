@@ -11,6 +11,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 
+/// The ledger's UDP socket and its port (peers' datagrams must come from the same port).
 pub struct LedgerSocket {
     sock: UdpSocket,
     port: u16,
@@ -55,6 +56,7 @@ impl LedgerSocket {
         Ok(())
     }
 
+    /// The socket, for the worker's poll set.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
     }

@@ -32,12 +32,16 @@
 
 use std::net::Ipv4Addr;
 
+/// The first four bytes of every datagram (rcron ledger, version 1).
 pub const MAGIC: [u8; 4] = *b"RCL1";
+/// Bytes of the header.
 pub const HEADER_LEN: usize = 24;
+/// Bytes of one record.
 pub const RECORD_LEN: usize = 24;
 /// Records in one datagram at most (a SYNC answer is split): 1176 bytes, under any link's
 /// minimum IPv4 MTU for unfragmented UDP on Ethernet.
 pub const MAX_RECORDS: usize = 48;
+/// The longest datagram, bytes.
 pub const MAX_LEN: usize = HEADER_LEN + MAX_RECORDS * RECORD_LEN;
 /// SYNC: this datagram ends the answer.
 pub const FLAG_LAST: u8 = 1;
@@ -60,6 +64,7 @@ mod field {
     pub const RUNNER_PRIORITY: usize = 20;
 }
 
+/// What a datagram says (the header's kind byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Claim = 1,
@@ -108,6 +113,7 @@ pub struct Header {
     pub wall_ms: u64,
 }
 
+/// Why [`parse`] refused a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     Truncated,
@@ -120,6 +126,7 @@ pub enum Error {
 }
 
 impl Error {
+    /// The reason as the debug log names it.
     pub fn as_str(self) -> &'static str {
         match self {
             Error::Truncated => "truncated",
@@ -150,6 +157,7 @@ pub struct Message<'a> {
 }
 
 impl<'a> Message<'a> {
+    /// The records, in order (at most [`MAX_RECORDS`]).
     pub fn records(&self) -> impl Iterator<Item = Record> + 'a {
         self.records.chunks_exact(RECORD_LEN).map(|r| Record {
             job: be_u64(&r[field::JOB]),
