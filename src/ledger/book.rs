@@ -270,13 +270,14 @@ impl Ledger {
 
     /// Which master to watch: the master this node hears while a wrapper waits here (`None`
     /// otherwise, or when this node is master).
-    pub fn watch(&mut self, now: Now, master: Option<Ipv4Addr>) {
+    /// `now`: CLOCK_MONOTONIC ms.
+    pub fn watch(&mut self, now: u64, master: Option<Ipv4Addr>) {
         for p in self.peers.iter_mut() {
             if Some(p.addr) != master {
                 p.watch = Sync::Done;
                 p.watch_next = 0;
             } else if p.watch_next == 0 {
-                p.watch_next = now.mono;
+                p.watch_next = now;
             }
         }
     }
@@ -343,6 +344,7 @@ impl Ledger {
         standing: Standing,
         tx: &mut dyn Tx,
     ) -> Answer {
+        self.expire(now);
         if let Some(i) = self.find(job, slot) {
             let e = self.table[i];
             return match e.held {
@@ -482,7 +484,12 @@ impl Ledger {
             }
             i += 1;
         }
-        // Expiry.
+        self.expire(now);
+    }
+
+    /// Final records past the retention go (the retries above do not wait for it: a
+    /// question asked, a claim made or a retry due expires them).
+    fn expire(&mut self, now: Now) {
         let keep = self.retention_ms();
         self.table.retain(|e| e.held != Held::Final || now.mono.saturating_sub(e.learned) < keep);
     }
@@ -980,7 +987,7 @@ mod tests {
         // B loses its ledger (run_ledger = no on reload): a waiting A watches it and finds out.
         n.down.push(B);
         let now = n.now();
-        n.ledger(A).watch(now, Some(B));
+        n.ledger(A).watch(now.mono, Some(B));
         n.run(1000, &[]);
         let t = n.t;
         assert_eq!(n.ledger(A).fallback(Some(B), Some(t), t - 1000), Some(B));
@@ -999,7 +1006,7 @@ mod tests {
         assert_eq!(n.ask(A, Standing::ConfirmedMaster), Answer::Run("recorded"));
         n.down.retain(|&d| d != B);
         let now = n.now();
-        n.ledger(B).watch(now, Some(A));
+        n.ledger(B).watch(now.mono, Some(A));
         n.run(1100, &[(A, Standing::ConfirmedMaster)]);
         assert_eq!(n.ask(B, Standing::ConfirmedMaster), Answer::Held { runner: A });
     }

@@ -118,11 +118,9 @@ impl LedgerNode {
         }
     }
 
-    /// The book's retries and time-outs, when due.
+    /// The book's retries and time-outs.
     pub fn poll(&mut self, now: Now, standing: Standing) {
-        if self.book.poll_at().is_some_and(|t| now.mono >= t) {
-            self.book.poll(now, standing, &mut SocketTx(&mut self.sock));
-        }
+        self.book.poll(now, standing, &mut SocketTx(&mut self.sock));
     }
 
     /// [`Ledger::ask`], its datagrams through this socket.

@@ -339,15 +339,17 @@ impl Worker {
             self.open_ledger(&self.shell.cfg.clone(), now);
         }
         let Ok(l) = &mut self.ledger else { return };
-        let clocks = clocks(now);
+        // Nothing of this runs per advert at rest: no datagram, no wrapper waiting, no retry.
         if readable {
-            l.drain(clocks);
+            l.drain(clocks(now));
         }
         // While wrappers wait here, the master's records are watched (see `Ledger::watch`).
         let watched =
             if self.pending.is_empty() { None } else { heard_master(&*self.backend, now).0 };
-        l.book.watch(clocks, watched);
-        l.poll(clocks, standing(&self.backend.handoff_view(now)));
+        l.book.watch(now, watched);
+        if l.book.poll_at().is_some_and(|t| now >= t) {
+            l.poll(clocks(now), standing(&self.backend.handoff_view(now)));
+        }
     }
 
     /// Opens the run ledger for `cfg` (the old socket closed first: the new one may want its
