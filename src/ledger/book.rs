@@ -184,6 +184,9 @@ pub struct Ledger {
     table: heapless::Vec<Entry, CAPACITY>,
     seq: u32,
     started: bool,
+    /// Some entry is a claim waiting for answers: kept by the methods that change the table,
+    /// so that [`Ledger::poll_at`], asked at every wake-up, does not scan it at rest.
+    claiming: bool,
     pub c: Counters,
 }
 
@@ -201,6 +204,7 @@ impl Ledger {
             table: heapless::Vec::new(),
             seq: 0,
             started: false,
+            claiming: false,
             c: Counters::default(),
         }
     }
@@ -235,6 +239,7 @@ impl Ledger {
             let _ = self.peers.push(kept.unwrap_or(Peer::new(addr)));
         }
         self.p = p;
+        self.note_claims();
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -485,6 +490,11 @@ impl Ledger {
             i += 1;
         }
         self.expire(now);
+        self.note_claims();
+    }
+
+    fn note_claims(&mut self) {
+        self.claiming = self.table.iter().any(|e| matches!(e.held, Held::Claiming { .. }));
     }
 
     /// Final records past the retention go (the retries above do not wait for it: a
@@ -508,7 +518,8 @@ impl Ledger {
             };
             sync.into_iter().chain(watch)
         });
-        let claims = self.table.iter().filter_map(|e| match e.held {
+        let table = if self.claiming { &self.table[..] } else { &[] };
+        let claims = table.iter().filter_map(|e| match e.held {
             Held::Claiming { next_at, .. } => Some(next_at),
             Held::Final => None,
         });
@@ -606,6 +617,7 @@ impl Ledger {
                 }
             }
         }
+        self.note_claims();
         Ok(())
     }
 
