@@ -83,15 +83,17 @@ impl Timing {
     /// How long the daemon may hold a wrapper's question under the run ledger, from its
     /// arrival: the slot's record may come from a master whose clock is up to
     /// `max_clock_offset` behind ours (its cron fires the slot that much later), or a
-    /// failover may make this node master ([`Timing::handoff_wait_ms`]).
-    pub fn ledger_wait_ms(&self, master_adver_ms: u64, interval_ms: u64) -> u64 {
-        self.max_clock_offset_ms + self.handoff_wait_ms(master_adver_ms, interval_ms)
+    /// failover may make this node master (`handoff_wait_ms`: [`Timing::handoff_wait_ms`] at
+    /// the intervals in force, or a cap).
+    pub fn ledger_wait_ms(&self, handoff_wait_ms: u64) -> u64 {
+        self.max_clock_offset_ms + handoff_wait_ms
     }
 
     /// How long the wrapper waits for the daemon's answer under the run ledger: the daemon's
     /// longest hold at our own interval, one more advert, and [`STARVED_MS`].
     pub fn ledger_wrapper_bound_ms(&self) -> u64 {
-        self.ledger_wait_ms(self.advert_ms, self.advert_ms) + self.advert_ms + STARVED_MS
+        let daemon = self.ledger_wait_ms(self.handoff_wait_ms(self.advert_ms, self.advert_ms));
+        daemon + self.advert_ms + STARVED_MS
     }
 
     /// How long a copy of the state file stays valid (`valid_ms=`): three advert intervals,
@@ -186,7 +188,7 @@ mod tests {
             assert!(t.wrapper_bound_ms() > daemon, "{v} {adv}");
             assert_eq!(daemon, t.master_down_ms(adv) + 3 * adv + HANDOFF_MARGIN_MS);
             // Under the ledger: the clock offset allowance on top of both.
-            let ledger = t.ledger_wait_ms(adv, adv);
+            let ledger = t.ledger_wait_ms(daemon);
             assert_eq!(ledger, 30_000 + daemon, "{v} {adv}");
             assert!(t.ledger_wrapper_bound_ms() > ledger, "{v} {adv}");
         }

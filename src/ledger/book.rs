@@ -1101,43 +1101,35 @@ mod tests {
         assert_eq!(n.ledger(A).c.evicted_early, 5);
     }
 
-    /// Found by the fuzzer: a sender's clock of 2^63 ms and more overflowed the offset.
-    #[test]
-    fn any_sender_clock_is_an_offset_without_overflow() {
-        let mut n = Net::new(&[(A, 150), (B, 100)]);
-        for wall_ms in [u64::MAX, 1 << 63, 0x8000_01a2_27c9_0c6b, 0] {
-            let now = n.now();
-            let h =
-                Header { kind: Kind::SyncReq, vrid: 61, priority: 100, flags: 0, seq: 9, wall_ms };
-            let mut buf = [0u8; wire::MAX_LEN];
-            let len = wire::emit(&h, &[], &mut buf);
-            let l = &mut n.nodes[0].1;
-            l.on_datagram(now, B, &buf[..len], &mut From(A, &mut n.wire)).unwrap();
-            let mut kv = Kv::default();
-            l.status(&mut kv);
-            assert!(kv.as_str().contains("peer_192.0.2.12_clock_offset_warning="), "{wall_ms}");
-        }
-    }
-
-    #[test]
-    fn clock_offsets_are_measured_from_every_datagram() {
-        let mut n = Net::new(&[(A, 150), (B, 100)]);
+    /// A's `--status` after a SYNC_REQ from B stamped with B's clock at `wall_ms`.
+    fn status_after_sync_req_from_b(n: &mut Net, wall_ms: u64) -> String {
         let now = n.now();
-        let h = Header {
-            kind: Kind::SyncReq,
-            vrid: 61,
-            priority: 100,
-            flags: 0,
-            seq: 9,
-            wall_ms: now.wall_ms + 45_000,
-        };
+        let h = Header { kind: Kind::SyncReq, vrid: 61, priority: 100, flags: 0, seq: 9, wall_ms };
         let mut buf = [0u8; wire::MAX_LEN];
         let len = wire::emit(&h, &[], &mut buf);
         let l = &mut n.nodes[0].1;
         l.on_datagram(now, B, &buf[..len], &mut From(A, &mut n.wire)).unwrap();
         let mut kv = Kv::default();
         l.status(&mut kv);
-        let s = kv.as_str();
+        kv.as_str().to_string()
+    }
+
+    /// Found by the fuzzer: a sender's clock of 2^63 ms and more overflowed the offset.
+    #[test]
+    fn any_sender_clock_is_an_offset_without_overflow() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        for wall_ms in [u64::MAX, 1 << 63, 0x8000_01a2_27c9_0c6b, 0] {
+            let s = status_after_sync_req_from_b(&mut n, wall_ms);
+            assert!(s.contains("peer_192.0.2.12_clock_offset_warning="), "{wall_ms}");
+        }
+    }
+
+    #[test]
+    fn clock_offsets_are_measured_from_every_datagram() {
+        let mut n = Net::new(&[(A, 150), (B, 100)]);
+        let wall_ms = n.now().wall_ms + 45_000;
+        let s = status_after_sync_req_from_b(&mut n, wall_ms);
+        let s = s.as_str();
         assert!(s.contains("peer_192.0.2.12_clock_offset_ms=45000\n"), "{s}");
         assert!(
             s.contains("peer_192.0.2.12_clock_offset_warning=beyond max_clock_offset\n"),

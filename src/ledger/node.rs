@@ -51,7 +51,7 @@ pub fn params(cfg: &Config, own: Ipv4Addr) -> Params {
         vrid: cfg.virtual_router_id.unwrap_or(0),
         priority: cfg.priority,
         peers: cfg.unicast_peers.clone(),
-        max_clock_offset_ms: cfg.max_clock_offset_s as u64 * 1000,
+        max_clock_offset_ms: crate::timing::Timing::new(cfg).max_clock_offset_ms,
     }
 }
 

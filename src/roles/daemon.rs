@@ -776,11 +776,12 @@ impl Worker {
                 // With a ledger (even one that may fall back for this question once the
                 // master is found without one) the record may come from a master whose cron
                 // fires up to max_clock_offset later, or a failover may make this node master.
+                let timing = &self.shell.timing;
+                let (wait, cap) = (self.backend.handoff_wait_ms(), timing::MAX_HANDOFF_WAIT_MS);
                 let (wait, cap) = if self.ledger.is_ok() {
-                    let offset = self.shell.timing.max_clock_offset_ms;
-                    (self.backend.handoff_wait_ms() + offset, timing::MAX_HANDOFF_WAIT_MS + offset)
+                    (timing.ledger_wait_ms(wait), timing.ledger_wait_ms(cap))
                 } else {
-                    (self.backend.handoff_wait_ms(), timing::MAX_HANDOFF_WAIT_MS)
+                    (wait, cap)
                 };
                 let deadline = now.saturating_add(wait).min(now + cap);
                 let (stream, slot) = (c.into_stream(), Some((job, slot)));
