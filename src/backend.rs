@@ -53,6 +53,28 @@ pub struct Transition<'a> {
     pub master: Option<&'a str>,
 }
 
+/// A wrapper's answer for one slot, from a backend that keeps the slots' records itself
+/// (etcd); the peers' run ledger (`ledger::book::Answer`) serves VRRP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotAnswer {
+    /// This node recorded the slot: run, with this fencing token.
+    Run { token: i64 },
+    /// Recorded by `runner` (`here`: this node, earlier): skip.
+    Held { runner: String, here: bool },
+    /// Not decided yet.
+    Wait,
+}
+
+/// What keeps a leader's jobs running: while it is active, its fencing token, until when it
+/// may act (CLOCK_MONOTONIC ms, moved on by every renewal) and the SIGTERM-to-SIGKILL grace
+/// for its jobs once that passes (shared/interface.md, "etcd").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub token: i64,
+    pub until: u64,
+    pub grace_ms: u64,
+}
+
 /// Takes transitions as they happen; the worker writes the state file and queues hooks.
 pub trait Sink {
     fn transition(&mut self, now: u64, t: &Transition<'_>);
@@ -97,4 +119,13 @@ pub trait Backend {
     fn handoff_wait_ms(&self) -> u64;
     /// The backend's own `--status` fields.
     fn status(&self, now: u64, out: &mut Kv);
+    /// The slot's answer when this backend keeps the records itself (etcd); `None`: the
+    /// peers' run ledger or the advert timing decides.
+    fn ask_slot(&mut self, _now: u64, _job: u64, _slot: u64) -> Option<SlotAnswer> {
+        None
+    }
+    /// While this node may run jobs under a lease that can be lost (etcd), what bounds them.
+    fn fence(&self, _now: u64) -> Option<Fence> {
+        None
+    }
 }

@@ -61,6 +61,18 @@ pub enum V3Checksum {
 /// records; 412 (VRRP is IP protocol 112) is in no /etc/services of Debian 12.
 pub const DEFAULT_LEDGER_PORT: u16 = 412;
 
+/// Who elects the active node (`election`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Election {
+    /// The nodes among themselves, VRRP v2/v3 (`vrrp/`).
+    Vrrp,
+    /// An existing etcd cluster: the holder of the leader key (`etcd/`).
+    Etcd,
+}
+
+/// etcd's default client port, for an endpoint written without one.
+pub const ETCD_DEFAULT_PORT: u16 = 2379;
+
 /// A validated configuration. Daemon-only keys are optional here; [`Config::daemon_errors`]
 /// says what the daemon still needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,6 +120,18 @@ pub struct Config {
     pub max_clock_offset_s: u32,
     /// The ledger's UDP port, the same on every node.
     pub ledger_port: u16,
+    pub election: Election,
+    /// etcd client URLs (`http://HOST:PORT` or `https://...`, no path, no trailing slash).
+    pub etcd_endpoints: Vec<String>,
+    /// Key prefix of this group in etcd, ending in `/`; `None`: `/rcron/<cluster_name>/`.
+    pub etcd_prefix: Option<String>,
+    /// Seconds, 2..=300 (etcd's minimum lease is about 2 s with its default timers).
+    pub etcd_lease_ttl_s: u32,
+    pub etcd_ca_file: Option<PathBuf>,
+    pub etcd_cert_file: Option<PathBuf>,
+    pub etcd_key_file: Option<PathBuf>,
+    /// This node's name in etcd; `None`: the host name (see [`Config::node_name`]).
+    pub node_name: Option<String>,
 }
 
 impl Default for Config {
@@ -146,6 +170,14 @@ impl Default for Config {
             run_ledger: true,
             max_clock_offset_s: 30,
             ledger_port: DEFAULT_LEDGER_PORT,
+            election: Election::Vrrp,
+            etcd_endpoints: Vec::new(),
+            etcd_prefix: None,
+            etcd_lease_ttl_s: 10,
+            etcd_ca_file: None,
+            etcd_cert_file: None,
+            etcd_key_file: None,
+            node_name: None,
         }
     }
 }
@@ -154,12 +186,38 @@ impl Config {
     /// True when the config sets up an election, so an rcron daemon is expected on this node
     /// (shared/interface.md, "Handoff").
     pub fn expects_daemon(&self) -> bool {
-        self.virtual_router_id.is_some()
+        self.virtual_router_id.is_some() || self.election == Election::Etcd
+    }
+
+    /// The group's key prefix in etcd (`etcd_prefix`, or `/rcron/<cluster_name>/`).
+    pub fn etcd_prefix(&self) -> String {
+        match &self.etcd_prefix {
+            Some(p) => p.clone(),
+            None => format!("/rcron/{}/", self.cluster_name),
+        }
+    }
+
+    /// This node's name (`node_name`, or the host name; `localhost` when it has none).
+    pub fn node_name(&self) -> String {
+        if let Some(n) = &self.node_name {
+            return n.clone();
+        }
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| parse_node_name(h).is_ok())
+            .unwrap_or_else(|| "localhost".into())
     }
 
     /// What the daemon needs beyond what the wrapper needs (line 0: not tied to a line).
     pub fn daemon_errors(&self) -> Vec<ConfigError> {
         let mut errs = Vec::new();
+        if self.election == Election::Etcd {
+            if self.etcd_endpoints.is_empty() {
+                errs.push(ConfigError::new(0, "`etcd_endpoints` is required with election = etcd"));
+            }
+            return errs;
+        }
         if self.interface.is_none() {
             errs.push(ConfigError::new(0, "`interface` is required for the daemon"));
         }
@@ -293,7 +351,7 @@ pub fn max_vips_for_mtu(mtu: u32, version: u8) -> usize {
 }
 
 /// Every key, whether it takes a list, and its index in `Parser::seen`.
-const KEYS: [(&str, bool); 33] = [
+const KEYS: [(&str, bool); 41] = [
     ("cluster_name", false),
     ("state_file", false),
     ("default_state", false),
@@ -327,6 +385,14 @@ const KEYS: [(&str, bool); 33] = [
     ("run_ledger", false),
     ("max_clock_offset", false),
     ("ledger_port", false),
+    ("election", false),
+    ("etcd_endpoints", true),
+    ("etcd_prefix", false),
+    ("etcd_lease_ttl", false),
+    ("etcd_ca_file", false),
+    ("etcd_cert_file", false),
+    ("etcd_key_file", false),
+    ("node_name", false),
 ];
 
 struct Parser {
@@ -526,6 +592,33 @@ impl Parser {
                 }
                 self.cfg.ledger_port = x as u16
             }),
+            "election" => match v.to_ascii_lowercase().as_str() {
+                "vrrp" => Ok(self.cfg.election = Election::Vrrp),
+                "etcd" => Ok(self.cfg.election = Election::Etcd),
+                _ => Err(format!("`{v}`: expected vrrp or etcd")),
+            },
+            "etcd_endpoints" => {
+                for url in values.iter().flat_map(|v| v.split(',')).filter(|u| !u.is_empty()) {
+                    match parse_endpoint(url) {
+                        Ok(u) if self.cfg.etcd_endpoints.contains(&u) => {
+                            self.err(n, format!("etcd_endpoints: {u} is listed twice"))
+                        }
+                        Ok(_) if self.cfg.etcd_endpoints.len() >= MAX_ETCD_ENDPOINTS => self.err(
+                            n,
+                            format!("etcd_endpoints: more than {MAX_ETCD_ENDPOINTS} endpoints"),
+                        ),
+                        Ok(u) => self.cfg.etcd_endpoints.push(u),
+                        Err(e) => self.err(n, format!("etcd_endpoints: {e}")),
+                    }
+                }
+                Ok(())
+            }
+            "etcd_prefix" => parse_prefix(v).map(|p| self.cfg.etcd_prefix = Some(p)),
+            "etcd_lease_ttl" => int_in(v, 2, 300).map(|x| self.cfg.etcd_lease_ttl_s = x as u32),
+            "etcd_ca_file" => path(v).map(|p| self.cfg.etcd_ca_file = Some(p)),
+            "etcd_cert_file" => path(v).map(|p| self.cfg.etcd_cert_file = Some(p)),
+            "etcd_key_file" => path(v).map(|p| self.cfg.etcd_key_file = Some(p)),
+            "node_name" => parse_node_name(v).map(|x| self.cfg.node_name = Some(x.into())),
             _ => Err(format!("unknown key `{key}`")),
         };
         if let Err(e) = r {
@@ -567,6 +660,20 @@ impl Parser {
         let seen = self.seen;
         let line_of =
             |k: &str| KEYS.iter().position(|(key, _)| *key == k).map(|i| seen[i]).unwrap_or(0);
+        let c = &self.cfg;
+        let tls_asked = c.etcd_endpoints.iter().any(|u| u.starts_with("https:"))
+            || c.etcd_ca_file.is_some()
+            || c.etcd_cert_file.is_some();
+        if tls_asked && !cfg!(feature = "tls") {
+            let l = line_of("etcd_endpoints").max(line_of("etcd_ca_file"));
+            self.err(l, "TLS to etcd: this rcron was built without the `tls` feature (README, \
+                         \"Builds\"); use http:// endpoints or a build with TLS");
+        }
+        let c = &self.cfg;
+        if c.etcd_cert_file.is_some() != c.etcd_key_file.is_some() {
+            let l = line_of("etcd_cert_file").max(line_of("etcd_key_file"));
+            self.err(l, "etcd_cert_file and etcd_key_file go together (a client certificate)");
+        }
         let v3 = self.cfg.vrrp_version == 3;
         let adv_line = line_of("advert_int");
         if !v3 && !self.cfg.advert_int_cs.is_multiple_of(100) {
@@ -603,6 +710,62 @@ impl<const N: usize> ListPush for heapless::Vec<Ipv4Addr, N> {
     fn push_ip(&mut self, ip: Ipv4Addr) -> bool {
         self.push(ip).is_ok()
     }
+}
+
+/// `etcd_endpoints` holds at most this many URLs (etcd clusters have 3, 5 or 7 members).
+pub const MAX_ETCD_ENDPOINTS: usize = 16;
+
+/// An etcd client URL: `http://HOST[:PORT]` or `https://HOST[:PORT]` (a trailing `/` is
+/// dropped, a port added when missing); HOST a name, an IPv4 address or `[IPv6]`.
+fn parse_endpoint(v: &str) -> Result<String, String> {
+    let (scheme, rest) = v
+        .split_once("://")
+        .filter(|(s, _)| matches!(*s, "http" | "https"))
+        .ok_or_else(|| format!("`{v}`: expected http://HOST:PORT or https://HOST:PORT"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err(format!("`{v}`: an endpoint is HOST:PORT, without a path or user"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.starts_with('[') || h.ends_with(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && if let Some(h) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            h.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        };
+    if !host_ok {
+        return Err(format!("`{v}`: bad host `{host}`"));
+    }
+    let port = match port {
+        None => ETCD_DEFAULT_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return Err(format!("`{v}`: bad port `{p}`")),
+        },
+    };
+    Ok(format!("{scheme}://{host}:{port}"))
+}
+
+/// `etcd_prefix`: a key prefix of printable ASCII without spaces, ending in `/` (one is
+/// added), at most 128 bytes.
+fn parse_prefix(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("`{v}`: 1 to 128 printable characters without spaces"));
+    }
+    Ok(if v.ends_with('/') { v.to_string() } else { format!("{v}/") })
+}
+
+/// `node_name`: 1 to 64 bytes of letters, digits, `.`, `-`, `_` (it goes into logs, the
+/// state file's `master=` and etcd values).
+fn parse_node_name(v: &str) -> Result<&str, String> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+    if v.is_empty() || v.len() > 64 || !v.bytes().all(ok) {
+        return Err(format!("`{v}`: 1 to 64 letters, digits, `.`, `-` or `_`"));
+    }
+    Ok(v)
 }
 
 fn nonempty(v: &str) -> Result<&str, String> {

@@ -220,6 +220,24 @@ impl std::fmt::Display for QueryError {
 /// included, takes at most `timeout` (a connect to a full backlog waits, bounded by
 /// `SO_SNDTIMEO`, which Linux applies to a Unix socket's connect).
 pub fn query(path: &Path, request: &str, timeout: Duration) -> Result<String, QueryError> {
+    query_open(path, request, timeout).map(|(text, _)| text)
+}
+
+/// A connection the daemon keeps open after a `run` answer under a fence (etcd): it carries
+/// `until=MS` at every renewal of the lease and `stop` when it is lost (or closes, when the
+/// daemon dies). `pending`: bytes already read past the answer.
+pub struct FenceStream {
+    pub stream: UnixStream,
+    pub pending: Vec<u8>,
+}
+
+/// [`query`], and the connection when the answer ended with an empty line (a fenced run)
+/// instead of the end of the stream.
+pub fn query_open(
+    path: &Path,
+    request: &str,
+    timeout: Duration,
+) -> Result<(String, Option<FenceStream>), QueryError> {
     use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr, sockopt};
     use std::io::ErrorKind;
     let start = std::time::Instant::now();
@@ -251,6 +269,7 @@ pub fn query(path: &Path, request: &str, timeout: Duration) -> Result<String, Qu
     s.write_all(format!("{request}\n").as_bytes()).map_err(timed_out)?;
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
+    let mut fence = None;
     loop {
         s.set_read_timeout(Some(left(start)?)).map_err(timed_out)?;
         match s.read(&mut buf) {
@@ -259,6 +278,12 @@ pub fn query(path: &Path, request: &str, timeout: Duration) -> Result<String, Qu
                 out.extend_from_slice(&buf[..n]);
                 if out.len() > 64 * 1024 {
                     return Err(QueryError::BadAnswer("over 64 KiB".into()));
+                }
+                if let Some(i) = out.windows(2).position(|w| w == b"\n\n") {
+                    let pending = out.split_off(i + 2);
+                    out.truncate(i + 1);
+                    fence = Some(pending);
+                    break;
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -270,7 +295,7 @@ pub fn query(path: &Path, request: &str, timeout: Duration) -> Result<String, Qu
         Some("busy") => Err(QueryError::Busy),
         Some(_) => Err(QueryError::BadAnswer(text)),
         None if text.is_empty() => Err(QueryError::BadAnswer("empty".into())),
-        None => Ok(text),
+        None => Ok((text, fence.map(|pending| FenceStream { stream: s, pending }))),
     }
 }
 

@@ -27,6 +27,14 @@ pub fn confirm_ms(interval_ms: u64) -> u64 {
     3 * interval_ms
 }
 
+/// How long a slot's record is kept (the peers' run ledger and etcd's), from when it was
+/// learned or written: every node's wrapper for a slot starts within one slot (cron's minute)
+/// and the clock offset of the slot's start on the runner, and a passive one waits at most the
+/// offset more; three offsets and two minutes cover both with room.
+pub fn retention_ms(max_clock_offset_ms: u64) -> u64 {
+    3 * max_clock_offset_ms + 120_000
+}
+
 /// Slack on top of Master_Down_Interval and the hold before a waiting wrapper is told to skip.
 pub const HANDOFF_MARGIN_MS: u64 = 250;
 /// A cut far in the past or future never holds a wrapper longer than this.
@@ -49,6 +57,8 @@ pub struct Timing {
     pub track_interval_ms: u64,
     /// `max_clock_offset`.
     pub max_clock_offset_ms: u64,
+    /// `etcd_lease_ttl`.
+    pub etcd_lease_ttl_ms: u64,
 }
 
 impl Timing {
@@ -60,7 +70,29 @@ impl Timing {
             preempt_delay_ms: cfg.preempt_delay_cs as u64 * 10,
             track_interval_ms: cfg.track_interval_cs as u64 * 10,
             max_clock_offset_ms: cfg.max_clock_offset_s as u64 * 1000,
+            etcd_lease_ttl_ms: cfg.etcd_lease_ttl_s as u64 * 1000,
         }
+    }
+
+    /// The etcd leader's windows for the configured lease (see [`Lease`]).
+    pub fn lease(&self) -> Lease {
+        Lease { ttl_ms: self.etcd_lease_ttl_ms }
+    }
+
+    /// How long the daemon may hold a wrapper's question under the etcd backend, from its
+    /// arrival: the leader's cron may fire the slot up to `max_clock_offset` after ours, or
+    /// the leader may die just before recording it: etcd expires its lease one TTL after its
+    /// last renewal, this node's next check of the leader key ([`Lease::renew_ms`]) notices at
+    /// the latest one renewal period later, and its campaign and record take one more.
+    pub fn etcd_wait_ms(&self) -> u64 {
+        let lease = self.lease();
+        self.max_clock_offset_ms + lease.ttl_ms + 2 * lease.renew_ms() + HANDOFF_MARGIN_MS
+    }
+
+    /// How long the wrapper waits for the daemon's answer under the etcd backend: the daemon's
+    /// longest hold and [`STARVED_MS`].
+    pub fn etcd_wrapper_bound_ms(&self) -> u64 {
+        self.etcd_wait_ms() + STARVED_MS
     }
 
     /// Master_Down_Interval of this node while the master advertises at `master_adver_ms`.
@@ -137,6 +169,38 @@ impl Timing {
     }
 }
 
+/// The etcd leader's windows for a lease of `ttl_ms` (the configured TTL, or the granted one
+/// when etcd granted less), each counted from when a renewal was *sent*: etcd cannot expire
+/// the lease before one TTL after it received that renewal, which is later (shared
+/// interface.md, "etcd"; etcd's lease API: a keepalive resets the lease to its full TTL).
+///
+/// A leader renews every [`Lease::renew_ms`] (a sixth of the TTL), is active until
+/// [`Lease::active_ms`] (half the TTL) after the last renewal that etcd answered was sent,
+/// then SIGTERMs its jobs and SIGKILLs them [`Lease::grace_ms`] (a fifth) later: every job of
+/// a leader that lost etcd is gone at 0.7 TTL, before any other node can hold the leader key.
+/// Two renewals may fail in a row without a leader going passive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub ttl_ms: u64,
+}
+
+impl Lease {
+    /// The renewal (keepalive) period, and each etcd request's timeout.
+    pub fn renew_ms(&self) -> u64 {
+        self.ttl_ms / 6
+    }
+
+    /// How long a leader stays active after sending a renewal that etcd answered.
+    pub fn active_ms(&self) -> u64 {
+        self.ttl_ms / 2
+    }
+
+    /// From SIGTERM to SIGKILL for the jobs of a leader whose active window ran out.
+    pub fn grace_ms(&self) -> u64 {
+        self.ttl_ms / 5
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +213,7 @@ mod tests {
             preempt_delay_ms: 0,
             track_interval_ms: 1000,
             max_clock_offset_ms: 30_000,
+            etcd_lease_ttl_ms: 10_000,
         }
     }
 
@@ -214,5 +279,19 @@ mod tests {
         assert_eq!(timing(3, 100, 10).hang_ms(), 1000);
         assert_eq!(timing(2, 100, 5000).hang_ms(), 10_000);
         assert_eq!(timing(2, 100, 1000).heartbeat_ms(), 2500);
+    }
+
+    /// A leader's jobs are killed before etcd can expire its lease, with two renewals to spare.
+    #[test]
+    fn a_leaders_jobs_are_gone_before_its_lease_can_expire() {
+        for ttl_s in [2, 10, 300] {
+            let t = Timing { etcd_lease_ttl_ms: ttl_s * 1000, ..timing(3, 100, 1000) };
+            let l = t.lease();
+            assert!(l.active_ms() + l.grace_ms() < l.ttl_ms, "ttl {ttl_s}");
+            assert!(3 * l.renew_ms() <= l.active_ms(), "ttl {ttl_s}");
+            assert!(t.etcd_wait_ms() > l.ttl_ms + t.max_clock_offset_ms);
+            assert!(t.etcd_wrapper_bound_ms() > t.etcd_wait_ms());
+        }
+        assert_eq!(timing(3, 100, 1000).lease().renew_ms(), 1666);
     }
 }

@@ -214,12 +214,9 @@ impl Ledger {
         self.p.own
     }
 
-    /// How long a record is kept from when it was learned: every node's wrapper for a slot
-    /// starts within one slot (cron's minute) and the clock offset of the slot's start on the
-    /// runner, and a passive one waits at most the offset more; three offsets and two
-    /// minutes cover both with room.
+    /// How long a record is kept from when it was learned ([`crate::timing::retention_ms`]).
     pub fn retention_ms(&self) -> u64 {
-        3 * self.p.max_clock_offset_ms + 120_000
+        crate::timing::retention_ms(self.p.max_clock_offset_ms)
     }
 
     /// A new configuration: priority and offset bound take effect; the peer list is kept

@@ -58,6 +58,9 @@ pub fn params(cfg: &Config, own: Ipv4Addr) -> Params {
 impl LedgerNode {
     /// Opens the socket and asks the peers for their records.
     pub fn open(cfg: &Config, now: Now) -> Result<LedgerNode, Off> {
+        if cfg.election == crate::config::Election::Etcd {
+            return Err(Off::Config("election = etcd: the records are etcd keys".into()));
+        }
         if !cfg.run_ledger {
             return Err(Off::Config("run_ledger = no".into()));
         }

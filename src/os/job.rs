@@ -28,6 +28,8 @@ pub enum Outcome {
     TimedOut,
     /// Could not be started: exit 127 (not found) or 126 (not executable), with the reason.
     NotStarted(i32, String),
+    /// Stopped because the node's lease ran out (etcd: [`Fence`]); the group was killed.
+    Fenced,
 }
 
 impl Outcome {
@@ -38,6 +40,8 @@ impl Outcome {
             Outcome::Signaled(s) => 128 + s,
             Outcome::TimedOut => 124,
             Outcome::NotStarted(c, _) => *c,
+            // EX_TEMPFAIL (sysexits.h): the job may be retried; another node now leads.
+            Outcome::Fenced => 75,
         }
     }
 }
@@ -54,12 +58,53 @@ const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
-/// Runs `argv` to completion under the rules above, with `env` added to its environment.
+/// The daemon's hold on a job run under a lease (etcd): the job may run until `until`
+/// (CLOCK_MONOTONIC ms), which the daemon moves on at every renewal (`until=MS` lines on
+/// `conn`); at `until`, at `stop` or when the connection closes (the daemon died), the
+/// group gets SIGTERM, and SIGKILL `grace` later.
+pub struct Fence {
+    pub conn: crate::control::FenceStream,
+    pub until: u64,
+    pub grace: Duration,
+}
+
+impl Fence {
+    /// Reads what the daemon sent; false once the fence is gone (`stop`, EOF, garbage).
+    fn read(&mut self) -> bool {
+        use std::io::Read;
+        let mut chunk = [0u8; 256];
+        loop {
+            match self.conn.stream.read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => self.conn.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+            if self.conn.pending.len() > 4096 {
+                return false;
+            }
+        }
+        while let Some(i) = self.conn.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.conn.pending.drain(..=i).collect();
+            let line = std::str::from_utf8(&line[..i]).unwrap_or("");
+            match line.strip_prefix("until=").and_then(|t| t.parse().ok()) {
+                Some(t) => self.until = t,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Runs `argv` to completion under the rules above, with `env` added to its environment;
+/// under `fence`, only while the fence holds.
 pub fn run(
     argv: &[OsString],
     env: &[(&str, String)],
     timeout: Option<Duration>,
     kill_after: Duration,
+    mut fence: Option<Fence>,
 ) -> Outcome {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -96,20 +141,41 @@ pub fn run(
     };
     let start = Instant::now();
     let mut term_sent: Option<Instant> = None;
+    let mut fenced = false;
+    let stopped = |fenced: bool| if fenced { Outcome::Fenced } else { Outcome::TimedOut };
+    if let Some(f) = &fence {
+        let _ = f.conn.stream.set_nonblocking(true);
+    }
     loop {
         if let Ok(Some(st)) = child.try_wait() {
             if term_sent.is_some() {
-                // The timeout's SIGTERM went to the group; make sure no member survives it.
+                // The SIGTERM went to the group; make sure no member survives it.
                 let _ = killpg(pgid, Signal::SIGKILL);
-                return Outcome::TimedOut;
+                return stopped(fenced);
             }
             return status_outcome(Some(st));
         }
         let now = Instant::now();
-        let deadline = match (term_sent, timeout) {
-            (Some(t), _) => Some(t + kill_after),
-            (None, Some(to)) => Some(start + to),
-            (None, None) => None,
+        let fence_left = fence.as_ref().map(|f| {
+            Duration::from_millis(f.until.saturating_sub(crate::os::sys::monotonic_ms()))
+        });
+        if term_sent.is_none() && fence_left.is_some_and(|l| l.is_zero()) {
+            log::warn!("lease lost: SIGTERM to process group {pgid}");
+            let _ = killpg(pgid, Signal::SIGTERM);
+            term_sent = Some(now);
+            fenced = true;
+        }
+        let grace = match (&fence, fenced) {
+            (Some(f), true) => f.grace.min(kill_after),
+            _ => kill_after,
+        };
+        let deadline = match (term_sent, timeout, fence_left) {
+            (Some(t), _, _) => Some(t + grace),
+            (None, to, left) => {
+                let a = to.map(|to| start + to);
+                let b = left.map(|l| now + l);
+                a.into_iter().chain(b).min()
+            }
         };
         if let Some(d) = deadline
             && now >= d
@@ -122,7 +188,7 @@ pub fn run(
                 log::debug!("grace period over: SIGKILL to process group {pgid}");
                 let _ = killpg(pgid, Signal::SIGKILL);
                 let _ = child.wait();
-                return Outcome::TimedOut;
+                return stopped(fenced);
             }
             continue;
         }
@@ -131,9 +197,25 @@ pub fn run(
             Some(ms) => PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
         };
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, to);
+        let conn_ready = match &fence {
+            Some(f) if !fenced => {
+                let mut fds = [
+                    PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(f.conn.stream.as_fd(), PollFlags::POLLIN),
+                ];
+                let _ = poll(&mut fds, to);
+                fds[1].any().unwrap_or(true)
+            }
+            _ => {
+                let _ = poll(&mut [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)], to);
+                false
+            }
+        };
         drain(&sfd, pgid);
+        if conn_ready && let Some(f) = &mut fence && !f.read() {
+            // `stop`, or the daemon is gone: nobody renews the lease any more.
+            f.until = 0;
+        }
     }
 }
 

@@ -8,8 +8,8 @@
 //! reports the transition first); a question that arrived whole is answered; nothing received
 //! (packet, request, signal) can panic the loop.
 
-use crate::backend::{Backend, Role, Sink, Transition};
-use crate::config::Config;
+use crate::backend::{Backend, Role, Sink, SlotAnswer, Transition};
+use crate::config::{Config, Election};
 use crate::control::{self, Client, Progress, Request};
 use crate::exit::Failure;
 use crate::handoff::{self, Decision};
@@ -55,6 +55,17 @@ struct Pending {
     /// When the question arrived.
     arrived: u64,
     deadline: u64,
+}
+
+/// A backend's own slot answer (etcd) as the wrapper's decision, and the runner's name.
+fn backend_decision(a: SlotAnswer, now: u64, deadline: u64) -> (Decision, Option<String>) {
+    match a {
+        SlotAnswer::Run { .. } => (Decision::Run("recorded"), None),
+        SlotAnswer::Held { runner, here: true } => (Decision::Skip("ran_here"), Some(runner)),
+        SlotAnswer::Held { runner, here: false } => (Decision::Skip("ran_on_peer"), Some(runner)),
+        SlotAnswer::Wait if now >= deadline => (Decision::Skip("no_record_in_time"), None),
+        SlotAnswer::Wait => (Decision::Wait, None),
+    }
 }
 
 fn clocks(mono: u64) -> Now {
@@ -163,6 +174,10 @@ pub struct Worker {
     ledger: Result<LedgerNode, Off>,
     /// Counts the ledgers opened (the loop registers a new one's socket).
     ledgers_opened: u64,
+    /// Wrappers running a job under the backend's fence (etcd), told of every renewal.
+    fenced: Vec<UnixStream>,
+    /// The fence's deadline as last told to them.
+    fence_told: Option<u64>,
 }
 
 /// Runs the worker until TERM or the supervisor goes away; returns the exit code.
@@ -184,11 +199,21 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
     // One descriptor per waiting wrapper, plus the daemon's own and the reading clients.
     crate::os::sys::raise_fd_limit((control::MAX_PENDING + control::MAX_CLIENTS + 64) as u64);
     let now = monotonic_ms();
-    let node = crate::vrrp::node::Node::new(&cfg, now)
-        .map_err(|e| Failure::Os(format!("link probe socket: {e}")))?;
-    log::info!("rcrond starting: cluster={} {}", cfg.cluster_name, node.describe());
+    let backend: Box<dyn Backend> = match cfg.election {
+        Election::Vrrp => {
+            let node = crate::vrrp::node::Node::new(&cfg, now)
+                .map_err(|e| Failure::Os(format!("link probe socket: {e}")))?;
+            log::info!("rcrond starting: cluster={} {}", cfg.cluster_name, node.describe());
+            Box::new(node)
+        }
+        Election::Etcd => {
+            let node = crate::etcd::node::EtcdNode::new(&cfg).map_err(Failure::Os)?;
+            log::info!("rcrond starting: cluster={} {}", cfg.cluster_name, node.describe());
+            Box::new(node)
+        }
+    };
     let mut w = Worker {
-        backend: Box::new(node),
+        backend,
         tracker: Tracker::from_config(&cfg, now),
         shell: Shell {
             timing: Timing::new(&cfg),
@@ -215,6 +240,8 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         next_heartbeat: now,
         ledger: Err(Off::Config(String::new())),
         ledgers_opened: 0,
+        fenced: Vec::new(),
+        fence_told: None,
     };
     // Before the election: a restarted node asks for the records before it may run anything.
     w.open_ledger(&w.shell.cfg.clone(), now);
@@ -299,6 +326,7 @@ impl Worker {
             let client_data = failed || events[..n].iter().any(|e| e.data() >= CLIENT);
             let now = monotonic_ms();
             self.backend.poll(now, &ready, &mut self.shell);
+            self.tell_fenced(now);
             self.poll_ledger(now, ledger);
             if signals && let Some(stop) = self.signals(now, sfd) {
                 return Ok(self.stop_code(stop));
@@ -423,8 +451,10 @@ impl Worker {
         while i < self.pending.len() {
             let p = &self.pending[i];
             let (cut, slot, arrived, deadline) = (p.cut, p.slot, p.arrived, p.deadline);
-            let (d, ran_on) = match (slot, self.ledger_in_use(now, arrived)) {
-                (Some((job, slot)), true) => self.ledger_decision(now, job, slot, deadline),
+            let own = slot.and_then(|(job, slot)| self.backend.ask_slot(now, job, slot));
+            let (d, ran_on) = match (own, slot, self.ledger_in_use(now, arrived)) {
+                (Some(a), _, _) => backend_decision(a, now, deadline),
+                (None, Some((job, slot)), true) => self.ledger_decision(now, job, slot, deadline),
                 _ => (self.timing_decision(now, cut, deadline), None),
             };
             let (word, reason) = match d {
@@ -442,10 +472,24 @@ impl Worker {
                 self.backend.handoff_view(now)
             );
             let mut text = format!("decision={word}\nreason={reason}\nstate={state}\n");
-            if let Some(ip) = ran_on {
-                text.push_str(&format!("ran_on={ip}\n"));
+            if let Some(runner) = ran_on {
+                text.push_str(&format!("ran_on={runner}\n"));
             }
-            control::reply(p.stream, &text);
+            match self.backend.fence(now).filter(|_| word == "run") {
+                // The job runs only while the lease holds: the connection stays open and
+                // carries every renewal (`until=`), or `stop` (control.rs, "fence").
+                Some(f) => {
+                    text.push_str(&format!(
+                        "fencing_token={}\nuntil={}\ngrace_ms={}\n\n",
+                        f.token, f.until, f.grace_ms
+                    ));
+                    let mut stream = p.stream;
+                    if std::io::Write::write_all(&mut stream, text.as_bytes()).is_ok() {
+                        self.fenced.push(stream);
+                    }
+                }
+                None => control::reply(p.stream, &text),
+            }
         }
         self.start_when_ready(now);
         self.update_fault(now);
@@ -478,6 +522,27 @@ impl Worker {
         d
     }
 
+    /// Tells the wrappers running jobs under the fence that it moved (a renewal), or that it
+    /// is gone (`stop`: they stop their jobs at once); a wrapper that went away is dropped.
+    fn tell_fenced(&mut self, now: u64) {
+        let until = self.backend.fence(now).map(|f| f.until);
+        if until == self.fence_told || self.fenced.is_empty() {
+            self.fence_told = until;
+            return;
+        }
+        self.fence_told = until;
+        let line = match until {
+            Some(t) => format!("until={t}\n"),
+            None => "stop\n".to_string(),
+        };
+        self.fenced.retain_mut(|s| {
+            s.set_nonblocking(true).is_ok() && std::io::Write::write_all(s, line.as_bytes()).is_ok()
+        });
+        if until.is_none() {
+            self.fenced.clear();
+        }
+    }
+
     /// The run ledger's answer, and the node that holds the slot when it is another.
     fn ledger_decision(
         &mut self,
@@ -485,15 +550,15 @@ impl Worker {
         job: u64,
         slot: u64,
         deadline: u64,
-    ) -> (Decision, Option<std::net::Ipv4Addr>) {
+    ) -> (Decision, Option<String>) {
         let standing = standing(&self.backend.handoff_view(now));
         let Ok(l) = &mut self.ledger else { return (Decision::Wait, None) };
         match l.ask(clocks(now), job, slot, standing) {
             Answer::Run(r) => (Decision::Run(r), None),
             Answer::Held { runner } if runner == l.book.own() => {
-                (Decision::Skip("ran_here"), Some(runner))
+                (Decision::Skip("ran_here"), Some(runner.to_string()))
             }
-            Answer::Held { runner } => (Decision::Skip("ran_on_peer"), Some(runner)),
+            Answer::Held { runner } => (Decision::Skip("ran_on_peer"), Some(runner.to_string())),
             Answer::Wait if now >= deadline => (Decision::Skip("no_record_in_time"), None),
             Answer::Wait => (Decision::Wait, None),
         }
@@ -606,6 +671,9 @@ impl Worker {
             log::warn!("config warning: {}:{}: {}", self.conf_path.display(), w.line, w.msg);
         }
         let cfg = parsed.config;
+        if cfg.election != self.shell.cfg.election {
+            return refuse("`election` changed: restart rcrond to change the backend");
+        }
         // A new or changed check starts unknown, which holds the node in fault until it passes
         // (keepalived: a script not yet run holds the instance); an unchanged one keeps its
         // verdict.
@@ -771,17 +839,18 @@ impl Worker {
                 return;
             }
             Some(Request::Slot { job, slot, cut_ms }) => {
-                // Under the ledger the record may come from a master whose cron fires up to
-                // max_clock_offset later, or a failover may make this node master.
                 // With a ledger (even one that may fall back for this question once the
                 // master is found without one) the record may come from a master whose cron
                 // fires up to max_clock_offset later, or a failover may make this node master.
+                // etcd's wait includes both already.
                 let timing = &self.shell.timing;
                 let (wait, cap) = (self.backend.handoff_wait_ms(), timing::MAX_HANDOFF_WAIT_MS);
-                let (wait, cap) = if self.ledger.is_ok() {
-                    (timing.ledger_wait_ms(wait), timing.ledger_wait_ms(cap))
-                } else {
-                    (wait, cap)
+                let (wait, cap) = match (self.shell.cfg.election, self.ledger.is_ok()) {
+                    (Election::Etcd, _) => (wait, wait),
+                    (Election::Vrrp, true) => {
+                        (timing.ledger_wait_ms(wait), timing.ledger_wait_ms(cap))
+                    }
+                    (Election::Vrrp, false) => (wait, cap),
                 };
                 let deadline = now.saturating_add(wait).min(now + cap);
                 let (stream, slot) = (c.into_stream(), Some((job, slot)));

@@ -59,24 +59,40 @@ impl Slot {
     }
 }
 
-/// Asks the local daemon (shared/interface.md, "Handoff"). Returns the state to act on and a
-/// reason for the log (with the node that holds the slot when another runs it); a daemon that
-/// does not answer in time means passive.
-pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> (State, String) {
+/// The daemon's answer: the state to act on, a reason for the log (with the node that holds
+/// the slot when another runs it), and for a run under a lease (etcd) its fencing token and
+/// fence.
+pub struct Verdict {
+    pub state: State,
+    pub reason: String,
+    pub fence: Option<(i64, job::Fence)>,
+}
+
+/// The fence of a `run` answer under a lease, when the daemon kept the connection open.
+fn fence_of(answer: &str, conn: Option<crate::control::FenceStream>) -> Option<(i64, job::Fence)> {
+    let field = |k| crate::control::field(answer, k).and_then(|v| v.parse::<u64>().ok());
+    let (token, until, grace) = (field("fencing_token")?, field("until")?, field("grace_ms")?);
+    let fence = job::Fence { conn: conn?, until, grace: std::time::Duration::from_millis(grace) };
+    Some((token as i64, fence))
+}
+
+/// Asks the local daemon (shared/interface.md, "Handoff"); a daemon that does not answer in
+/// time means passive.
+pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Verdict {
     let timing = Timing::new(cfg);
     let (req, bound) = if no_wait {
         ("state".to_string(), 500)
     } else {
-        let bound = if cfg.run_ledger {
-            timing.ledger_wrapper_bound_ms()
-        } else {
-            timing.wrapper_bound_ms()
+        let bound = match cfg.election {
+            crate::config::Election::Etcd => timing.etcd_wrapper_bound_ms(),
+            _ if cfg.run_ledger => timing.ledger_wrapper_bound_ms(),
+            _ => timing.wrapper_bound_ms(),
         };
         (format!("slot {:016x} {} {}", slot.job, slot.time, slot_cut(start_ms)), bound)
     };
     let bound = std::time::Duration::from_millis(bound);
-    match crate::control::query(&cfg.control_socket, &req, bound) {
-        Ok(answer) => {
+    match crate::control::query_open(&cfg.control_socket, &req, bound) {
+        Ok((answer, conn)) => {
             let field = |k| crate::control::field(&answer, k);
             let (run, reason) = if no_wait {
                 (field("state") == Some("active"), Some("no_wait"))
@@ -88,11 +104,17 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> (St
                 reason.push_str(" ran_on=");
                 reason.push_str(ip);
             }
-            (if run { State::Active } else { State::Passive }, reason)
+            let fence = if run { fence_of(&answer, conn) } else { None };
+            if run && cfg.election == crate::config::Election::Etcd && fence.is_none() {
+                // A run under etcd comes with its fence, or not at all.
+                return Verdict { state: State::Passive, reason: "daemon_bad_answer".into(), fence };
+            }
+            let state = if run { State::Active } else { State::Passive };
+            Verdict { state, reason, fence }
         }
         Err(e) => {
             log::warn!("daemon at {} did not answer ({e}): passive", cfg.control_socket.display());
-            (State::Passive, e.reason().to_string())
+            Verdict { state: State::Passive, reason: e.reason().to_string(), fence: None }
         }
     }
 }
@@ -106,7 +128,7 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> Result<i32, Failu
     if cfg.expects_daemon() {
         // The original's lines gain the slot here only: state-file setups log as it did.
         let named = format!("slot={} job={:016x} ", slot.time, slot.job);
-        let (state, reason) = ask_daemon(cfg, opts.no_wait, start_ms, slot);
+        let Verdict { state, reason, fence } = ask_daemon(cfg, opts.no_wait, start_ms, slot);
         if state == State::Passive {
             logging::line(
                 level,
@@ -117,7 +139,7 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> Result<i32, Failu
             return Ok(0);
         }
         log::debug!("daemon says run: {reason} (start mono_ms={start_ms})");
-        return run_active(cfg, opts, &cmd, slot, &named);
+        return run_active(cfg, opts, &cmd, slot, &named, fence);
     }
     let (state, why, reading) = statefile::decide(cfg);
     match (&reading, why) {
@@ -137,7 +159,7 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> Result<i32, Failu
         logging::line(level, &format!("cluster={cluster} state=passive status=ignore cmd={cmd}"));
         return Ok(0);
     }
-    run_active(cfg, opts, &cmd, slot, "")
+    run_active(cfg, opts, &cmd, slot, "", None)
 }
 
 /// This node is active: lock, nice, run, log. `named`: the slot's fields for the log lines
@@ -148,6 +170,7 @@ fn run_active(
     cmd: &str,
     slot: Slot,
     named: &str,
+    fence: Option<(i64, job::Fence)>,
 ) -> Result<i32, Failure> {
     let level = cfg.syslog_level;
     let cluster = &cfg.cluster_name;
@@ -174,13 +197,18 @@ fn run_active(
     }
     logging::line(level, &format!("cluster={cluster} state=active status=start {named}cmd={cmd}"));
     let t0 = Instant::now();
-    let env = [("RCRON_CLUSTER", cluster.clone()), ("RCRON_SLOT", slot.time.to_string())];
-    let outcome = job::run(&opts.argv, &env, opts.timeout, opts.kill_after);
+    let mut env = vec![("RCRON_CLUSTER", cluster.clone()), ("RCRON_SLOT", slot.time.to_string())];
+    let fence = fence.map(|(token, f)| {
+        env.push(("RCRON_FENCING_TOKEN", token.to_string()));
+        f
+    });
+    let outcome = job::run(&opts.argv, &env, opts.timeout, opts.kill_after, fence);
     let ms = t0.elapsed().as_millis();
     let code = outcome.exit_code();
     let status = match outcome {
         Outcome::Exited(0) => "ok",
         Outcome::TimedOut => "timeout",
+        Outcome::Fenced => "fenced",
         _ => "fail",
     };
     let mut line = format!(

@@ -1,0 +1,612 @@
+//! Leadership through etcd, as a pure state machine: time and etcd's answers in, the next
+//! request and role changes out. No I/O, no clock; unit-tested without etcd.
+//!
+//! The rules (shared/interface.md, "etcd"; etcd's documentation on leases and on why a lease
+//! alone cannot give mutual exclusion, and its `concurrency` package's election):
+//! - Every node holds a lease of `etcd_lease_ttl` and renews it every [`Lease::renew_ms`].
+//! - Leader: the node that created the leader key (`PREFIX` + `leader`, value its name) on
+//!   its lease, in a txn that succeeds only if the key is absent. The key's create revision
+//!   is the fencing token: it grows with every new leader.
+//! - Safety before liveness: the leader is *active* only until [`Lease::active_ms`] after
+//!   sending the last renewal that etcd answered (not after the answer came). Past it, it is
+//!   passive at once and its jobs are stopped, before etcd can expire the lease and let
+//!   another node create the key.
+//! - The others watch the key (the node feeds watch events in) and read it every
+//!   [`Lease::active_ms`] in case the watch is stuck; when it is gone they campaign.
+//! - A slot runs where a txn created its record (`PREFIX` + `slots/SLOT/JOB`, value the
+//!   runner's name) while the leader key was still this node's, with this token.
+
+use super::api::{Campaign, Error, Record};
+use crate::backend::{Role, Sink, SlotAnswer, Transition};
+use crate::timing::Lease;
+
+/// Records kept in memory (the newest; etcd keeps them all for the retention window).
+pub const CAPACITY: usize = 512;
+/// Pause after a request that failed at once (every endpoint refused), before the next.
+pub const RETRY_MS: u64 = 250;
+/// How often the leader deletes the records older than the retention window.
+pub const EXPIRE_EVERY_MS: u64 = 60_000;
+
+/// What the node's requester thread is asked to do (one at a time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Grant,
+    KeepAlive { lease: i64 },
+    Campaign { lease: i64 },
+    ReadLeader,
+    Record { token: i64, job: u64, slot: u64 },
+    /// Delete the records older than the retention window (the node reads the wall clock).
+    Expire,
+    /// Revoke the lease: the leader key on it goes at once (a faulty leader resigns).
+    Revoke { lease: i64 },
+}
+
+/// etcd's answer to a [`Request`], with when the request was sent (CLOCK_MONOTONIC ms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// (lease, TTL granted in seconds).
+    Granted(i64, i64),
+    /// TTL left in seconds; 0: the lease is gone.
+    KeptAlive(i64),
+    Campaigned(Campaign, /* the holder's lease */ i64),
+    /// The leader key's (holder, token, lease), or none.
+    Leader(Option<(Vec<u8>, i64, i64)>),
+    Recorded { job: u64, slot: u64, result: Record },
+    Expired,
+    Revoked,
+    Failed(Error),
+}
+
+/// Who holds the leader key, as far as this node knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub name: Vec<u8>,
+    pub token: i64,
+    pub lease: i64,
+}
+
+/// One slot's record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    job: u64,
+    slot: u64,
+    runner: String,
+    /// This node wrote it and no wrapper has been told to run it yet.
+    unclaimed: bool,
+}
+
+/// The leadership of one node.
+pub struct Leadership {
+    name: Vec<u8>,
+    /// The configured TTL, seconds.
+    ttl_s: u32,
+    lease_times: Lease,
+    lease: Option<i64>,
+    /// When the last renewal (or the grant) that etcd answered with a live lease was sent.
+    renewed_at: Option<u64>,
+    leader: Option<Holder>,
+    /// The leader key is ours (created on our lease).
+    own: bool,
+    role: Role,
+    fault: bool,
+    started: bool,
+    busy: bool,
+    /// No request before this (a failure's pause).
+    quiet_until: u64,
+    next_read: u64,
+    next_expire: u64,
+    /// Slots a wrapper asked about while this node leads, not recorded yet.
+    to_record: heapless::Deque<(u64, u64), 64>,
+    records: heapless::Deque<Entry, CAPACITY>,
+    /// Counters for `--status`.
+    pub requests: u64,
+    pub failures: u64,
+    pub last_error: String,
+}
+
+impl Leadership {
+    /// A node named `name` (its value in the leader key and the records) with a lease of
+    /// `ttl_s` seconds, windows from `lease_times` (`Timing::lease`).
+    pub fn new(name: &str, ttl_s: u32, lease_times: Lease) -> Leadership {
+        Leadership {
+            name: name.as_bytes().to_vec(),
+            ttl_s,
+            lease_times,
+            lease: None,
+            renewed_at: None,
+            leader: None,
+            own: false,
+            role: Role::Backup,
+            fault: false,
+            started: false,
+            busy: false,
+            quiet_until: 0,
+            next_read: 0,
+            next_expire: 0,
+            to_record: heapless::Deque::new(),
+            records: heapless::Deque::new(),
+            requests: 0,
+            failures: 0,
+            last_error: String::new(),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn lease(&self) -> Option<i64> {
+        self.lease
+    }
+
+    pub fn lease_times(&self) -> Lease {
+        self.lease_times
+    }
+
+    pub fn renewed_at(&self) -> Option<u64> {
+        self.renewed_at
+    }
+
+    pub fn leader(&self) -> Option<&Holder> {
+        self.leader.as_ref()
+    }
+
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Until when (CLOCK_MONOTONIC ms) this node may act as leader: while it is active.
+    pub fn active_until(&self) -> Option<u64> {
+        if self.own && !self.fault { self.renewed_at.map(|t| t + self.lease_times.active_ms()) } else { None }
+    }
+
+    /// The fencing token while this node is active.
+    pub fn token(&self) -> Option<i64> {
+        if self.role == Role::Master { self.leader.as_ref().map(|h| h.token) } else { None }
+    }
+
+    /// Joins: asks for a lease first.
+    pub fn start(&mut self, now: u64, fault: bool, sink: &mut dyn Sink) {
+        self.started = true;
+        self.fault = fault;
+        let to = if fault { Role::Fault } else { Role::Backup };
+        self.role = to;
+        sink.transition(now, &Transition { from: to, to, reason: "start", master: None });
+    }
+
+    /// A fault outside (track script, tracked interface): a faulty leader resigns (its key
+    /// goes when it stops renewing... at once: see [`Leadership::next_request`]).
+    pub fn set_fault(&mut self, now: u64, fault: bool, sink: &mut dyn Sink) {
+        self.fault = fault;
+        self.update(now, if fault { "fault" } else { "fault_cleared" }, sink);
+    }
+
+    /// Leaving: passive now (the node revokes the lease, which deletes the key).
+    pub fn shutdown(&mut self, now: u64, sink: &mut dyn Sink) {
+        self.fault = true;
+        self.update(now, "shutdown", sink);
+    }
+
+    /// When [`Leadership::next_request`] or the deadline needs the worker next.
+    pub fn poll_at(&self) -> Option<u64> {
+        let mut t = self.active_until().filter(|_| self.role == Role::Master);
+        if !self.busy && self.started {
+            let due = self.due_at().max(self.quiet_until);
+            t = Some(t.map_or(due, |x| x.min(due)));
+        }
+        t
+    }
+
+    /// When the next request is due (ignoring the pause after a failure).
+    fn due_at(&self) -> u64 {
+        if self.lease.is_none() || !self.to_record.is_empty() {
+            return 0;
+        }
+        if self.leader.is_none() && !self.fault {
+            return 0;
+        }
+        if self.own && self.fault {
+            return 0;
+        }
+        let renew = self.renewed_at.map_or(0, |t| t + self.lease_times.renew_ms());
+        let mut t = renew.min(self.next_read);
+        if self.role == Role::Master {
+            t = t.min(self.next_expire);
+        }
+        t
+    }
+
+    /// Runs the timers: the active deadline.
+    pub fn poll(&mut self, now: u64, sink: &mut dyn Sink) {
+        self.update(now, "lease_not_renewed", sink);
+    }
+
+    /// The next request, when one is due and none is in flight.
+    pub fn next_request(&mut self, now: u64) -> Option<Request> {
+        if self.busy || !self.started || now < self.quiet_until || now < self.due_at() {
+            return None;
+        }
+        let r = match (self.lease, &self.leader) {
+            (None, _) => Request::Grant,
+            (Some(lease), _) if self.renewed_at.is_none_or(|t| now >= t + self.lease_times.renew_ms()) => {
+                Request::KeepAlive { lease }
+            }
+            (Some(lease), _) if self.own && self.fault => Request::Revoke { lease },
+            (Some(lease), None) if !self.fault => Request::Campaign { lease },
+            (Some(_), Some(h)) if self.role == Role::Master && !self.to_record.is_empty() => {
+                let (job, slot) = *self.to_record.front()?;
+                Request::Record { token: h.token, job, slot }
+            }
+            (Some(_), _) if self.role == Role::Master && now >= self.next_expire => Request::Expire,
+            (Some(_), _) => Request::ReadLeader,
+        };
+        if r == Request::ReadLeader && now < self.next_read {
+            return None;
+        }
+        self.busy = true;
+        self.requests += 1;
+        Some(r)
+    }
+
+    /// etcd's answer to the request in flight, sent at `sent`.
+    pub fn on_reply(&mut self, now: u64, sent: u64, req: &Request, reply: Reply, sink: &mut dyn Sink) {
+        self.busy = false;
+        match reply {
+            Reply::Granted(lease, ttl) => {
+                self.own = false;
+                self.lease = Some(lease);
+                self.renewed_at = Some(sent);
+                let granted = (ttl.max(0) as u64).saturating_mul(1000);
+                self.lease_times = Lease { ttl_ms: granted.min(self.ttl_s as u64 * 1000) };
+                self.leader = self.leader.take().filter(|h| h.lease != lease);
+            }
+            Reply::KeptAlive(ttl) if ttl > 0 => self.renewed_at = Some(sent),
+            Reply::KeptAlive(_) => {
+                log::warn!("etcd lease {:x} is gone: a new one", self.lease.unwrap_or(0));
+                self.lease = None;
+                self.own = false;
+                self.renewed_at = None;
+            }
+            Reply::Campaigned(Campaign::Won { token }, _) => {
+                self.own = true;
+                let lease = self.lease.unwrap_or(0);
+                self.leader = Some(Holder { name: self.name.clone(), token, lease });
+            }
+            Reply::Campaigned(Campaign::Held { holder, token }, lease) => {
+                // Our own lease: an earlier try of this campaign won and its answer was lost.
+                self.own = Some(lease) == self.lease;
+                self.leader = Some(Holder { name: holder, token, lease });
+            }
+            Reply::Leader(h) => {
+                self.next_read = now + self.lease_times.active_ms();
+                self.set_leader(h.map(|(name, token, lease)| Holder { name, token, lease }));
+            }
+            Reply::Recorded { job, slot, result } => {
+                let _ = self.to_record.pop_front();
+                match result {
+                    Record::Written => self.remember(job, slot, self.name_str(), true),
+                    Record::Held { runner } => {
+                        self.remember(job, slot, String::from_utf8_lossy(&runner).into(), false)
+                    }
+                    Record::NotLeader => {
+                        log::warn!("etcd: the leader key is no longer ours");
+                        self.own = false;
+                        self.leader = None;
+                    }
+                }
+            }
+            Reply::Expired => self.next_expire = now + EXPIRE_EVERY_MS,
+            Reply::Revoked => {
+                self.lease = None;
+                self.own = false;
+                self.renewed_at = None;
+                self.leader = None;
+            }
+            Reply::Failed(e) => {
+                self.failures += 1;
+                self.last_error = e.to_string();
+                log::debug!("etcd {req:?}: {e}");
+                self.quiet_until = now + RETRY_MS;
+                if matches!(req, Request::Record { .. }) && matches!(e, Error::Answer(_)) {
+                    // A txn etcd refused for good: the slot stays unrecorded here.
+                    let _ = self.to_record.pop_front();
+                }
+            }
+        }
+        self.update(now, "etcd", sink);
+    }
+
+    /// A watch saw the leader key put (`Some`) or deleted (`None`).
+    pub fn on_leader_event(&mut self, now: u64, h: Option<Holder>, sink: &mut dyn Sink) {
+        self.set_leader(h);
+        self.update(now, "leader_key", sink);
+    }
+
+    /// A watch (or a read at start) saw a slot's record.
+    pub fn on_record(&mut self, job: u64, slot: u64, runner: &[u8]) {
+        self.remember(job, slot, String::from_utf8_lossy(runner).into(), false);
+    }
+
+    fn set_leader(&mut self, h: Option<Holder>) {
+        self.own = h.as_ref().is_some_and(|h| Some(h.lease) == self.lease && h.name == self.name);
+        self.leader = h;
+    }
+
+    fn name_str(&self) -> String {
+        String::from_utf8_lossy(&self.name).into()
+    }
+
+    /// Adds a record, or marks a known one as written by this node now (the watch may have
+    /// shown our own record before the txn's answer came).
+    fn remember(&mut self, job: u64, slot: u64, runner: String, unclaimed: bool) {
+        if let Some(e) = self.records.iter_mut().find(|e| e.job == job && e.slot == slot) {
+            e.unclaimed |= unclaimed;
+            return;
+        }
+        if self.records.is_full() {
+            let _ = self.records.pop_front();
+        }
+        let _ = self.records.push_back(Entry { job, slot, runner, unclaimed });
+    }
+
+    /// A wrapper's question about (job, slot): the record decides; a leader without one asks
+    /// etcd to create it.
+    pub fn ask(&mut self, job: u64, slot: u64) -> SlotAnswer {
+        if self.to_record.iter().any(|&q| q == (job, slot)) {
+            // Our txn is out: its answer decides (the watch may show its record first).
+            return SlotAnswer::Wait;
+        }
+        if let Some(e) = self.records.iter_mut().find(|e| e.job == job && e.slot == slot) {
+            if e.unclaimed && self.role == Role::Master {
+                e.unclaimed = false;
+                return SlotAnswer::Run { token: self.leader.as_ref().map_or(0, |h| h.token) };
+            }
+            let here = e.runner.as_bytes() == self.name;
+            return SlotAnswer::Held { runner: e.runner.clone(), here };
+        }
+        if self.role == Role::Master && !self.to_record.iter().any(|&q| q == (job, slot)) {
+            let _ = self.to_record.push_back((job, slot));
+        }
+        SlotAnswer::Wait
+    }
+
+    /// The role as the facts say at `now`; a change is reported to `sink` with `reason`
+    /// (or a more precise one).
+    fn update(&mut self, now: u64, reason: &'static str, sink: &mut dyn Sink) {
+        let active = self.active_until().is_some_and(|t| now < t);
+        let to = match (self.fault, active) {
+            (true, _) => Role::Fault,
+            (false, true) => Role::Master,
+            (false, false) => Role::Backup,
+        };
+        if to == self.role || !self.started {
+            return;
+        }
+        let reason = match (self.role, to) {
+            (_, Role::Master) => "leader_key_won",
+            (Role::Master, Role::Backup) if self.own => "lease_not_renewed",
+            (Role::Master, Role::Backup) => "leader_key_lost",
+            _ => reason,
+        };
+        let from = std::mem::replace(&mut self.role, to);
+        if from == Role::Master {
+            // A slot asked about while leading is decided by the next leader.
+            self.to_record.clear();
+            if !self.fault {
+                // Active again only once a campaign has found the key still on our lease.
+                self.own = false;
+                self.leader = None;
+            }
+        }
+        let name = self.leader.as_ref().map(|h| String::from_utf8_lossy(&h.name).into_owned());
+        let master = if to == Role::Master { Some(self.name_str()) } else { name };
+        sink.transition(now, &Transition { from, to, reason, master: master.as_deref() });
+    }
+
+    /// The records known, newest last: (job, slot, runner).
+    pub fn records(&self) -> impl Iterator<Item = (u64, u64, &str)> {
+        self.records.iter().map(|e| (e.job, e.slot, e.runner.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Log(Vec<(u64, Role, Role, &'static str)>);
+    impl Sink for Log {
+        fn transition(&mut self, now: u64, t: &Transition<'_>) {
+            self.0.push((now, t.from, t.to, t.reason));
+        }
+    }
+
+    const TTL: Lease = Lease { ttl_ms: 6000 };
+
+    /// Runs `l`'s requests at `now` with `answer` until none is due.
+    fn serve(l: &mut Leadership, now: u64, log: &mut Log, answer: &mut dyn FnMut(&Request) -> Reply) {
+        while let Some(r) = l.next_request(now) {
+            let reply = answer(&r);
+            l.on_reply(now, now, &r, reply, log);
+        }
+    }
+
+    /// etcd as one node sees it: it wins every campaign while nobody holds the key.
+    fn etcd(holder: &mut Option<i64>, token: i64) -> impl FnMut(&Request) -> Reply + '_ {
+        move |r| match r {
+            Request::Grant => Reply::Granted(7, 6),
+            Request::KeepAlive { .. } => Reply::KeptAlive(6),
+            Request::Campaign { lease } => match holder {
+                None => {
+                    *holder = Some(*lease);
+                    Reply::Campaigned(Campaign::Won { token }, *lease)
+                }
+                Some(l) => Reply::Campaigned(Campaign::Held { holder: b"other".to_vec(), token }, *l),
+            },
+            Request::ReadLeader => {
+                let name = |l: i64| if l == 7 { b"a".to_vec() } else { b"other".to_vec() };
+                Reply::Leader(holder.map(|l| (name(l), token, l)))
+            }
+            Request::Record { job, slot, .. } => Reply::Recorded { job: *job, slot: *slot, result: Record::Written },
+            Request::Expire => Reply::Expired,
+            Request::Revoke { .. } => Reply::Revoked,
+        }
+    }
+
+    fn leader(now: u64, log: &mut Log) -> Leadership {
+        let mut l = Leadership::new("a", 6, TTL);
+        l.start(now, false, log);
+        let mut holder = None;
+        serve(&mut l, now, log, &mut etcd(&mut holder, 40));
+        l
+    }
+
+    #[test]
+    fn a_node_takes_an_absent_key_and_is_active_while_it_renews() {
+        let mut log = Log::default();
+        let mut l = leader(0, &mut log);
+        assert_eq!(l.role(), Role::Master);
+        assert_eq!(l.token(), Some(40));
+        assert_eq!(log.0.last(), Some(&(0, Role::Backup, Role::Master, "leader_key_won")));
+        // Renewals answered keep it active.
+        let mut holder = Some(7);
+        for t in (1000..20_000).step_by(1000) {
+            serve(&mut l, t, &mut log, &mut etcd(&mut holder, 40));
+            l.poll(t, &mut log);
+            assert_eq!(l.role(), Role::Master, "at {t}");
+        }
+    }
+
+    #[test]
+    fn a_leader_that_cannot_renew_is_passive_from_the_send_of_its_last_renewal() {
+        let mut log = Log::default();
+        let mut l = leader(0, &mut log);
+        // Renewal sent at 1000, answered late at 2500: the window counts from 1000.
+        let r = l.next_request(1000).unwrap();
+        assert_eq!(r, Request::KeepAlive { lease: 7 });
+        l.on_reply(2500, 1000, &r, Reply::KeptAlive(6), &mut log);
+        assert_eq!(l.active_until(), Some(1000 + TTL.active_ms()));
+        // etcd unreachable from now on.
+        let mut t = 2500;
+        while t < 1000 + TTL.active_ms() {
+            if let Some(r) = l.next_request(t) {
+                l.on_reply(t, t, &r, Reply::Failed(Error::Unreachable("x".into())), &mut log);
+            }
+            l.poll(t, &mut log);
+            assert_eq!(l.role(), Role::Master, "at {t}");
+            t += 50;
+        }
+        assert_eq!(l.poll_at(), Some(1000 + TTL.active_ms()));
+        l.poll(1000 + TTL.active_ms(), &mut log);
+        assert_eq!(l.role(), Role::Backup);
+        assert_eq!(log.0.last().unwrap().3, "lease_not_renewed");
+        assert!(1000 + TTL.active_ms() + TTL.grace_ms() < 1000 + TTL.ttl_ms);
+        // Back in time (the lease still alive): a renewal alone does not make it active; the
+        // campaign that finds the key on our lease does.
+        let t = t + RETRY_MS;
+        let r = l.next_request(t).unwrap();
+        assert_eq!(r, Request::KeepAlive { lease: 7 });
+        l.on_reply(t, t, &r, Reply::KeptAlive(6), &mut log);
+        assert_eq!(l.role(), Role::Backup);
+        let r = l.next_request(t).unwrap();
+        assert_eq!(r, Request::Campaign { lease: 7 });
+        let held = Campaign::Held { holder: b"a".to_vec(), token: 40 };
+        l.on_reply(t, t, &r, Reply::Campaigned(held, 7), &mut log);
+        assert_eq!((l.role(), l.token()), (Role::Master, Some(40)), "the key is still ours");
+    }
+
+    #[test]
+    fn a_follower_campaigns_when_the_key_goes_and_tokens_come_from_etcd() {
+        let mut log = Log::default();
+        let mut l = Leadership::new("b", 6, TTL);
+        l.start(0, false, &mut log);
+        let mut holder = Some(99);
+        serve(&mut l, 0, &mut log, &mut etcd(&mut holder, 40));
+        assert_eq!(l.role(), Role::Backup);
+        assert_eq!(l.leader().map(|h| (h.name.as_slice(), h.token)), Some((&b"other"[..], 40)));
+        // The watch: deleted (the old leader's lease expired).
+        l.on_leader_event(10, None, &mut log);
+        let mut holder = None;
+        serve(&mut l, 10, &mut log, &mut etcd(&mut holder, 41));
+        assert_eq!((l.role(), l.token()), (Role::Master, Some(41)));
+    }
+
+    #[test]
+    fn a_lost_campaign_answer_is_recognised_by_the_lease() {
+        let mut log = Log::default();
+        let mut l = Leadership::new("a", 6, TTL);
+        l.start(0, false, &mut log);
+        let r = l.next_request(0).unwrap();
+        l.on_reply(0, 0, &r, Reply::Granted(7, 6), &mut log);
+        let r = l.next_request(0).unwrap();
+        assert_eq!(r, Request::Campaign { lease: 7 });
+        l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), &mut log);
+        let r = l.next_request(5 + RETRY_MS).unwrap();
+        l.on_reply(300, 300, &r, Reply::Campaigned(Campaign::Held { holder: b"a".to_vec(), token: 12 }, 7), &mut log);
+        assert_eq!((l.role(), l.token()), (Role::Master, Some(12)));
+        // Our name on an older lease (a previous run of this node) is not ours.
+        let mut l = Leadership::new("a", 6, TTL);
+        l.start(0, false, &mut log);
+        let r = l.next_request(0).unwrap();
+        l.on_reply(0, 0, &r, Reply::Granted(8, 6), &mut log);
+        let r = l.next_request(0).unwrap();
+        l.on_reply(0, 0, &r, Reply::Campaigned(Campaign::Held { holder: b"a".to_vec(), token: 12 }, 7), &mut log);
+        assert_eq!(l.role(), Role::Backup);
+    }
+
+    #[test]
+    fn slots_run_once_where_recorded_and_skip_elsewhere() {
+        let mut log = Log::default();
+        let mut l = leader(0, &mut log);
+        assert_eq!(l.ask(1, 60), SlotAnswer::Wait);
+        assert_eq!(l.ask(1, 60), SlotAnswer::Wait, "asked twice, recorded once");
+        let r = l.next_request(0).unwrap();
+        assert_eq!(r, Request::Record { token: 40, job: 1, slot: 60 });
+        // The watch shows our own record before the txn's answer arrives.
+        l.on_record(1, 60, b"a");
+        assert_eq!(l.ask(1, 60), SlotAnswer::Wait, "the txn's answer decides");
+        l.on_reply(0, 0, &r, Reply::Recorded { job: 1, slot: 60, result: Record::Written }, &mut log);
+        assert!(l.next_request(0).is_none());
+        assert_eq!(l.ask(1, 60), SlotAnswer::Run { token: 40 });
+        assert_eq!(l.ask(1, 60), SlotAnswer::Held { runner: "a".into(), here: true }, "a second wrapper skips");
+        // Recorded by the old leader before: skip.
+        assert_eq!(l.ask(2, 60), SlotAnswer::Wait);
+        let r = l.next_request(0).unwrap();
+        let held = Record::Held { runner: b"b".to_vec() };
+        l.on_reply(0, 0, &r, Reply::Recorded { job: 2, slot: 60, result: held }, &mut log);
+        assert_eq!(l.ask(2, 60), SlotAnswer::Held { runner: "b".into(), here: false });
+        // The key is no longer ours (fenced): passive, nothing runs.
+        assert_eq!(l.ask(3, 60), SlotAnswer::Wait);
+        let r = l.next_request(0).unwrap();
+        l.on_reply(0, 0, &r, Reply::Recorded { job: 3, slot: 60, result: Record::NotLeader }, &mut log);
+        assert_eq!(l.role(), Role::Backup);
+        assert_eq!(l.ask(3, 60), SlotAnswer::Wait);
+        // A follower learns records from the watch and skips.
+        let mut f = Leadership::new("c", 6, TTL);
+        f.on_record(4, 120, b"a");
+        assert_eq!(f.ask(4, 120), SlotAnswer::Held { runner: "a".into(), here: false });
+        assert_eq!(f.ask(5, 120), SlotAnswer::Wait);
+    }
+
+    #[test]
+    fn a_faulty_leader_gives_the_key_up_and_a_gone_lease_is_replaced() {
+        let mut log = Log::default();
+        let mut l = leader(0, &mut log);
+        l.set_fault(10, true, &mut log);
+        assert_eq!(l.role(), Role::Fault);
+        assert_eq!(l.next_request(10), Some(Request::Revoke { lease: 7 }), "the key goes with it");
+        l.on_reply(10, 10, &Request::Revoke { lease: 7 }, Reply::Revoked, &mut log);
+        assert_eq!(l.next_request(10), Some(Request::Grant));
+        l.on_reply(10, 10, &Request::Grant, Reply::Granted(9, 6), &mut log);
+        assert_eq!(l.next_request(10), None, "faulty: no campaign");
+        l.set_fault(20, false, &mut log);
+        l.on_leader_event(20, None, &mut log);
+        assert_eq!(l.next_request(20), Some(Request::Campaign { lease: 9 }));
+        // The lease expired in etcd: a new one, then a campaign.
+        let mut l = leader(0, &mut log);
+        let r = l.next_request(2000).unwrap();
+        l.on_reply(2000, 2000, &r, Reply::KeptAlive(0), &mut log);
+        assert_eq!(l.role(), Role::Backup);
+        assert_eq!(l.next_request(2000), Some(Request::Grant));
+    }
+}
