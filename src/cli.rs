@@ -176,10 +176,12 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
                     }
                 }
             }
-            b"--timeout" => w.timeout = Some(duration(&value("--timeout")?)?),
-            b"--kill-after" => w.kill_after = duration(&value("--kill-after")?)?,
+            b"--timeout" => w.timeout = Some(named_duration("--timeout", &value("--timeout")?)?),
+            b"--kill-after" => {
+                w.kill_after = named_duration("--kill-after", &value("--kill-after")?)?
+            }
             b"--slot" => {
-                let d = duration(&value("--slot")?)?;
+                let d = named_duration("--slot", &value("--slot")?)?;
                 if d.as_millis() % 1000 != 0 || d.as_secs() > 86_400 {
                     return Err(UsageError(format!(
                         "--slot: {d:?} is not a whole number of seconds from 1s to 1d"
@@ -191,7 +193,8 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
                 let v = value("--id")?;
                 match v.to_str() {
                     Some(s) if !s.is_empty() && s.len() <= 128 => w.id = Some(s.to_string()),
-                    _ => return Err(UsageError("--id needs a name of 1..128 bytes".into())),
+                    Some(_) => return Err(UsageError("--id needs a name of 1..128 bytes".into())),
+                    None => return Err(UsageError("--id must be UTF-8 text".into())),
                 }
             }
             b"--lock" => {
@@ -257,22 +260,34 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
     Ok(Cli { conf, verbose, role })
 }
 
+/// [`duration`], its error naming the option.
+fn named_duration(option: &str, v: &OsStr) -> Result<Duration, UsageError> {
+    duration(v).map_err(|e| UsageError(format!("{option}: {}", e.0)))
+}
+
 /// `30s`, `5m`, `2h`, `1d`, `250ms`, or bare seconds.
 pub fn duration(v: &OsStr) -> Result<Duration, UsageError> {
     let bad = || UsageError(format!("{v:?} is not a duration like 30s, 5m, 2h"));
+    let huge = || UsageError(format!("{v:?} is too long a duration"));
     let s = v.to_str().ok_or_else(bad)?;
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
+    let n: u64 = match num.parse() {
+        Ok(n) => n,
+        Err(_) if !num.is_empty() && matches!(unit, "" | "ms" | "s" | "m" | "h" | "d") => {
+            return Err(huge());
+        }
+        Err(_) => return Err(bad()),
+    };
     let ms = match unit {
         "ms" => Some(n),
         "" | "s" => n.checked_mul(1000),
         "m" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
         "d" => n.checked_mul(86_400_000),
-        _ => None,
+        _ => return Err(bad()),
     }
-    .ok_or_else(bad)?;
+    .ok_or_else(huge)?;
     if ms == 0 {
         return Err(UsageError(format!("{s:?}: a duration must be positive")));
     }

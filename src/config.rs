@@ -592,11 +592,7 @@ impl Parser {
                 }
                 self.cfg.ledger_port = x as u16
             }),
-            "election" => match v.to_ascii_lowercase().as_str() {
-                "vrrp" => Ok(self.cfg.election = Election::Vrrp),
-                "etcd" => Ok(self.cfg.election = Election::Etcd),
-                _ => Err(format!("`{v}`: expected vrrp or etcd")),
-            },
+            "election" => parse_election(v).map(|e| self.cfg.election = e),
             "etcd_endpoints" => {
                 for url in values.iter().flat_map(|v| v.split(',')).filter(|u| !u.is_empty()) {
                     match parse_endpoint(url) {
@@ -666,8 +662,11 @@ impl Parser {
             || c.etcd_cert_file.is_some();
         if tls_asked && !cfg!(feature = "tls") {
             let l = line_of("etcd_endpoints").max(line_of("etcd_ca_file"));
-            self.err(l, "TLS to etcd: this rcron was built without the `tls` feature (README, \
-                         \"Builds\"); use http:// endpoints or a build with TLS");
+            self.err(
+                l,
+                "TLS to etcd: this rcron was built without the `tls` feature (README, \
+                         \"Builds\"); use http:// endpoints or a build with TLS",
+            );
         }
         let c = &self.cfg;
         if c.etcd_cert_file.is_some() != c.etcd_key_file.is_some() {
@@ -709,6 +708,14 @@ impl<const N: usize> ListPush for heapless::Vec<Ipv4Addr, N> {
     }
     fn push_ip(&mut self, ip: Ipv4Addr) -> bool {
         self.push(ip).is_ok()
+    }
+}
+
+fn parse_election(v: &str) -> Result<Election, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "vrrp" => Ok(Election::Vrrp),
+        "etcd" => Ok(Election::Etcd),
+        _ => Err(format!("`{v}`: expected vrrp or etcd")),
     }
 }
 

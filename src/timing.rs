@@ -59,6 +59,8 @@ pub struct Timing {
     pub max_clock_offset_ms: u64,
     /// `etcd_lease_ttl`.
     pub etcd_lease_ttl_ms: u64,
+    /// `election = etcd`: the state file's validity is bounded by the lease's active window.
+    pub etcd: bool,
 }
 
 impl Timing {
@@ -71,6 +73,7 @@ impl Timing {
             track_interval_ms: cfg.track_interval_cs as u64 * 10,
             max_clock_offset_ms: cfg.max_clock_offset_s as u64 * 1000,
             etcd_lease_ttl_ms: cfg.etcd_lease_ttl_s as u64 * 1000,
+            etcd: cfg.election == crate::config::Election::Etcd,
         }
     }
 
@@ -134,9 +137,11 @@ impl Timing {
     /// intervals and the skew) has made it master. Below 0.1 s the floor wins (a refresh every
     /// few ms would cost more than the adverts): a frozen master's file can still be trusted
     /// for up to 0.3 s after the takeover, by readers of the file only; rcron's wrapper asks
-    /// the daemon.
+    /// the daemon. Under etcd, not longer than the lease's active window either: a frozen
+    /// leader's file reads passive before etcd can let another node lead.
     pub fn valid_ms(&self) -> u64 {
-        3 * self.advert_ms.clamp(100, 1000)
+        let v = 3 * self.advert_ms.clamp(100, 1000);
+        if self.etcd { v.min(self.lease().active_ms()) } else { v }
     }
 
     /// When the master's state file is due for a fresh stamp: half its validity after the
@@ -214,6 +219,7 @@ mod tests {
             track_interval_ms: 1000,
             max_clock_offset_ms: 30_000,
             etcd_lease_ttl_ms: 10_000,
+            etcd: false,
         }
     }
 
@@ -291,6 +297,8 @@ mod tests {
             assert!(3 * l.renew_ms() <= l.active_ms(), "ttl {ttl_s}");
             assert!(t.etcd_wait_ms() > l.ttl_ms + t.max_clock_offset_ms);
             assert!(t.etcd_wrapper_bound_ms() > t.etcd_wait_ms());
+            let etcd = Timing { etcd: true, ..t };
+            assert!(etcd.valid_ms() <= l.active_ms() && etcd.valid_ms() >= 300);
         }
         assert_eq!(timing(3, 100, 1000).lease().renew_ms(), 1666);
     }

@@ -31,14 +31,24 @@ pub const EXPIRE_EVERY_MS: u64 = 60_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     Grant,
-    KeepAlive { lease: i64 },
-    Campaign { lease: i64 },
+    KeepAlive {
+        lease: i64,
+    },
+    Campaign {
+        lease: i64,
+    },
     ReadLeader,
-    Record { token: i64, job: u64, slot: u64 },
+    Record {
+        token: i64,
+        job: u64,
+        slot: u64,
+    },
     /// Delete the records older than the retention window (the node reads the wall clock).
     Expire,
     /// Revoke the lease: the leader key on it goes at once (a faulty leader resigns).
-    Revoke { lease: i64 },
+    Revoke {
+        lease: i64,
+    },
 }
 
 /// etcd's answer to a [`Request`], with when the request was sent (CLOCK_MONOTONIC ms).
@@ -51,7 +61,11 @@ pub enum Reply {
     Campaigned(Campaign, /* the holder's lease */ i64),
     /// The leader key's (holder, token, lease), or none.
     Leader(Option<(Vec<u8>, i64, i64)>),
-    Recorded { job: u64, slot: u64, result: Record },
+    Recorded {
+        job: u64,
+        slot: u64,
+        result: Record,
+    },
     Expired,
     Revoked,
     Failed(Error),
@@ -157,7 +171,11 @@ impl Leadership {
 
     /// Until when (CLOCK_MONOTONIC ms) this node may act as leader: while it is active.
     pub fn active_until(&self) -> Option<u64> {
-        if self.own && !self.fault { self.renewed_at.map(|t| t + self.lease_times.active_ms()) } else { None }
+        if self.own && !self.fault {
+            self.renewed_at.map(|t| t + self.lease_times.active_ms())
+        } else {
+            None
+        }
     }
 
     /// The fencing token while this node is active.
@@ -228,7 +246,9 @@ impl Leadership {
         }
         let r = match (self.lease, &self.leader) {
             (None, _) => Request::Grant,
-            (Some(lease), _) if self.renewed_at.is_none_or(|t| now >= t + self.lease_times.renew_ms()) => {
+            (Some(lease), _)
+                if self.renewed_at.is_none_or(|t| now >= t + self.lease_times.renew_ms()) =>
+            {
                 Request::KeepAlive { lease }
             }
             (Some(lease), _) if self.own && self.fault => Request::Revoke { lease },
@@ -249,7 +269,14 @@ impl Leadership {
     }
 
     /// etcd's answer to the request in flight, sent at `sent`.
-    pub fn on_reply(&mut self, now: u64, sent: u64, req: &Request, reply: Reply, sink: &mut dyn Sink) {
+    pub fn on_reply(
+        &mut self,
+        now: u64,
+        sent: u64,
+        req: &Request,
+        reply: Reply,
+        sink: &mut dyn Sink,
+    ) {
         self.busy = false;
         match reply {
             Reply::Granted(lease, ttl) => {
@@ -316,9 +343,24 @@ impl Leadership {
         self.update(now, "etcd", sink);
     }
 
-    /// A watch saw the leader key put (`Some`) or deleted (`None`).
-    pub fn on_leader_event(&mut self, now: u64, h: Option<Holder>, sink: &mut dyn Sink) {
-        self.set_leader(h);
+    /// A watch saw the leader key put. An event older than what this node knows (a holder
+    /// created before the one it has: the watch lags behind a read or a campaign) is ignored.
+    pub fn on_leader_put(&mut self, now: u64, h: Holder, sink: &mut dyn Sink) {
+        if self.leader.as_ref().is_some_and(|cur| h.token < cur.token) {
+            return;
+        }
+        self.set_leader(Some(h));
+        self.update(now, "leader_key", sink);
+    }
+
+    /// A watch saw the leader key deleted at `revision` (or a snapshot at `revision` had no
+    /// key). A deletion older than the holder this node knows deleted an earlier holder's key:
+    /// ignored.
+    pub fn on_leader_deleted(&mut self, now: u64, revision: i64, sink: &mut dyn Sink) {
+        if self.leader.as_ref().is_some_and(|cur| revision < cur.token) {
+            return;
+        }
+        self.set_leader(None);
         self.update(now, "leader_key", sink);
     }
 
@@ -424,7 +466,12 @@ mod tests {
     const TTL: Lease = Lease { ttl_ms: 6000 };
 
     /// Runs `l`'s requests at `now` with `answer` until none is due.
-    fn serve(l: &mut Leadership, now: u64, log: &mut Log, answer: &mut dyn FnMut(&Request) -> Reply) {
+    fn serve(
+        l: &mut Leadership,
+        now: u64,
+        log: &mut Log,
+        answer: &mut dyn FnMut(&Request) -> Reply,
+    ) {
         while let Some(r) = l.next_request(now) {
             let reply = answer(&r);
             l.on_reply(now, now, &r, reply, log);
@@ -441,13 +488,17 @@ mod tests {
                     *holder = Some(*lease);
                     Reply::Campaigned(Campaign::Won { token }, *lease)
                 }
-                Some(l) => Reply::Campaigned(Campaign::Held { holder: b"other".to_vec(), token }, *l),
+                Some(l) => {
+                    Reply::Campaigned(Campaign::Held { holder: b"other".to_vec(), token }, *l)
+                }
             },
             Request::ReadLeader => {
                 let name = |l: i64| if l == 7 { b"a".to_vec() } else { b"other".to_vec() };
                 Reply::Leader(holder.map(|l| (name(l), token, l)))
             }
-            Request::Record { job, slot, .. } => Reply::Recorded { job: *job, slot: *slot, result: Record::Written },
+            Request::Record { job, slot, .. } => {
+                Reply::Recorded { job: *job, slot: *slot, result: Record::Written }
+            }
             Request::Expire => Reply::Expired,
             Request::Revoke { .. } => Reply::Revoked,
         }
@@ -524,11 +575,19 @@ mod tests {
         serve(&mut l, 0, &mut log, &mut etcd(&mut holder, 40));
         assert_eq!(l.role(), Role::Backup);
         assert_eq!(l.leader().map(|h| (h.name.as_slice(), h.token)), Some((&b"other"[..], 40)));
-        // The watch: deleted (the old leader's lease expired).
-        l.on_leader_event(10, None, &mut log);
+        // The watch: deleted (the old leader's lease expired), after an older deletion that
+        // arrives late and changes nothing.
+        l.on_leader_deleted(10, 39, &mut log);
+        assert_eq!(l.leader().map(|h| h.token), Some(40));
+        l.on_leader_deleted(10, 41, &mut log);
         let mut holder = None;
-        serve(&mut l, 10, &mut log, &mut etcd(&mut holder, 41));
-        assert_eq!((l.role(), l.token()), (Role::Master, Some(41)));
+        serve(&mut l, 10, &mut log, &mut etcd(&mut holder, 42));
+        assert_eq!((l.role(), l.token()), (Role::Master, Some(42)));
+        // The watch lags: the deletion that let us win, seen after our win, changes nothing.
+        l.on_leader_deleted(11, 41, &mut log);
+        let stale = Holder { name: b"other".to_vec(), token: 40, lease: 99 };
+        l.on_leader_put(11, stale, &mut log);
+        assert_eq!((l.role(), l.token()), (Role::Master, Some(42)));
     }
 
     #[test]
@@ -542,7 +601,13 @@ mod tests {
         assert_eq!(r, Request::Campaign { lease: 7 });
         l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), &mut log);
         let r = l.next_request(5 + RETRY_MS).unwrap();
-        l.on_reply(300, 300, &r, Reply::Campaigned(Campaign::Held { holder: b"a".to_vec(), token: 12 }, 7), &mut log);
+        l.on_reply(
+            300,
+            300,
+            &r,
+            Reply::Campaigned(Campaign::Held { holder: b"a".to_vec(), token: 12 }, 7),
+            &mut log,
+        );
         assert_eq!((l.role(), l.token()), (Role::Master, Some(12)));
         // Our name on an older lease (a previous run of this node) is not ours.
         let mut l = Leadership::new("a", 6, TTL);
@@ -550,7 +615,13 @@ mod tests {
         let r = l.next_request(0).unwrap();
         l.on_reply(0, 0, &r, Reply::Granted(8, 6), &mut log);
         let r = l.next_request(0).unwrap();
-        l.on_reply(0, 0, &r, Reply::Campaigned(Campaign::Held { holder: b"a".to_vec(), token: 12 }, 7), &mut log);
+        l.on_reply(
+            0,
+            0,
+            &r,
+            Reply::Campaigned(Campaign::Held { holder: b"a".to_vec(), token: 12 }, 7),
+            &mut log,
+        );
         assert_eq!(l.role(), Role::Backup);
     }
 
@@ -565,10 +636,20 @@ mod tests {
         // The watch shows our own record before the txn's answer arrives.
         l.on_record(1, 60, b"a");
         assert_eq!(l.ask(1, 60), SlotAnswer::Wait, "the txn's answer decides");
-        l.on_reply(0, 0, &r, Reply::Recorded { job: 1, slot: 60, result: Record::Written }, &mut log);
+        l.on_reply(
+            0,
+            0,
+            &r,
+            Reply::Recorded { job: 1, slot: 60, result: Record::Written },
+            &mut log,
+        );
         assert!(l.next_request(0).is_none());
         assert_eq!(l.ask(1, 60), SlotAnswer::Run { token: 40 });
-        assert_eq!(l.ask(1, 60), SlotAnswer::Held { runner: "a".into(), here: true }, "a second wrapper skips");
+        assert_eq!(
+            l.ask(1, 60),
+            SlotAnswer::Held { runner: "a".into(), here: true },
+            "a second wrapper skips"
+        );
         // Recorded by the old leader before: skip.
         assert_eq!(l.ask(2, 60), SlotAnswer::Wait);
         let r = l.next_request(0).unwrap();
@@ -578,7 +659,13 @@ mod tests {
         // The key is no longer ours (fenced): passive, nothing runs.
         assert_eq!(l.ask(3, 60), SlotAnswer::Wait);
         let r = l.next_request(0).unwrap();
-        l.on_reply(0, 0, &r, Reply::Recorded { job: 3, slot: 60, result: Record::NotLeader }, &mut log);
+        l.on_reply(
+            0,
+            0,
+            &r,
+            Reply::Recorded { job: 3, slot: 60, result: Record::NotLeader },
+            &mut log,
+        );
         assert_eq!(l.role(), Role::Backup);
         assert_eq!(l.ask(3, 60), SlotAnswer::Wait);
         // A follower learns records from the watch and skips.
@@ -600,7 +687,7 @@ mod tests {
         l.on_reply(10, 10, &Request::Grant, Reply::Granted(9, 6), &mut log);
         assert_eq!(l.next_request(10), None, "faulty: no campaign");
         l.set_fault(20, false, &mut log);
-        l.on_leader_event(20, None, &mut log);
+        l.on_leader_deleted(20, 50, &mut log);
         assert_eq!(l.next_request(20), Some(Request::Campaign { lease: 9 }));
         // The lease expired in etcd: a new one, then a campaign.
         let mut l = leader(0, &mut log);

@@ -9,5 +9,7 @@
 //!   blocking requests and the watch, and the descriptor that wakes the worker.
 
 pub mod api;
+pub mod http;
 pub mod leader;
 pub mod node;
+pub mod tls;

@@ -15,9 +15,10 @@ use crate::config::Config;
 use crate::report::Kv;
 use crate::timing::{Lease, Timing};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// How long one watch stream is kept before it is opened anew (a stream on a connection that
@@ -39,7 +40,11 @@ pub struct Keys {
 impl Keys {
     pub fn new(prefix: &str) -> Keys {
         let p = prefix.as_bytes().to_vec();
-        Keys { leader: [&p[..], b"leader"].concat(), slots: [&p[..], b"slots/"].concat(), prefix: p }
+        Keys {
+            leader: [&p[..], b"leader"].concat(),
+            slots: [&p[..], b"slots/"].concat(),
+            prefix: p,
+        }
     }
 
     /// The record of (job, slot).
@@ -66,11 +71,51 @@ impl Keys {
     }
 }
 
+/// A queue between threads: a mutex, a condition variable and a deque (std's mpsc channels
+/// cost 14 KB of code in the static binary). A poisoned lock is taken over: the data is
+/// plain messages.
+struct Mailbox<T> {
+    q: Mutex<VecDeque<T>>,
+    ready: Condvar,
+}
+
+impl<T> Mailbox<T> {
+    fn new() -> Arc<Mailbox<T>> {
+        Arc::new(Mailbox { q: Mutex::new(VecDeque::new()), ready: Condvar::new() })
+    }
+
+    fn put(&self, t: T) {
+        self.q.lock().unwrap_or_else(|e| e.into_inner()).push_back(t);
+        self.ready.notify_one();
+    }
+
+    /// The oldest message, waiting for one.
+    fn take(&self) -> T {
+        let mut q = self.q.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(t) = q.pop_front() {
+                return t;
+            }
+            q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Every message waiting, without waiting.
+    fn drain(&self) -> VecDeque<T> {
+        std::mem::take(&mut *self.q.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// What the threads send the worker.
 enum Msg {
-    Reply { req: Request, sent: u64, reply: Reply, endpoint: String },
-    /// The watch (re)started: every key under the prefix.
-    Snapshot(Vec<KeyValue>),
+    Reply {
+        req: Request,
+        sent: u64,
+        reply: Reply,
+        endpoint: String,
+    },
+    /// The watch (re)started: the store's revision and every key under the prefix.
+    Snapshot(i64, Vec<KeyValue>),
     Events(Vec<Event>),
     WatchLost(String),
 }
@@ -82,8 +127,8 @@ pub struct EtcdNode {
     timing: Timing,
     cfg: Config,
     leadership: Leadership,
-    to_requester: mpsc::Sender<Request>,
-    from_threads: mpsc::Receiver<Msg>,
+    to_requester: Arc<Mailbox<Request>>,
+    from_threads: Arc<Mailbox<Msg>>,
     wake: Arc<EventFd>,
     stop: Arc<AtomicBool>,
     endpoint: String,
@@ -108,8 +153,8 @@ impl EtcdNode {
                 .map_err(|e| format!("eventfd: {e}"))?,
         );
         let stop = Arc::new(AtomicBool::new(false));
-        let (tx, from_threads) = mpsc::channel();
-        let (to_requester, requests) = mpsc::channel();
+        let (from_threads, to_requester) = (Mailbox::new(), Mailbox::new());
+        let (tx, requests) = (from_threads.clone(), to_requester.clone());
         let timeout = Duration::from_millis(lease.renew_ms());
         let requester = Requester {
             gw: Gateway::new(cfg, timeout)?,
@@ -163,10 +208,8 @@ impl EtcdNode {
 
     /// Hands the next due request to the requester thread.
     fn kick(&mut self, now: u64) {
-        if let Some(r) = self.leadership.next_request(now)
-            && self.to_requester.send(r).is_err()
-        {
-            log::error!("etcd requester thread gone");
+        if let Some(r) = self.leadership.next_request(now) {
+            self.to_requester.put(r);
         }
     }
 
@@ -174,7 +217,7 @@ impl EtcdNode {
     fn on_key(&mut self, now: u64, kv: &KeyValue, sink: &mut dyn Sink) {
         if kv.key == self.keys.leader {
             let h = Holder { name: kv.value.clone(), token: kv.create_revision, lease: kv.lease };
-            self.leadership.on_leader_event(now, Some(h), sink);
+            self.leadership.on_leader_put(now, h, sink);
         } else if let Some((job, slot)) = self.keys.parse_record(&kv.key) {
             self.leadership.on_record(job, slot, &kv.value);
         } else {
@@ -184,16 +227,16 @@ impl EtcdNode {
 
     fn drain(&mut self, now: u64, sink: &mut dyn Sink) {
         let _ = self.wake.read();
-        while let Ok(m) = self.from_threads.try_recv() {
+        for m in self.from_threads.drain() {
             match m {
                 Msg::Reply { req, sent, reply, endpoint } => {
                     self.endpoint = endpoint;
                     self.leadership.on_reply(now, sent, &req, reply, sink);
                 }
-                Msg::Snapshot(kvs) => {
+                Msg::Snapshot(revision, kvs) => {
                     self.watching = true;
                     if !kvs.iter().any(|kv| kv.key == self.keys.leader) {
-                        self.leadership.on_leader_event(now, None, sink);
+                        self.leadership.on_leader_deleted(now, revision, sink);
                     }
                     for kv in &kvs {
                         self.on_key(now, kv, sink);
@@ -203,8 +246,8 @@ impl EtcdNode {
                     for e in &evs {
                         match e {
                             Event::Put(kv) => self.on_key(now, kv, sink),
-                            Event::Delete { key } if *key == self.keys.leader => {
-                                self.leadership.on_leader_event(now, None, sink)
+                            Event::Delete { key, revision } if *key == self.keys.leader => {
+                                self.leadership.on_leader_deleted(now, *revision, sink)
                             }
                             Event::Delete { .. } => {}
                         }
@@ -222,7 +265,13 @@ impl EtcdNode {
     fn track(&mut self, now: u64, before: Role) {
         let role = self.leadership.role();
         if role != before {
-            self.facts.on_transition(now, before == Role::Master, role == Role::Master, false, self.leadership.lease_times().renew_ms());
+            self.facts.on_transition(
+                now,
+                before == Role::Master,
+                role == Role::Master,
+                false,
+                self.leadership.lease_times().renew_ms(),
+            );
         }
     }
 }
@@ -282,7 +331,9 @@ impl Backend for EtcdNode {
         // it, go at once instead of at expiry, so another node takes over now.
         if let Some(lease) = self.leadership.lease() {
             let timeout = Duration::from_millis(self.leadership.lease_times().renew_ms());
-            match Gateway::new(&self.cfg, timeout).and_then(|mut g| g.revoke(lease).map_err(|e| e.to_string())) {
+            match Gateway::new(&self.cfg, timeout)
+                .and_then(|mut g| g.revoke(lease).map_err(|e| e.to_string()))
+            {
                 Ok(()) => log::info!("etcd lease {lease:x} revoked"),
                 Err(e) => log::warn!("etcd lease {lease:x} not revoked ({e}): it expires"),
             }
@@ -291,7 +342,13 @@ impl Backend for EtcdNode {
 
     fn reload(&mut self, _now: u64, cfg: &Config, _sink: &mut dyn Sink) {
         let etcd = |c: &Config| {
-            (c.etcd_endpoints.clone(), c.etcd_prefix(), c.etcd_lease_ttl_s, c.node_name(), c.max_clock_offset_s)
+            (
+                c.etcd_endpoints.clone(),
+                c.etcd_prefix(),
+                c.etcd_lease_ttl_s,
+                c.node_name(),
+                c.max_clock_offset_s,
+            )
         };
         if etcd(cfg) != etcd(&self.cfg) {
             log::warn!("etcd keys changed: they take effect when rcrond restarts");
@@ -401,14 +458,13 @@ struct Requester {
 }
 
 impl Requester {
-    fn run(mut self, requests: &mpsc::Receiver<Request>, tx: &mpsc::Sender<Msg>, wake: &EventFd) {
-        while let Ok(req) = requests.recv() {
+    fn run(mut self, requests: &Mailbox<Request>, tx: &Mailbox<Msg>, wake: &EventFd) {
+        loop {
+            let req = requests.take();
             let sent = crate::os::sys::monotonic_ms();
             let reply = self.exec(&req).unwrap_or_else(Reply::Failed);
-            let endpoint = self.gw.endpoint().to_string();
-            if tx.send(Msg::Reply { req, sent, reply, endpoint }).is_err() {
-                return;
-            }
+            let endpoint = self.gw.endpoint();
+            tx.put(Msg::Reply { req, sent, reply, endpoint });
             let _ = wake.write(1);
         }
     }
@@ -435,10 +491,13 @@ impl Requester {
             }
             Request::ReadLeader => {
                 let (_, kvs) = self.gw.range(&k.leader, None)?;
-                Reply::Leader(kvs.into_iter().next().map(|kv| (kv.value, kv.create_revision, kv.lease)))
+                Reply::Leader(
+                    kvs.into_iter().next().map(|kv| (kv.value, kv.create_revision, kv.lease)),
+                )
             }
             Request::Record { token, job, slot } => {
-                let result = self.gw.record(&k.leader, token, &k.record(job, slot), self.name.as_bytes())?;
+                let result =
+                    self.gw.record(&k.leader, token, &k.record(job, slot), self.name.as_bytes())?;
                 Reply::Recorded { job, slot, result }
             }
             Request::Expire => {
@@ -461,24 +520,26 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn run(mut self, tx: &mpsc::Sender<Msg>, wake: &EventFd, stop: &AtomicBool) {
+    fn run(mut self, tx: &Mailbox<Msg>, wake: &EventFd, stop: &AtomicBool) {
         let end = api::prefix_end(&self.keys.prefix);
         let send = |m: Msg| {
-            let ok = tx.send(m).is_ok();
+            tx.put(m);
             let _ = wake.write(1);
-            ok
+            !stop.load(Ordering::Relaxed)
         };
         while !stop.load(Ordering::Relaxed) {
             let r = self.gw.range(&self.keys.prefix, Some(&end)).and_then(|(rev, kvs)| {
-                if !send(Msg::Snapshot(kvs)) {
+                if !send(Msg::Snapshot(rev, kvs)) {
                     return Ok(());
                 }
                 let lifetime = Duration::from_millis(WATCH_LIFETIME_MS);
                 let mut w = self.gw.watch(&self.keys.prefix, &end, rev + 1, lifetime)?;
                 loop {
-                    let b = w.next()?;
+                    let b = w.next_batch()?;
                     if b.ended {
-                        return Err(api::Error::Answer("watch ended (compacted or canceled)".into()));
+                        return Err(api::Error::Answer(
+                            "watch ended (compacted or canceled)".into(),
+                        ));
                     }
                     if !b.events.is_empty() && !send(Msg::Events(b.events)) {
                         return Ok(());
@@ -510,7 +571,13 @@ mod tests {
         assert_eq!(key, b"/rcron/c/slots/00000000001700000040/0000000000000abc");
         assert_eq!(k.parse_record(&key), Some((0xabc, 1_700_000_040)));
         assert!(k.slots_from(1_700_000_040) < key && key < k.slots_from(1_700_000_041));
-        for bad in [&b"/rcron/c/leader"[..], b"/rcron/c/slots/1/0000000000000abc", b"/rcron/c/slots/00000000001700000040/xyz0000000000abc", b"/other/slots/00000000001700000040/0000000000000abc", b"/rcron/c/slots/\xff"] {
+        for bad in [
+            &b"/rcron/c/leader"[..],
+            b"/rcron/c/slots/1/0000000000000abc",
+            b"/rcron/c/slots/00000000001700000040/xyz0000000000abc",
+            b"/other/slots/00000000001700000040/0000000000000abc",
+            b"/rcron/c/slots/\xff",
+        ] {
             assert_eq!(k.parse_record(bad), None, "{bad:?}");
         }
     }

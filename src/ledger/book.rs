@@ -759,12 +759,20 @@ impl Ledger {
                 None => out.put(&format!("peer_{a}_clock_offset_ms"), ""),
             }
         }
-        let mut finals: heapless::Vec<&Entry, CAPACITY> = heapless::Vec::new();
+        // The most recent final records, newest first: an insertion into a short list (a sort
+        // of the whole table cost 5 KB of code).
+        let key = |e: &Entry| (e.rec.slot, e.learned);
+        let mut top: heapless::Vec<&Entry, STATUS_SLOTS> = heapless::Vec::new();
         for e in self.table.iter().filter(|e| e.held == Held::Final) {
-            let _ = finals.push(e);
+            let at = top.iter().position(|t| key(e) > key(t)).unwrap_or(top.len());
+            if at < STATUS_SLOTS {
+                if top.is_full() {
+                    top.pop();
+                }
+                let _ = top.insert(at, e);
+            }
         }
-        finals.sort_unstable_by_key(|e| core::cmp::Reverse((e.rec.slot, e.learned)));
-        for (n, e) in finals.iter().take(STATUS_SLOTS).enumerate() {
+        for (n, e) in top.iter().enumerate() {
             let (job, slot, runner) = (e.rec.job, e.rec.slot, e.rec.runner);
             out.put(
                 &format!("slot_{n}"),

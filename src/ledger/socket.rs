@@ -19,10 +19,29 @@ pub struct LedgerSocket {
 }
 
 impl LedgerSocket {
-    /// Opens the socket. SO_REUSEADDR lets a new socket on the same address open before the
-    /// old one closes (the interface was re-created: [`LedgerSocket::reopen`]); binding the
-    /// default port needs root anyway.
+    /// Opens the socket. Errors: the address is not there yet, or another socket holds the
+    /// port (a second rcrond on this host: each group needs its own `ledger_port`; with
+    /// SO_REUSEADDR on both, Linux would share the port and deliver each datagram to one of
+    /// them, so the port is first bound without it, as a probe).
     pub fn open(ifname: &str, src: Ipv4Addr, port: u16) -> io::Result<LedgerSocket> {
+        let probe = UdpSocket::bind(SocketAddrV4::new(src, port)).map_err(|e| {
+            if e.kind() == io::ErrorKind::AddrInUse {
+                io::Error::new(
+                    e.kind(),
+                    "in use by another process (a second rcrond on this host needs its own \
+                     ledger_port)",
+                )
+            } else {
+                e
+            }
+        })?;
+        drop(probe);
+        LedgerSocket::bind(ifname, src, port)
+    }
+
+    /// The socket itself. SO_REUSEADDR lets a new socket on the same address open before the
+    /// old one closes (the interface was re-created: [`LedgerSocket::reopen`]).
+    fn bind(ifname: &str, src: Ipv4Addr, port: u16) -> io::Result<LedgerSocket> {
         let fd = nix::sys::socket::socket(
             nix::sys::socket::AddressFamily::Inet,
             nix::sys::socket::SockType::Datagram,
@@ -51,7 +70,7 @@ impl LedgerSocket {
     /// A new socket on the interface as it is now (the kernel tied this one to the old
     /// interface's index); the old one closes once the new one is open.
     pub fn reopen(&mut self, ifname: &str, src: Ipv4Addr) -> io::Result<()> {
-        let new = LedgerSocket::open(ifname, src, self.port)?;
+        let new = LedgerSocket::bind(ifname, src, self.port)?;
         self.sock = new.sock;
         Ok(())
     }

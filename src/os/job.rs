@@ -156,9 +156,9 @@ pub fn run(
             return status_outcome(Some(st));
         }
         let now = Instant::now();
-        let fence_left = fence.as_ref().map(|f| {
-            Duration::from_millis(f.until.saturating_sub(crate::os::sys::monotonic_ms()))
-        });
+        let fence_left = fence
+            .as_ref()
+            .map(|f| Duration::from_millis(f.until.saturating_sub(crate::os::sys::monotonic_ms())));
         if term_sent.is_none() && fence_left.is_some_and(|l| l.is_zero()) {
             log::warn!("lease lost: SIGTERM to process group {pgid}");
             let _ = killpg(pgid, Signal::SIGTERM);
@@ -212,7 +212,10 @@ pub fn run(
             }
         };
         drain(&sfd, pgid);
-        if conn_ready && let Some(f) = &mut fence && !f.read() {
+        if conn_ready
+            && let Some(f) = &mut fence
+            && !f.read()
+        {
             // `stop`, or the daemon is gone: nobody renews the lease any more.
             f.until = 0;
         }

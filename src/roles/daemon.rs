@@ -739,7 +739,11 @@ impl Worker {
                     kv.put("ledger", "fallback");
                     kv.put(
                         "ledger_reason",
-                        format_args!("peer {peer} has no run ledger: advert timing"),
+                        format_args!(
+                            "peer {peer} does not answer on ledger_port {} (no run ledger, \
+                             or another ledger_port): advert timing",
+                            self.shell.cfg.ledger_port
+                        ),
                     );
                 }
             },

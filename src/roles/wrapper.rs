@@ -107,7 +107,11 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Ver
             let fence = if run { fence_of(&answer, conn) } else { None };
             if run && cfg.election == crate::config::Election::Etcd && fence.is_none() {
                 // A run under etcd comes with its fence, or not at all.
-                return Verdict { state: State::Passive, reason: "daemon_bad_answer".into(), fence };
+                return Verdict {
+                    state: State::Passive,
+                    reason: "daemon_bad_answer".into(),
+                    fence,
+                };
             }
             let state = if run { State::Active } else { State::Passive };
             Verdict { state, reason, fence }

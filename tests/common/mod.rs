@@ -147,4 +147,5 @@ pub fn pid_alive(pid: u32) -> bool {
             .unwrap_or(true)
 }
 
+pub mod etcd;
 pub mod net;

@@ -213,6 +213,26 @@ impl Host {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 
+    /// Waits up to `limit` for the child `pid` (from [`Host::spawn`]) to exit; its exit code
+    /// (128+N for a signal), or None if it is still running.
+    pub fn wait_child(&self, pid: u32, limit: std::time::Duration) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let t0 = std::time::Instant::now();
+        loop {
+            for c in self.children.lock().unwrap().iter_mut() {
+                if c.id() == pid
+                    && let Ok(Some(st)) = c.try_wait()
+                {
+                    return Some(st.code().unwrap_or(128 + st.signal().unwrap_or(0)));
+                }
+            }
+            if t0.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Reaps exited children (so a killed daemon does not linger as a zombie).
     pub fn reap(&self) {
         for c in self.children.lock().unwrap().iter_mut() {
