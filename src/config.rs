@@ -714,7 +714,8 @@ impl<const N: usize> ListPush for heapless::Vec<Ipv4Addr, N> {
 fn parse_election(v: &str) -> Result<Election, String> {
     match v.to_ascii_lowercase().as_str() {
         "vrrp" => Ok(Election::Vrrp),
-        "etcd" => Ok(Election::Etcd),
+        "etcd" if cfg!(feature = "etcd") => Ok(Election::Etcd),
+        "etcd" => Err("this rcron was built without the etcd backend (README, \"Builds\")".into()),
         _ => Err(format!("`{v}`: expected vrrp or etcd")),
     }
 }

@@ -22,6 +22,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod control;
+#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod exit;
 pub mod handoff;

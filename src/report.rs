@@ -114,7 +114,11 @@ pub fn check(path: &Path, strict: bool) -> Result<i32, Failure> {
             path.display()
         )));
     }
-    let mode = if c.expects_daemon() { "election (rcron daemon)" } else { "state file only" };
+    let mode = match (c.expects_daemon(), c.election) {
+        (true, config::Election::Etcd) => "election = etcd (rcron daemon)",
+        (true, config::Election::Vrrp) => "election = vrrp (rcron daemon)",
+        (false, _) => "state file only",
+    };
     println!("{}: OK ({mode})", path.display());
     Ok(0)
 }

@@ -5,6 +5,8 @@
 //! them: a file whose daemon is gone or whose stamp is stale reads passive) and fails if two
 //! nodes were ever active at once.
 
+#![cfg(feature = "etcd")]
+
 mod common;
 use common::net::*;
 use common::*;

@@ -206,6 +206,9 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
             log::info!("rcrond starting: cluster={} {}", cfg.cluster_name, node.describe());
             Box::new(node)
         }
+        #[cfg(not(feature = "etcd"))]
+        Election::Etcd => unreachable!("config refuses election = etcd in this build"),
+        #[cfg(feature = "etcd")]
         Election::Etcd => {
             let node = crate::etcd::node::EtcdNode::new(&cfg).map_err(Failure::Os)?;
             log::info!("rcrond starting: cluster={} {}", cfg.cluster_name, node.describe());
@@ -730,6 +733,10 @@ impl Worker {
         kv.put("control_clients_dropped", self.clients_dropped);
         kv.put("handoff_waiting", self.pending.len());
         match &self.ledger {
+            _ if self.shell.cfg.election == Election::Etcd => {
+                kv.put("ledger", "etcd");
+                kv.put("ledger_reason", "the records are etcd keys");
+            }
             Ok(l) => match self.ledger_fallback(l, now, 0) {
                 None => {
                     kv.put("ledger", "on");

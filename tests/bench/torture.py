@@ -4,7 +4,7 @@ daemon and a compressed cron that fires `rcron --slot S -- JOB` at every S-secon
 own wall clock, with a fault on the current master every few seconds. Per slot (the
 RCRON_SLOT the job sees) it counts how many nodes ran the job.
 
-  tests/bench/torture.py [--impl rcron|keepalived] [--nodes 2] [--duration 60]
+  tests/bench/torture.py [--impl rcron|keepalived|etcd|etcdlock] [--nodes 2] [--duration 60]
                          [--fault-every 5] [--loss 0] [--advert 0.1] [--assert]
                          [--slot 1] [--phases 0,0.7,-1.3] [--jitter 0.5]
                          [--offsets 0,20,-7] [--max-clock-offset 30]
@@ -24,15 +24,28 @@ RCRON_SLOT the job sees) it counts how many nodes ran the job.
 --impl rcron       rcron daemons; the wrapper asks its daemon (handoff protocol).
 --impl keepalived  the baseline: keepalived 2.2.7 whose notify scripts write the state file,
                    and the rcron wrapper in state-file mode (as the original rcron worked).
+--impl etcd        rcron daemons with `election = etcd` (lease --ttl seconds) on a 3-member
+                   etcd cluster (Debian's etcd-server) in 3 more namespaces.
+--impl etcdlock    the etcd baseline: no rcron; every node's crontab line is
+                     timeout T etcdctl lock --ttl TTL /torture/lock -- sh -c 'JOB; sleep T'
+                   (the lock held to the end of the slot, waiters give up there: the most a
+                   crontab can do with `etcdctl lock`, which knows nothing of slots).
 Faults cycle on the current master: kill -9 (then restart), SIGSTOP 1.5 s then SIGCONT,
-SIGTERM (then restart), link down 1.5 s then up. --loss P drops P% of VRRP packets on every
-host (nftables). --assert exits 1 if any slot was missed or doubled.
+SIGTERM (then restart), link down 1.5 s then up. With etcd: kill -9, SIGSTOP for TTL+1 s,
+SIGTERM, the master cut from every etcd member by nftables for TTL+1 s (a partition VRRP
+cannot survive), and the etcd majority lost (two members SIGSTOPped 3 s); etcdlock: the cut
+(on a node whose etcdctl holds the lock) and the majority. A missed slot that falls while no
+node reaches the etcd majority (every node fired it between the fault and TTL+2 s after it)
+is counted apart
+(`missed_no_majority`). --loss P drops P% of VRRP packets on every host (nftables).
+--assert exits 1 if any slot was missed (apart from those) or doubled.
 Needs root. Uses only 192.0.2.0/24 inside namespaces it creates, and removes them.
 """
 import argparse, atexit, json, os, random, shutil, signal, subprocess, sys, tempfile, threading, time
 
 p = argparse.ArgumentParser()
-p.add_argument("--impl", choices=["rcron", "keepalived"], default="rcron")
+p.add_argument("--impl", choices=["rcron", "keepalived", "etcd", "etcdlock"], default="rcron")
+p.add_argument("--ttl", type=int, default=4, help="etcd lease TTL, seconds (etcd modes)")
 p.add_argument("--nodes", type=int, default=2)
 p.add_argument("--duration", type=float, default=60)
 p.add_argument("--fault-every", type=float, default=5)
@@ -62,6 +75,12 @@ IPS = [f"192.0.2.{11 + i}" for i in range(N)]
 BASE = tempfile.mkdtemp(prefix=f"rcron-torture-{TAG}-")
 DIRS = [os.path.join(BASE, f"h{i}") for i in range(N)]
 JOBLOG = os.path.join(BASE, "jobs.log")
+ETCD = args.impl in ("etcd", "etcdlock")
+ENS = [f"tq{TAG}e{m}" for m in range(3)] if ETCD else []
+EIPS = [f"192.0.2.{21 + m}" for m in range(3)]
+EURLS = [f"http://{ip}:2379" for ip in EIPS]
+eprocs = {}
+quorum_windows = []  # (start, end) of the faults that took the etcd majority away
 
 
 def per_node(text, what):
@@ -103,7 +122,10 @@ def cleanup():
             w.wait(timeout=5)
         except Exception:
             w.kill()
-    for ns in NS + [BR]:
+    for pr in eprocs.values():
+        try: os.killpg(pr.pid, signal.SIGKILL)
+        except OSError: pass
+    for ns in NS + ENS + [BR]:
         sh(f"ip netns del {ns}", check=False)
     if args.keep:
         print(f"work directory kept: {BASE}", file=sys.stderr)
@@ -115,16 +137,46 @@ atexit.register(cleanup)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(2))
 
 
+def add_host(ns, ip, k):
+    a, b = f"qa{TAG}{k}", f"qb{TAG}{k}"
+    sh(f"ip netns add {ns}")
+    sh(f"ip link add {a} type veth peer name {b}")
+    sh(f"ip link set {a} netns {ns} && ip -n {ns} link set {a} name vr0")
+    sh(f"ip link set {b} netns {BR} && ip -n {BR} link set {b} master br0 && ip -n {BR} link set {b} up")
+    sh(f"ip -n {ns} addr add {ip}/24 dev vr0 && ip -n {ns} link set vr0 up && ip -n {ns} link set lo up")
+
+
+def start_etcd():
+    """A 3-member etcd cluster, one member per namespace; waits until it takes writes."""
+    peers = ",".join(f"e{m}=http://{ip}:2380" for m, ip in enumerate(EIPS))
+    for m, ip in enumerate(EIPS):
+        d = os.path.join(BASE, f"e{m}")
+        os.makedirs(d)
+        log = open(os.path.join(d, "etcd.log"), "a")
+        eprocs[m] = subprocess.Popen(
+            ["ip", "netns", "exec", ENS[m], "etcd", "--name", f"e{m}", "--data-dir", f"{d}/data",
+             "--listen-client-urls", EURLS[m], "--advertise-client-urls", EURLS[m],
+             "--listen-peer-urls", f"http://{ip}:2380", "--initial-advertise-peer-urls",
+             f"http://{ip}:2380", "--initial-cluster", peers, "--initial-cluster-token", TAG,
+             "--initial-cluster-state", "new", "--log-level", "warn"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    t = time.time()
+    while time.time() - t < 30:
+        r = subprocess.run(["ip", "netns", "exec", ENS[0], "etcdctl", "--endpoints", ",".join(EURLS),
+                            "--command-timeout=2s", "put", "/probe", "x"], capture_output=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.3)
+    raise SystemExit("etcd did not come up")
+
+
 def setup_hosts():
     sh(f"ip netns add {BR}")
     sh(f"ip -n {BR} link add br0 type bridge && ip -n {BR} link set br0 up")
+    for m in range(len(ENS)):
+        add_host(ENS[m], EIPS[m], f"e{m}")
     for i in range(N):
-        a, b = f"qa{TAG}{i}", f"qb{TAG}{i}"
-        sh(f"ip netns add {NS[i]}")
-        sh(f"ip link add {a} type veth peer name {b}")
-        sh(f"ip link set {a} netns {NS[i]} && ip -n {NS[i]} link set {a} name vr0")
-        sh(f"ip link set {b} netns {BR} && ip -n {BR} link set {b} master br0 && ip -n {BR} link set {b} up")
-        sh(f"ip -n {NS[i]} addr add {IPS[i]}/24 dev vr0 && ip -n {NS[i]} link set vr0 up && ip -n {NS[i]} link set lo up")
+        add_host(NS[i], IPS[i], i)
         os.makedirs(DIRS[i])
         if args.loss:
             sh(f"ip netns exec {NS[i]} nft add table inet t")
@@ -136,6 +188,15 @@ def rcron_conf(i):
     peers = " ".join(ip for j, ip in enumerate(IPS) if j != i)
     d = DIRS[i]
     path = os.path.join(d, "rcron.conf")
+    if args.impl == "etcd":
+        urls = EURLS[i % 3:] + EURLS[:i % 3]
+        with open(path, "w") as f:
+            f.write(f"cluster_name torture\nelection etcd\netcd_endpoints {' '.join(urls)}\n"
+                    f"etcd_lease_ttl {args.ttl}\nnode_name n{i}\n"
+                    f"state_file {d}/state\ncontrol_socket {d}/rcron.sock\npid_file {d}/rcrond.pid\n"
+                    f"lock_dir {d}\nsyslog_facility LOG_LOCAL7\n"
+                    f"max_clock_offset {args.max_clock_offset}\n")
+        return path
     with open(path, "w") as f:
         f.write(f"cluster_name torture\ninterface vr0\nvirtual_router_id 61\npriority {PRIOS[i]}\n"
                 f"vrrp_version 3\nadvert_int {args.advert}\nunicast_src_ip {IPS[i]}\n"
@@ -196,8 +257,10 @@ vrrp_instance VI_1 {{
 
 def start_daemon(i):
     d = DIRS[i]
+    if args.impl == "etcdlock":
+        return
     log = open(os.path.join(d, "daemon.log"), "a")
-    if args.impl == "rcron":
+    if args.impl in ("rcron", "etcd"):
         cmd = ["ip", "netns", "exec", NS[i], RCRON, "-v", "--daemon", "--foreground", "--conf", os.path.join(d, "rcron.conf")]
     else:
         with open(os.path.join(d, "state"), "w") as f:
@@ -278,7 +341,7 @@ def note(text):
 def cron(i):
     """Node i's cron: fires the job at every slot of its own wall clock (offset), at its own
     phase and jitter. The command line is the same on every node (one job identity)."""
-    conf = os.path.join(DIRS[i], "rcron.conf" if args.impl == "rcron" else "wrapper.conf")
+    conf = os.path.join(DIRS[i], "rcron.conf" if args.impl in ("rcron", "etcd") else "wrapper.conf")
     S, off = args.slot, OFFSETS[i]
     k = int((time.time() + off) // S) + 1
     rnd = random.Random(i)
@@ -293,10 +356,20 @@ def cron(i):
             break
         fired[i].add(slot)
         wlog = open(os.path.join(DIRS[i], "wrappers.log"), "a")
-        w = subprocess.Popen([RCRON, "-v", "--conf", conf, "--slot", f"{S}s", "--", "/bin/sh", "-c",
-                              f'echo "$RCRON_SLOT $NODE" >> {JOBLOG}'],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=wlog,
-                             env=node_env(i, {"NODE": str(i)}))
+        if args.impl == "etcdlock":
+            # Held to the end of this slot on this node's clock; waiters give up there.
+            hold = max(0.1, slot + S - 0.05 - off - time.time())
+            cmd = ["ip", "netns", "exec", NS[i], "timeout", f"{hold:.2f}", "etcdctl",
+                   "--endpoints", ",".join(EURLS[i % 3:] + EURLS[:i % 3]), "--dial-timeout=1s",
+                   "lock", f"--ttl={args.ttl}", "/torture/lock", "--", "/bin/sh", "-c",
+                   f'echo "$SLOT $NODE" >> {JOBLOG}; sleep {hold:.2f}']
+            extra = {"NODE": str(i), "SLOT": str(slot)}
+        else:
+            cmd = [RCRON, "-v", "--conf", conf, "--slot", f"{S}s", "--", "/bin/sh", "-c",
+                   f'echo "$RCRON_SLOT $NODE" >> {JOBLOG}']
+            extra = {"NODE": str(i)}
+        w = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=wlog,
+                             env=node_env(i, extra))
         wlog.close()
         with lock:
             wrappers.append(w)
@@ -316,7 +389,18 @@ def monitor(samples):
         time.sleep(0.01)
 
 
-FAULTS = ["kill9", "stop", "term", "link"]
+FAULTS = {"rcron": ["kill9", "stop", "term", "link"], "keepalived": ["kill9", "stop", "term", "link"],
+          "etcd": ["kill9", "stop", "term", "cut", "quorum"], "etcdlock": ["cut", "quorum"]}[args.impl]
+# With etcd a fault lasts past the lease, so that another node must take over.
+HOLD = args.ttl + 1 if ETCD else 1.5
+
+
+def lock_holder():
+    """etcdlock: the node whose etcdctl holds the lock now (its job is sleeping), or 0."""
+    for i in range(N):
+        if sh(f"ip netns pids {NS[i]} | xargs -r ps -o comm= -p 2>/dev/null | grep -c '^sleep'", check=False).strip() not in ("", "0"):
+            return i
+    return 0
 
 
 def faults(t_end):
@@ -324,14 +408,17 @@ def faults(t_end):
     time.sleep(args.warmup)
     while not stop.is_set() and time.time() + args.fault_every < t_end:
         time.sleep(args.fault_every)
-        masters = [i for i in range(N) if state(i) == "active"]
-        if not masters:
+        f = FAULTS[k % len(FAULTS)]
+        if args.impl == "etcdlock":
+            masters = [lock_holder()]
+        else:
+            masters = [i for i in range(N) if state(i) == "active"]
+        if not masters and f != "quorum":
             note("fault skipped: no master")
             continue
-        i = masters[0]
-        f = FAULTS[k % len(FAULTS)]
+        i = masters[0] if masters else 0
         k += 1
-        note(f"fault {f} on node {i}")
+        note(f"fault {f} on node {i}" if f != "quorum" else "fault quorum: etcd members 1 and 2 stopped")
         if f == "kill9":
             kill_daemon(i, "KILL")
             time.sleep(1.0)
@@ -339,8 +426,24 @@ def faults(t_end):
         elif f == "stop":
             pids = daemon_pids(i)
             for pid in pids: os.kill(pid, signal.SIGSTOP)
-            time.sleep(1.5)
+            time.sleep(HOLD)
             for pid in pids: os.kill(pid, signal.SIGCONT)
+        elif f == "cut":
+            ips = ", ".join(EIPS)
+            sh(f"ip netns exec {NS[i]} nft 'add table inet cut; "
+               f"add chain inet cut out {{ type filter hook output priority 0; }}; "
+               f"add chain inet cut in {{ type filter hook input priority 0; }}; "
+               f"add rule inet cut out ip daddr {{ {ips} }} drop; "
+               f"add rule inet cut in ip saddr {{ {ips} }} drop'")
+            time.sleep(HOLD)
+            sh(f"ip netns exec {NS[i]} nft delete table inet cut")
+        elif f == "quorum":
+            t = time.time()
+            for m in (1, 2): os.killpg(eprocs[m].pid, signal.SIGSTOP)
+            time.sleep(3)
+            for m in (1, 2): os.killpg(eprocs[m].pid, signal.SIGCONT)
+            with lock:
+                quorum_windows.append((t, time.time() + args.ttl + 2))
         elif f == "term":
             kill_daemon(i, "TERM")
             try: procs[i].wait(timeout=10)
@@ -358,8 +461,10 @@ def main():
     if os.geteuid() != 0:
         raise SystemExit("torture.py needs root")
     setup_hosts()
+    if ETCD:
+        start_etcd()
     for i in range(N):
-        rcron_conf(i) if args.impl == "rcron" else keepalived_conf(i)
+        rcron_conf(i) if args.impl in ("rcron", "etcd") else keepalived_conf(i) if args.impl == "keepalived" else None
         start_daemon(i)
     t0 = time.time()
     span = max(OFFSETS) - min(OFFSETS)
@@ -391,12 +496,18 @@ def main():
     first_slot = t0 + args.warmup + max(OFFSETS)
     slots = sorted(s for s in common if s >= first_slot)
     first = slots[0] if slots else 0
-    missed = [s for s in slots if len(runs.get(s, [])) == 0]
+    # A slot falls in a no-majority window when every node fired it inside one (node i fires
+    # slot s at real time s - offset_i): no node could record it.
+    def no_majority(s):
+        return all(any(a <= s - o <= b + args.slot for a, b in quorum_windows) for o in OFFSETS)
+    missed_all = [s for s in slots if len(runs.get(s, [])) == 0]
+    missed = [s for s in missed_all if not no_majority(s)]
+    missed_nm = [s for s in missed_all if no_majority(s)]
     doubled = [s for s in slots if len(runs.get(s, [])) > 1]
     res = {
         "impl": args.impl, "nodes": N, "advert": args.advert, "loss_pct": args.loss,
         "duration_s": args.duration, "faults": nfaults[0], "slots": len(slots),
-        "missed": len(missed), "doubled": len(doubled),
+        "missed": len(missed), "doubled": len(doubled), "missed_no_majority": len(missed_nm),
         "transitions": sum(samples["transitions"]) - N,
         "double_active_ms": samples["double_active_ms"],
         "missed_slots": [s - first for s in missed], "doubled_slots": [s - first for s in doubled],
@@ -409,6 +520,7 @@ def main():
         print(f"impl={res['impl']} nodes={N} advert={args.advert}s loss={args.loss}% duration={args.duration:.0f}s "
               f"slot={args.slot}s phases={PHASES} jitter={args.jitter}s offsets={OFFSETS} "
               f"faults={res['faults']} slots={res['slots']} missed={res['missed']} doubled={res['doubled']} "
+              f"missed_no_majority={res['missed_no_majority']} "
               f"transitions={res['transitions']} double_active_ms={res['double_active_ms']}")
         for t, e in events:
             print(f"  +{t - t0:6.2f}s: {e}")
