@@ -46,14 +46,20 @@ echo "rcrond started on A (priority 150) and B (priority 100); electing (v2, 1 s
 sleep 5
 for n in A B; do echo "node $n: $(head -n1 "$D/$n/state")"; done
 for n in A B; do
-    "$RCRON" --conf "$D/$n/rcron.conf" -- sh -c "echo '  job ran on node $n'"
+    # One job on both nodes at once, as their crons start it (the same --id, a slot every
+    # 5 s): the passive node skips as soon as the active one has recorded the slot.
+    NODE=$n "$RCRON" --conf "$D/$n/rcron.conf" --id demo --slot 5s -- sh -c 'echo "  job ran on node $NODE"' &
 done
+wait
 echo "kill -9 of node A's daemon (a crash)..."
 kill -STOP "$(cat "$D/A/rcrond.pid")"; pkill -STOP -P "$(cat "$D/A/rcrond.pid")"
 pkill -KILL -P "$(cat "$D/A/rcrond.pid")"; kill -KILL "$(cat "$D/A/rcrond.pid")"
 sleep 5
 for n in A B; do echo "node $n: $("$RCRON" --is-active --conf "$D/$n/rcron.conf" && echo active || echo passive)"; done
 for n in A B; do
-    "$RCRON" --conf "$D/$n/rcron.conf" -- sh -c "echo '  job ran on node $n'"
+    # One job on both nodes at once, as their crons start it (the same --id, a slot every
+    # 5 s): the passive node skips as soon as the active one has recorded the slot.
+    NODE=$n "$RCRON" --conf "$D/$n/rcron.conf" --id demo --slot 5s -- sh -c 'echo "  job ran on node $NODE"' &
 done
+wait
 "$RCRON" --status --conf "$D/B/rcron.conf" | head -n 12
