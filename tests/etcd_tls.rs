@@ -38,11 +38,30 @@ fn a_node_leads_through_an_etcd_that_requires_tls_and_client_certificates() {
     let f = |n: &str| dir.join(n).display().to_string();
     let peer = format!("http://{etcd_ip}:2380");
     let args = [
-        "etcd", "--name", "e0", "--data-dir", &f("data"), "--listen-client-urls", &url,
-        "--advertise-client-urls", &url, "--listen-peer-urls", &peer,
-        "--initial-advertise-peer-urls", &peer, "--initial-cluster", &format!("e0={peer}"),
-        "--cert-file", &f("server.pem"), "--key-file", &f("server.key"),
-        "--trusted-ca-file", &f("ca.pem"), "--client-cert-auth", "--log-level", "warn",
+        "etcd",
+        "--name",
+        "e0",
+        "--data-dir",
+        &f("data"),
+        "--listen-client-urls",
+        &url,
+        "--advertise-client-urls",
+        &url,
+        "--listen-peer-urls",
+        &peer,
+        "--initial-advertise-peer-urls",
+        &peer,
+        "--initial-cluster",
+        &format!("e0={peer}"),
+        "--cert-file",
+        &f("server.pem"),
+        "--key-file",
+        &f("server.key"),
+        "--trusted-ca-file",
+        &f("ca.pem"),
+        "--client-cert-auth",
+        "--log-level",
+        "warn",
     ];
     lab.hosts[0].spawn(&args, "etcd.log");
     let tls = format!(
@@ -50,8 +69,10 @@ fn a_node_leads_through_an_etcd_that_requires_tls_and_client_certificates() {
         f("client.pem"),
         f("client.key")
     );
-    let good = lab.rcron_etcd_conf(1, &[url.clone()], &format!("{tls}etcd_ca_file {}", f("ca.pem")));
-    let bad = lab.rcron_etcd_conf(2, &[url.clone()], &format!("{tls}etcd_ca_file {}", f("other.pem")));
+    let good =
+        lab.rcron_etcd_conf(1, &[url.clone()], &format!("{tls}etcd_ca_file {}", f("ca.pem")));
+    let bad =
+        lab.rcron_etcd_conf(2, &[url.clone()], &format!("{tls}etcd_ca_file {}", f("other.pem")));
     lab.hosts[1].start_rcron(&good);
     lab.hosts[2].start_rcron(&bad);
     let led = until(Duration::from_secs(20), || lab.hosts[1].state() == "active");

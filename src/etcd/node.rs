@@ -106,6 +106,27 @@ impl<T> Mailbox<T> {
     }
 }
 
+/// One watched change, applied to the leadership: the leader key put or deleted, a record
+/// put (a record's deletion is the leader's expiry: nothing to do). Returns 1 for a key that
+/// fits no part of the layout (counted, ignored), else 0.
+pub fn apply(l: &mut Leadership, keys: &Keys, now: u64, e: &Event, sink: &mut dyn Sink) -> u64 {
+    match e {
+        Event::Put(kv) if kv.key == keys.leader => {
+            let h = Holder { name: kv.value.clone(), token: kv.create_revision, lease: kv.lease };
+            l.on_leader_put(now, h, sink);
+        }
+        Event::Put(kv) => match keys.parse_record(&kv.key) {
+            Some((job, slot)) => l.on_record(job, slot, &kv.value),
+            None => return 1,
+        },
+        Event::Delete { key, revision } if *key == keys.leader => {
+            l.on_leader_deleted(now, *revision, sink)
+        }
+        Event::Delete { .. } => {}
+    }
+    0
+}
+
 /// What the threads send the worker.
 enum Msg {
     Reply {
@@ -213,18 +234,6 @@ impl EtcdNode {
         }
     }
 
-    /// A key from the watch or a snapshot: the leader key or a record.
-    fn on_key(&mut self, now: u64, kv: &KeyValue, sink: &mut dyn Sink) {
-        if kv.key == self.keys.leader {
-            let h = Holder { name: kv.value.clone(), token: kv.create_revision, lease: kv.lease };
-            self.leadership.on_leader_put(now, h, sink);
-        } else if let Some((job, slot)) = self.keys.parse_record(&kv.key) {
-            self.leadership.on_record(job, slot, &kv.value);
-        } else {
-            self.foreign_keys += 1;
-        }
-    }
-
     fn drain(&mut self, now: u64, sink: &mut dyn Sink) {
         let _ = self.wake.read();
         for m in self.from_threads.drain() {
@@ -238,19 +247,14 @@ impl EtcdNode {
                     if !kvs.iter().any(|kv| kv.key == self.keys.leader) {
                         self.leadership.on_leader_deleted(now, revision, sink);
                     }
-                    for kv in &kvs {
-                        self.on_key(now, kv, sink);
+                    for kv in kvs {
+                        let e = Event::Put(kv);
+                        self.foreign_keys += apply(&mut self.leadership, &self.keys, now, &e, sink);
                     }
                 }
                 Msg::Events(evs) => {
                     for e in &evs {
-                        match e {
-                            Event::Put(kv) => self.on_key(now, kv, sink),
-                            Event::Delete { key, revision } if *key == self.keys.leader => {
-                                self.leadership.on_leader_deleted(now, *revision, sink)
-                            }
-                            Event::Delete { .. } => {}
-                        }
+                        self.foreign_keys += apply(&mut self.leadership, &self.keys, now, e, sink);
                     }
                 }
                 Msg::WatchLost(e) => {
