@@ -4,7 +4,9 @@
 #      x86_64 one beside the glibc build);
 #   2. cargo test --release: unit tests and the integration tests (wrapper, daemon elections,
 #      keepalived interop, tshark decoding, exactly-once torture, hostile input, packet attack,
-#      field reports), then tests/cross.sh: the static binaries checked under qemu-user;
+#      field reports, the etcd backend on a real 3-member etcd cluster), then the TLS build
+#      against an etcd that requires client certificates (tests/etcd_tls.rs, --features tls),
+#      then tests/cross.sh: the static binaries checked under qemu-user;
 #   3. tests/appliance.sh: two busybox appliances (one aarch64 under emulation) running
 #      crond and the init script;
 #   4. tests/fuzz.sh: every fuzz target for FUZZ_SECONDS (default 60) seconds.
@@ -13,6 +15,7 @@ cd "$(dirname "$0")/.."
 sh tests/setup.sh
 bash cross/build
 cargo test --release
+cargo test --release --features tls --target-dir target/tls --test etcd_tls
 bash tests/cross.sh
 bash tests/appliance.sh
 bash tests/fuzz.sh

@@ -192,8 +192,8 @@ impl Leadership {
         sink.transition(now, &Transition { from: to, to, reason: "start", master: None });
     }
 
-    /// A fault outside (track script, tracked interface): a faulty leader resigns (its key
-    /// goes when it stops renewing... at once: see [`Leadership::next_request`]).
+    /// A fault outside (track script, tracked interface): passive at once; a faulty leader then
+    /// revokes its lease, and the leader key on it goes with it ([`Request::Revoke`]).
     pub fn set_fault(&mut self, now: u64, fault: bool, sink: &mut dyn Sink) {
         self.fault = fault;
         self.update(now, if fault { "fault" } else { "fault_cleared" }, sink);
@@ -285,7 +285,6 @@ impl Leadership {
                 self.renewed_at = Some(sent);
                 let granted = (ttl.max(0) as u64).saturating_mul(1000);
                 self.lease_times = Lease { ttl_ms: granted.min(self.ttl_s as u64 * 1000) };
-                self.leader = self.leader.take().filter(|h| h.lease != lease);
             }
             Reply::KeptAlive(ttl) if ttl > 0 => self.renewed_at = Some(sent),
             Reply::KeptAlive(_) => {

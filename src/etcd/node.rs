@@ -266,8 +266,15 @@ impl EtcdNode {
         }
     }
 
+    /// Keeps the handoff facts (for the `handoff CUT` question of wrappers that name no
+    /// slot): a renewal that etcd answered while leading is this backend's advert.
     fn track(&mut self, now: u64, before: Role) {
         let role = self.leadership.role();
+        if role == Role::Master
+            && let Some(t) = self.leadership.renewed_at()
+        {
+            self.facts.on_advert_sent(t, true);
+        }
         if role != before {
             self.facts.on_transition(
                 now,

@@ -538,9 +538,8 @@ impl Worker {
             Some(t) => format!("until={t}\n"),
             None => "stop\n".to_string(),
         };
-        self.fenced.retain_mut(|s| {
-            s.set_nonblocking(true).is_ok() && std::io::Write::write_all(s, line.as_bytes()).is_ok()
-        });
+        // Non-blocking (accepted so): a wrapper that stopped reading is dropped, not waited for.
+        self.fenced.retain_mut(|s| std::io::Write::write_all(s, line.as_bytes()).is_ok());
         if until.is_none() {
             self.fenced.clear();
         }
