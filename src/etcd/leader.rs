@@ -38,8 +38,10 @@ pub enum Request {
         lease: i64,
     },
     ReadLeader,
+    /// Create the slot's record (value [`record_value`]) while the leader key has `token`.
     Record {
         token: i64,
+        lease: i64,
         job: u64,
         slot: u64,
     },
@@ -69,6 +71,20 @@ pub enum Reply {
     Expired,
     Revoked,
     Failed(Error),
+}
+
+/// A record's value: the runner's name and, after a space, its lease (hex). The lease tells
+/// this node's own write apart: a txn whose answer was lost (a timeout while etcd had no
+/// majority, committed later) is found on the retry with this very value, and the job runs;
+/// a record by an earlier lease of the same name (a run before a restart) is skipped.
+pub fn record_value(name: &[u8], lease: i64) -> Vec<u8> {
+    [name, format!(" {lease:x}").as_bytes()].concat()
+}
+
+/// The runner's name in a record's value (the part before the space).
+pub fn runner_of(value: &[u8]) -> String {
+    let name = value.split(|&b| b == b' ').next().unwrap_or(value);
+    String::from_utf8_lossy(name).into_owned()
 }
 
 /// Who holds the leader key, as far as this node knows.
@@ -255,7 +271,7 @@ impl Leadership {
             (Some(lease), None) if !self.fault => Request::Campaign { lease },
             (Some(_), Some(h)) if self.role == Role::Master && !self.to_record.is_empty() => {
                 let (job, slot) = *self.to_record.front()?;
-                Request::Record { token: h.token, job, slot }
+                Request::Record { token: h.token, lease: self.lease?, job, slot }
             }
             (Some(_), _) if self.role == Role::Master && now >= self.next_expire => Request::Expire,
             (Some(_), _) => Request::ReadLeader,
@@ -311,9 +327,13 @@ impl Leadership {
                 let _ = self.to_record.pop_front();
                 match result {
                     Record::Written => self.remember(job, slot, self.name_str(), true),
-                    Record::Held { runner } => {
-                        self.remember(job, slot, String::from_utf8_lossy(&runner).into(), false)
+                    // Our own earlier try, committed although its answer was lost.
+                    Record::Held { runner }
+                        if self.lease.is_some_and(|l| runner == record_value(&self.name, l)) =>
+                    {
+                        self.remember(job, slot, self.name_str(), true)
                     }
+                    Record::Held { runner } => self.remember(job, slot, runner_of(&runner), false),
                     Record::NotLeader => {
                         log::warn!("etcd: the leader key is no longer ours");
                         self.own = false;
@@ -364,8 +384,8 @@ impl Leadership {
     }
 
     /// A watch (or a read at start) saw a slot's record.
-    pub fn on_record(&mut self, job: u64, slot: u64, runner: &[u8]) {
-        self.remember(job, slot, String::from_utf8_lossy(runner).into(), false);
+    pub fn on_record(&mut self, job: u64, slot: u64, value: &[u8]) {
+        self.remember(job, slot, runner_of(value), false);
     }
 
     fn set_leader(&mut self, h: Option<Holder>) {
@@ -631,7 +651,7 @@ mod tests {
         assert_eq!(l.ask(1, 60), SlotAnswer::Wait);
         assert_eq!(l.ask(1, 60), SlotAnswer::Wait, "asked twice, recorded once");
         let r = l.next_request(0).unwrap();
-        assert_eq!(r, Request::Record { token: 40, job: 1, slot: 60 });
+        assert_eq!(r, Request::Record { token: 40, lease: 7, job: 1, slot: 60 });
         // The watch shows our own record before the txn's answer arrives.
         l.on_record(1, 60, b"a");
         assert_eq!(l.ask(1, 60), SlotAnswer::Wait, "the txn's answer decides");
@@ -649,15 +669,31 @@ mod tests {
             SlotAnswer::Held { runner: "a".into(), here: true },
             "a second wrapper skips"
         );
+        // A txn that timed out, committed by etcd later: the retry finds our own value.
+        assert_eq!(l.ask(9, 60), SlotAnswer::Wait);
+        let r = l.next_request(0).unwrap();
+        l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), &mut log);
+        let r = l.next_request(5 + RETRY_MS).unwrap();
+        assert_eq!(r, Request::Record { token: 40, lease: 7, job: 9, slot: 60 });
+        l.on_record(9, 60, &record_value(b"a", 7));
+        let ours = Record::Held { runner: record_value(b"a", 7) };
+        l.on_reply(300, 300, &r, Reply::Recorded { job: 9, slot: 60, result: ours }, &mut log);
+        assert_eq!(l.ask(9, 60), SlotAnswer::Run { token: 40 }, "our own write: it runs");
+        // Our name on an earlier lease (a run before a restart): skip.
+        assert_eq!(l.ask(8, 60), SlotAnswer::Wait);
+        let r = l.next_request(300).unwrap();
+        let before = Record::Held { runner: record_value(b"a", 6) };
+        l.on_reply(300, 300, &r, Reply::Recorded { job: 8, slot: 60, result: before }, &mut log);
+        assert_eq!(l.ask(8, 60), SlotAnswer::Held { runner: "a".into(), here: true });
         // Recorded by the old leader before: skip.
         assert_eq!(l.ask(2, 60), SlotAnswer::Wait);
-        let r = l.next_request(0).unwrap();
+        let r = l.next_request(300).unwrap();
         let held = Record::Held { runner: b"b".to_vec() };
         l.on_reply(0, 0, &r, Reply::Recorded { job: 2, slot: 60, result: held }, &mut log);
         assert_eq!(l.ask(2, 60), SlotAnswer::Held { runner: "b".into(), here: false });
         // The key is no longer ours (fenced): passive, nothing runs.
         assert_eq!(l.ask(3, 60), SlotAnswer::Wait);
-        let r = l.next_request(0).unwrap();
+        let r = l.next_request(300).unwrap();
         l.on_reply(
             0,
             0,

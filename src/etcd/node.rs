@@ -506,9 +506,9 @@ impl Requester {
                     kvs.into_iter().next().map(|kv| (kv.value, kv.create_revision, kv.lease)),
                 )
             }
-            Request::Record { token, job, slot } => {
-                let result =
-                    self.gw.record(&k.leader, token, &k.record(job, slot), self.name.as_bytes())?;
+            Request::Record { token, lease, job, slot } => {
+                let value = super::leader::record_value(self.name.as_bytes(), lease);
+                let result = self.gw.record(&k.leader, token, &k.record(job, slot), &value)?;
                 Reply::Recorded { job, slot, result }
             }
             Request::Expire => {
