@@ -13,6 +13,7 @@ At rest, `etcd_requests` of every node's --status is read twice `--rest` seconds
 Needs root. Uses 192.0.2.0/24 inside namespaces it creates, and removes them.
 """
 import argparse, atexit, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+from lab import add_bridge, add_host, sh, start_etcd
 
 p = argparse.ArgumentParser()
 p.add_argument("--ttls", default="2,4,10")
@@ -32,13 +33,6 @@ BASE = tempfile.mkdtemp(prefix=f"rcron-etcdbench-{TAG}-")
 procs = []
 
 
-def sh(cmd, check=True):
-    r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise SystemExit(f"failed: {cmd}\n{r.stderr}")
-    return r.stdout
-
-
 def cleanup():
     for pr in procs:
         try: os.killpg(pr.pid, signal.SIGKILL)
@@ -49,14 +43,6 @@ def cleanup():
 
 
 atexit.register(cleanup)
-
-
-def add_host(ns, ip, k):
-    a, b = f"ea{TAG}{k}", f"eb{TAG}{k}"
-    sh(f"ip netns add {ns} && ip link add {a} type veth peer name {b}")
-    sh(f"ip link set {a} netns {ns} && ip -n {ns} link set {a} name vr0")
-    sh(f"ip link set {b} netns {BR} && ip -n {BR} link set {b} master br0 && ip -n {BR} link set {b} up")
-    sh(f"ip -n {ns} addr add {ip}/24 dev vr0 && ip -n {ns} link set vr0 up && ip -n {ns} link set lo up")
 
 
 def spawn(ns, cmd, log):
@@ -101,26 +87,13 @@ def one_active(ttl, limit, exclude=None):
 def main():
     if os.geteuid() != 0:
         raise SystemExit("etcd.py needs root")
-    sh(f"ip netns add {BR} && ip -n {BR} link add br0 type bridge && ip -n {BR} link set br0 up")
+    add_bridge(BR)
     for m in range(3):
-        add_host(ENS[m], EIPS[m], f"e{m}")
+        add_host(BR, ENS[m], EIPS[m], f"ea{TAG}e{m}", f"eb{TAG}e{m}")
     for i in range(3):
-        add_host(NS[i], IPS[i], i)
-    peers = ",".join(f"e{m}=http://{ip}:2380" for m, ip in enumerate(EIPS))
-    for m, ip in enumerate(EIPS):
-        d = os.path.join(BASE, f"e{m}")
-        os.makedirs(d)
-        spawn(ENS[m], ["etcd", "--name", f"e{m}", "--data-dir", f"{d}/data", "--listen-client-urls",
-                       EURLS[m], "--advertise-client-urls", EURLS[m], "--listen-peer-urls",
-                       f"http://{ip}:2380", "--initial-advertise-peer-urls", f"http://{ip}:2380",
-                       "--initial-cluster", peers, "--initial-cluster-token", TAG,
-                       "--log-level", "warn"], f"{d}/etcd.log")
-    t = time.time()
-    while subprocess.run(["ip", "netns", "exec", ENS[0], "etcdctl", "--endpoints", ",".join(EURLS),
-                          "--command-timeout=2s", "put", "/probe", "x"], capture_output=True).returncode:
-        if time.time() - t > 30:
-            raise SystemExit("etcd did not come up")
-        time.sleep(0.3)
+        add_host(BR, NS[i], IPS[i], f"ea{TAG}{i}", f"eb{TAG}{i}")
+    members, _ = start_etcd(ENS, EIPS, BASE, TAG)
+    procs.extend(members)
     print(f"{'TTL s':>5} {'fault':>8} {'failover s (each round)':>34} {'median':>7}   requests/s at rest: leader, followers")
     for ttl in [int(x) for x in args.ttls.split(",")]:
         nodes = {}

@@ -42,6 +42,7 @@ is counted apart
 Needs root. Uses only 192.0.2.0/24 inside namespaces it creates, and removes them.
 """
 import argparse, atexit, json, os, random, shutil, signal, subprocess, sys, tempfile, threading, time
+from lab import add_bridge, add_host, sh, start_etcd
 
 p = argparse.ArgumentParser()
 p.add_argument("--impl", choices=["rcron", "keepalived", "etcd", "etcdlock"], default="rcron")
@@ -79,7 +80,7 @@ ETCD = args.impl in ("etcd", "etcdlock")
 ENS = [f"tq{TAG}e{m}" for m in range(3)] if ETCD else []
 EIPS = [f"192.0.2.{21 + m}" for m in range(3)]
 EURLS = [f"http://{ip}:2379" for ip in EIPS]
-eprocs = {}
+eprocs = {}  # member index: its process (lab.start_etcd)
 quorum_windows = []  # (start, end) of the faults that took the etcd majority away
 
 
@@ -106,13 +107,6 @@ events = []         # (time, text)
 stop = threading.Event()
 
 
-def sh(cmd, check=True):
-    r = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if check and r.returncode != 0:
-        raise SystemExit(f"failed: {cmd}\n{r.stderr}")
-    return r.stdout
-
-
 def cleanup():
     stop.set()
     for i in range(N):
@@ -137,46 +131,12 @@ atexit.register(cleanup)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(2))
 
 
-def add_host(ns, ip, k):
-    a, b = f"qa{TAG}{k}", f"qb{TAG}{k}"
-    sh(f"ip netns add {ns}")
-    sh(f"ip link add {a} type veth peer name {b}")
-    sh(f"ip link set {a} netns {ns} && ip -n {ns} link set {a} name vr0")
-    sh(f"ip link set {b} netns {BR} && ip -n {BR} link set {b} master br0 && ip -n {BR} link set {b} up")
-    sh(f"ip -n {ns} addr add {ip}/24 dev vr0 && ip -n {ns} link set vr0 up && ip -n {ns} link set lo up")
-
-
-def start_etcd():
-    """A 3-member etcd cluster, one member per namespace; waits until it takes writes."""
-    peers = ",".join(f"e{m}=http://{ip}:2380" for m, ip in enumerate(EIPS))
-    for m, ip in enumerate(EIPS):
-        d = os.path.join(BASE, f"e{m}")
-        os.makedirs(d)
-        log = open(os.path.join(d, "etcd.log"), "a")
-        eprocs[m] = subprocess.Popen(
-            ["ip", "netns", "exec", ENS[m], "etcd", "--name", f"e{m}", "--data-dir", f"{d}/data",
-             "--listen-client-urls", EURLS[m], "--advertise-client-urls", EURLS[m],
-             "--listen-peer-urls", f"http://{ip}:2380", "--initial-advertise-peer-urls",
-             f"http://{ip}:2380", "--initial-cluster", peers, "--initial-cluster-token", TAG,
-             "--initial-cluster-state", "new", "--log-level", "warn"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    t = time.time()
-    while time.time() - t < 30:
-        r = subprocess.run(["ip", "netns", "exec", ENS[0], "etcdctl", "--endpoints", ",".join(EURLS),
-                            "--command-timeout=2s", "put", "/probe", "x"], capture_output=True)
-        if r.returncode == 0:
-            return
-        time.sleep(0.3)
-    raise SystemExit("etcd did not come up")
-
-
 def setup_hosts():
-    sh(f"ip netns add {BR}")
-    sh(f"ip -n {BR} link add br0 type bridge && ip -n {BR} link set br0 up")
+    add_bridge(BR)
     for m in range(len(ENS)):
-        add_host(ENS[m], EIPS[m], f"e{m}")
+        add_host(BR, ENS[m], EIPS[m], f"qa{TAG}e{m}", f"qb{TAG}e{m}")
     for i in range(N):
-        add_host(NS[i], IPS[i], i)
+        add_host(BR, NS[i], IPS[i], f"qa{TAG}{i}", f"qb{TAG}{i}")
         os.makedirs(DIRS[i])
         if args.loss:
             sh(f"ip netns exec {NS[i]} nft add table inet t")
@@ -462,7 +422,8 @@ def main():
         raise SystemExit("torture.py needs root")
     setup_hosts()
     if ETCD:
-        start_etcd()
+        members, _ = start_etcd(ENS, EIPS, BASE, TAG)
+        eprocs.update(enumerate(members))
     for i in range(N):
         rcron_conf(i) if args.impl in ("rcron", "etcd") else keepalived_conf(i) if args.impl == "keepalived" else None
         start_daemon(i)

@@ -80,51 +80,9 @@ impl Etcd {
     /// `etcdctl put` from the first member's host; true when it succeeded.
     pub fn put(&self, lab: &Lab, key: &str, value: &str) -> bool {
         let h = &lab.hosts[self.members[0]];
-        let o = h.run(&[
-            "etcdctl",
-            "--endpoints",
-            &self.urls.join(","),
-            "--command-timeout=2s",
-            "put",
-            key,
-            value,
-        ]);
-        o.status.success()
-    }
-
-    /// `etcdctl get --print-value-only` of `key` ("" when absent or unreachable).
-    pub fn get(&self, lab: &Lab, key: &str) -> String {
-        let h = &lab.hosts[self.members[0]];
-        let o = h.run(&[
-            "etcdctl",
-            "--endpoints",
-            &self.urls.join(","),
-            "--command-timeout=2s",
-            "get",
-            "--print-value-only",
-            key,
-        ]);
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    /// The keys under `prefix` (`etcdctl get --prefix --keys-only`).
-    pub fn keys(&self, lab: &Lab, prefix: &str) -> Vec<String> {
-        let h = &lab.hosts[self.members[0]];
-        let o = h.run(&[
-            "etcdctl",
-            "--endpoints",
-            &self.urls.join(","),
-            "--command-timeout=2s",
-            "get",
-            "--prefix",
-            "--keys-only",
-            prefix,
-        ]);
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect()
+        let endpoints = self.urls.join(",");
+        let args = ["etcdctl", "--endpoints", &endpoints, "--command-timeout=2s", "put", key, value];
+        h.run(&args).status.success()
     }
 
     /// The pid of member `m`'s etcd.
