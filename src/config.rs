@@ -216,6 +216,12 @@ impl Config {
             if self.etcd_endpoints.is_empty() {
                 errs.push(ConfigError::new(0, "`etcd_endpoints` is required with election = etcd"));
             }
+            if self.etcd_prefix.is_none()
+                && let Err(e) = parse_prefix(&self.etcd_prefix())
+            {
+                let e = format!("the etcd prefix made from cluster_name: {e}; set etcd_prefix");
+                errs.push(ConfigError::new(0, e));
+            }
             return errs;
         }
         if self.interface.is_none() {
@@ -599,10 +605,13 @@ impl Parser {
                         Ok(u) if self.cfg.etcd_endpoints.contains(&u) => {
                             self.err(n, format!("etcd_endpoints: {u} is listed twice"))
                         }
-                        Ok(_) if self.cfg.etcd_endpoints.len() >= MAX_ETCD_ENDPOINTS => self.err(
-                            n,
-                            format!("etcd_endpoints: more than {MAX_ETCD_ENDPOINTS} endpoints"),
-                        ),
+                        Ok(_) if self.cfg.etcd_endpoints.len() >= MAX_ETCD_ENDPOINTS => {
+                            let e =
+                                format!("etcd_endpoints: more than {MAX_ETCD_ENDPOINTS} endpoints");
+                            if !self.errs.iter().any(|x| x.msg == e) {
+                                self.err(n, e);
+                            }
+                        }
                         Ok(u) => self.cfg.etcd_endpoints.push(u),
                         Err(e) => self.err(n, format!("etcd_endpoints: {e}")),
                     }
@@ -726,7 +735,10 @@ pub const MAX_ETCD_ENDPOINTS: usize = 16;
 /// An etcd client URL: `http://HOST[:PORT]` or `https://HOST[:PORT]` (a trailing `/` is
 /// dropped, a port added when missing); HOST a name, an IPv4 address or `[IPv6]`.
 fn parse_endpoint(v: &str) -> Result<String, String> {
-    let (scheme, rest) = v
+    // Scheme and host are case-insensitive (RFC 3986 3.1, 3.2.2): one spelling, so that a
+    // duplicate is found.
+    let lower = v.to_ascii_lowercase();
+    let (scheme, rest) = lower
         .split_once("://")
         .filter(|(s, _)| matches!(*s, "http" | "https"))
         .ok_or_else(|| format!("`{v}`: expected http://HOST:PORT or https://HOST:PORT"))?;
@@ -744,24 +756,29 @@ fn parse_endpoint(v: &str) -> Result<String, String> {
         } else {
             host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         };
-    if !host_ok {
+    let dotted_quad = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !host_ok || (dotted_quad && host.parse::<Ipv4Addr>().is_err()) {
         return Err(format!("`{v}`: bad host `{host}`"));
     }
     let port = match port {
         None => ETCD_DEFAULT_PORT,
         Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) && !p.starts_with('0') => n,
             _ => return Err(format!("`{v}`: bad port `{p}`")),
         },
     };
     Ok(format!("{scheme}://{host}:{port}"))
 }
 
-/// `etcd_prefix`: a key prefix of printable ASCII without spaces, ending in `/` (one is
-/// added), at most 128 bytes.
+/// `etcd_prefix`: a key prefix of printable ASCII without spaces, starting with `/` and ending
+/// in one (added), at most 128 bytes, not `/` alone (the group's keys need a place of their
+/// own).
 fn parse_prefix(v: &str) -> Result<String, String> {
-    if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("`{v}`: 1 to 128 printable characters without spaces"));
+    if v.len() < 2 || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("`{v}`: 2 to 128 printable characters without spaces"));
+    }
+    if !v.starts_with('/') || v.contains("//") {
+        return Err(format!("`{v}`: a key prefix like /rcron/billing/ (from /, no empty part)"));
     }
     Ok(if v.ends_with('/') { v.to_string() } else { format!("{v}/") })
 }
@@ -770,8 +787,11 @@ fn parse_prefix(v: &str) -> Result<String, String> {
 /// state file's `master=` and etcd values).
 fn parse_node_name(v: &str) -> Result<&str, String> {
     let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
-    if v.is_empty() || v.len() > 64 || !v.bytes().all(ok) {
-        return Err(format!("`{v}`: 1 to 64 letters, digits, `.`, `-` or `_`"));
+    let first_ok = v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if !first_ok || v.len() > 64 || !v.bytes().all(ok) {
+        return Err(format!(
+            "`{v}`: 1 to 64 letters, digits, `.`, `-` or `_`, from a letter or digit"
+        ));
     }
     Ok(v)
 }
@@ -1077,6 +1097,30 @@ mod tests {
 
     /// Broken configs, with the exact line each error is reported on.
     #[test]
+    fn etcd_keys_parse_and_the_daemon_needs_endpoints() {
+        let c = ok("election etcd\netcd_endpoints http://10.0.0.1:2379, HTTP://Node-2\n\
+                    etcd_endpoints http://[::1]:2380/\netcd_lease_ttl 4\netcd_prefix /x/y\n\
+                    node_name a-1.b_c\n");
+        assert_eq!(c.election, Election::Etcd);
+        assert!(c.expects_daemon());
+        let urls = ["http://10.0.0.1:2379", "http://node-2:2379", "http://[::1]:2380"];
+        assert_eq!(c.etcd_endpoints, urls);
+        assert_eq!(
+            (c.etcd_lease_ttl_s, c.etcd_prefix(), c.node_name()),
+            (4, "/x/y/".into(), "a-1.b_c".into())
+        );
+        assert!(c.daemon_errors().is_empty());
+        let bare = ok("election etcd\n");
+        assert!(bare.daemon_errors()[0].msg.contains("etcd_endpoints` is required"));
+        assert_eq!(bare.etcd_prefix(), "/rcron/default_cluster/");
+        let spaced = ok("election etcd\netcd_endpoints http://a\ncluster_name \"a b\"\n");
+        assert!(spaced.daemon_errors()[0].msg.contains("set etcd_prefix"));
+        if !cfg!(feature = "tls") {
+            assert!(errs("etcd_endpoints https://a\n")[0].1.contains("without the `tls` feature"));
+        }
+    }
+
+    #[test]
     fn broken_configs_report_every_error_with_its_line() {
         let table: &[(&str, &[usize], &str)] = &[
             ("bogus_key 1\n", &[1], "unknown key `bogus_key`"),
@@ -1110,6 +1154,25 @@ mod tests {
             ("cluster_name a\"b\n", &[1], "unexpected quote"),
             ("cluster_name 'a'b\n", &[1], "expected whitespace"),
             ("cluster_name x\0y\n", &[1], "control character"),
+            ("election raft\n", &[1], "expected vrrp or etcd"),
+            ("etcd_endpoints ftp://a:1\n", &[1], "expected http://HOST:PORT"),
+            ("etcd_endpoints http://a:1/v3\n", &[1], "without a path"),
+            ("etcd_endpoints http://a:0\n", &[1], "bad port"),
+            ("etcd_endpoints http://a:02379\n", &[1], "bad port"),
+            ("etcd_endpoints http://a:99999\n", &[1], "bad port"),
+            ("etcd_endpoints http://256.1.1.1\n", &[1], "bad host"),
+            ("etcd_endpoints http://a_b:1\n", &[1], "bad host"),
+            ("etcd_endpoints http://[::1:1\n", &[1], "bad host"),
+            ("etcd_endpoints http://A:1 http://a:1\n", &[1], "listed twice"),
+            ("etcd_lease_ttl 1\n", &[1], "out of range"),
+            ("etcd_lease_ttl 301\n", &[1], "out of range"),
+            ("etcd_prefix /\n", &[1], "2 to 128"),
+            ("etcd_prefix rcron/x\n", &[1], "a key prefix like"),
+            ("etcd_prefix /a//b\n", &[1], "a key prefix like"),
+            ("node_name .\n", &[1], "from a letter or digit"),
+            ("node_name -x\n", &[1], "from a letter or digit"),
+            ("node_name a:b\n", &[1], "letters, digits"),
+            ("etcd_key_file /k.pem\n", &[1], "go together"),
             // Every error at once, not only the first.
             ("nice_level 99\nok_not 1\n\npriority 300\n", &[1, 2, 4], "out of range"),
         ];

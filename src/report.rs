@@ -15,13 +15,23 @@ use std::path::Path;
 pub struct Kv(String);
 
 impl Kv {
+    /// `key=value`; a control character in the value (a newline from a peer's or etcd's
+    /// text) is written as `?`, so that a value never adds a line of its own.
     pub fn put(&mut self, key: &str, value: impl Display) {
-        let _ = writeln!(self.0, "{key}={value}");
+        self.put_suffixed("", key, value);
     }
 
     /// `PREFIXkey=value` (`drop_ttl=0`).
     pub fn put_suffixed(&mut self, prefix: &str, key: &str, value: impl Display) {
-        let _ = writeln!(self.0, "{prefix}{key}={value}");
+        let start = self.0.len();
+        let _ = write!(self.0, "{prefix}{key}={value}");
+        if self.0[start..].chars().any(char::is_control) {
+            let line: String =
+                self.0[start..].chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+            self.0.truncate(start);
+            self.0.push_str(&line);
+        }
+        self.0.push('\n');
     }
 
     pub fn as_str(&self) -> &str {
@@ -121,4 +131,17 @@ pub fn check(path: &Path, strict: bool) -> Result<i32, Failure> {
     };
     println!("{}: OK ({mode})", path.display());
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kv;
+
+    #[test]
+    fn a_value_never_adds_a_line() {
+        let mut kv = Kv::default();
+        kv.put("leader", "evil\nstate=active\x1b[31m");
+        kv.put("n", 3);
+        assert_eq!(kv.as_str(), "leader=evil?state=active?[31m\nn=3\n");
+    }
 }

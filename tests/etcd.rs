@@ -176,6 +176,28 @@ fn a_leader_killed_or_frozen_is_replaced_within_the_ttl_and_tokens_rise() {
     let t1 = g.token(l1);
     let margin = 2.0;
 
+    // Records past the retention window go (the leader deletes them once a minute, the first
+    // time when it takes over); a recent one stays.
+    let old = "/rcron/lab/slots/00000000001000000000/0000000000000001";
+    let recent = format!("/rcron/lab/slots/{:020}/0000000000000002", rcron::os::sys::wall_secs());
+    assert!(g.etcd.put(&g.lab, old, "n9 1") && g.etcd.put(&g.lab, &recent, "n9 1"));
+    // SIGTERM: the leader revokes its lease; another leads at once and expires the old.
+    g.stop_node(l1, "TERM");
+    let (l0, (l1, took)) = (l1, g.one_active(Some(l1), Duration::from_secs(10)));
+    assert!(took < 1.5, "takeover after SIGTERM took {took:.2} s");
+    assert!(g.host(l0).wait_child(g.sup[l0], Duration::from_secs(5)) == Some(0));
+    let conf = g.confs[l0].clone();
+    g.sup[l0] = g.host(l0).start_rcron(&conf);
+    let t1 = {
+        let t = g.token(l1);
+        assert!(t > t1, "tokens {t1} then {t}");
+        t
+    };
+    let gone = until(Duration::from_secs(5), || {
+        g.etcd.keys(&g.lab, "/rcron/lab/slots/") == [recent.clone()]
+    });
+    assert!(gone, "{:?}", g.etcd.keys(&g.lab, "/rcron/lab/slots/"));
+
     // A job that nobody has recorded yet, asked on every node at once: one run.
     let marks = g.lab.hosts[0].dir.join("runs");
     let script = format!("echo $RCRON_FENCING_TOKEN >> {}", marks.display());

@@ -142,6 +142,8 @@ impl Gateway {
 
     /// POSTs `body` to `path`, on the endpoint in use, then the others in turn while
     /// `timeout` has time left (the answer's head included; its body is read by the caller).
+    /// An endpoint that does not answer, answers what is not HTTP, or answers without etcd's
+    /// JSON (a 5xx, a proxy's page, another server on the port) is left for the next.
     fn post(&mut self, path: &str, body: &str, timeout: Duration) -> Result<http::Response, Error> {
         let deadline = Instant::now() + timeout;
         let mut last = Error::Unreachable("no endpoint".into());
@@ -149,14 +151,22 @@ impl Gateway {
             if Instant::now() >= deadline {
                 break;
             }
-            match http::post(&self.endpoints[self.current], &self.tls, path, body, deadline) {
-                Ok(resp) => return Ok(resp),
-                Err(e) => {
-                    last = Error::Unreachable(format!("{}: {e}", self.endpoint()));
-                    log::debug!("etcd {path}: {last}");
-                    self.current = (self.current + 1) % self.endpoints.len();
+            last = match http::post(&self.endpoints[self.current], &self.tls, path, body, deadline)
+            {
+                Ok(resp) if resp.json && resp.status < 500 => return Ok(resp),
+                Ok(resp) => Error::Answer(format!(
+                    "{}: HTTP {}{}",
+                    self.endpoint(),
+                    resp.status,
+                    if resp.json { "" } else { ", not JSON: not etcd's gateway?" }
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    Error::Answer(format!("{}: {e}", self.endpoint()))
                 }
-            }
+                Err(e) => Error::Unreachable(format!("{}: {e}", self.endpoint())),
+            };
+            log::debug!("etcd {path}: {last}");
+            self.current = (self.current + 1) % self.endpoints.len();
         }
         Err(last)
     }

@@ -75,9 +75,10 @@ impl Write for Conn {
     }
 }
 
-/// An answer: its status, and its body as a stream.
+/// An answer: its status, whether it says it is JSON, and its body as a stream.
 pub struct Response {
     pub status: u16,
+    pub json: bool,
     pub body: Body,
 }
 
@@ -125,6 +126,7 @@ pub fn post(
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| bad(format!("status line {status_line:?}")))?;
     let mut framing = Framing::Close;
+    let mut json = false;
     for n in 0.. {
         let h = line(&mut r)?;
         if h.is_empty() {
@@ -140,6 +142,8 @@ pub fn post(
         if name.eq_ignore_ascii_case("content-length") {
             let n = value.parse().map_err(|_| bad(format!("content-length {value:?}")))?;
             framing = Framing::Length(n);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            json = value.to_ascii_lowercase().starts_with("application/json");
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             if !value.eq_ignore_ascii_case("chunked") {
                 return Err(bad(format!("transfer-encoding {value:?}")));
@@ -147,7 +151,7 @@ pub fn post(
             framing = Framing::Chunked(0);
         }
     }
-    Ok(Response { status, body: Body { r, framing } })
+    Ok(Response { status, json, body: Body { r, framing } })
 }
 
 fn bad(what: String) -> io::Error {

@@ -22,8 +22,11 @@ use crate::timing::Lease;
 
 /// Records kept in memory (the newest; etcd keeps them all for the retention window).
 pub const CAPACITY: usize = 512;
-/// Pause after a request that failed at once (every endpoint refused), before the next.
+/// Pause after a failed request, before the next; it doubles with every failure in a row, up
+/// to half a renewal period (a renewal is still tried twice per period).
 pub const RETRY_MS: u64 = 250;
+/// While requests keep failing, the failure is logged again this often.
+pub const LOG_FAILING_EVERY_MS: u64 = 60_000;
 /// How often the leader deletes the records older than the retention window.
 pub const EXPIRE_EVERY_MS: u64 = 60_000;
 
@@ -81,10 +84,25 @@ pub fn record_value(name: &[u8], lease: i64) -> Vec<u8> {
     [name, format!(" {lease:x}").as_bytes()].concat()
 }
 
-/// The runner's name in a record's value (the part before the space).
+/// The runner's name in a record's value (the part before the space), as [`shown`].
 pub fn runner_of(value: &[u8]) -> String {
-    let name = value.split(|&b| b == b' ').next().unwrap_or(value);
-    String::from_utf8_lossy(name).into_owned()
+    shown(value.split(|&b| b == b' ').next().unwrap_or(value))
+}
+
+/// A name read from etcd as rcron prints it (`--status`, logs, the state file's `master=`):
+/// the bytes a `node_name` may hold, every other byte as `\xNN`, at most 64 bytes of input.
+/// Anyone who can write under the prefix writes these values: a newline must not become a
+/// line of its own (`state=active`).
+pub fn shown(name: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in name.iter().take(64) {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// Who holds the leader key, as far as this node knows.
@@ -128,10 +146,17 @@ pub struct Leadership {
     /// Slots a wrapper asked about while this node leads, not recorded yet.
     to_record: heapless::Deque<(u64, u64), 64>,
     records: heapless::Deque<Entry, CAPACITY>,
+    /// Failures in a row, and when the streak began and was last logged.
+    failing: u32,
+    failing_since: u64,
+    failing_logged: u64,
+    /// The highest fencing token seen: a lower one means etcd's data was reset.
+    max_token: i64,
     /// Counters for `--status`.
     pub requests: u64,
     pub failures: u64,
     pub last_error: String,
+    pub last_error_at: Option<u64>,
 }
 
 impl Leadership {
@@ -155,9 +180,14 @@ impl Leadership {
             next_expire: 0,
             to_record: heapless::Deque::new(),
             records: heapless::Deque::new(),
+            failing: 0,
+            failing_since: 0,
+            failing_logged: 0,
+            max_token: 0,
             requests: 0,
             failures: 0,
             last_error: String::new(),
+            last_error_at: None,
         }
     }
 
@@ -294,6 +324,11 @@ impl Leadership {
         sink: &mut dyn Sink,
     ) {
         self.busy = false;
+        if !matches!(reply, Reply::Failed(_)) && self.failing > 0 {
+            let ms = now.saturating_sub(self.failing_since);
+            log::info!("etcd answers again ({} failed requests in {ms} ms)", self.failing);
+            self.failing = 0;
+        }
         match reply {
             Reply::Granted(lease, ttl) => {
                 self.own = false;
@@ -351,8 +386,19 @@ impl Leadership {
             Reply::Failed(e) => {
                 self.failures += 1;
                 self.last_error = e.to_string();
-                log::debug!("etcd {req:?}: {e}");
-                self.quiet_until = now + RETRY_MS;
+                self.last_error_at = Some(now);
+                if self.failing == 0 {
+                    self.failing_since = now;
+                }
+                if self.failing == 0 || now >= self.failing_logged + LOG_FAILING_EVERY_MS {
+                    log::warn!("etcd: {e} ({} failed requests in a row)", self.failing + 1);
+                    self.failing_logged = now;
+                }
+                self.failing = self.failing.saturating_add(1);
+                let backoff = (RETRY_MS << self.failing.min(16).saturating_sub(1))
+                    .min(self.lease_times.renew_ms() / 2)
+                    .max(RETRY_MS.min(self.lease_times.renew_ms() / 2));
+                self.quiet_until = now + backoff;
                 if matches!(req, Request::Record { .. }) && matches!(e, Error::Answer(_)) {
                     // A txn etcd refused for good: the slot stays unrecorded here.
                     let _ = self.to_record.pop_front();
@@ -390,6 +436,26 @@ impl Leadership {
 
     fn set_leader(&mut self, h: Option<Holder>) {
         self.own = h.as_ref().is_some_and(|h| Some(h.lease) == self.lease && h.name == self.name);
+        if let Some(n) = &h
+            && self.leader.as_ref() != Some(n)
+        {
+            if n.lease == 0 {
+                log::warn!(
+                    "etcd: the leader key holds {} without a lease: it never expires, no node \
+                     leads until it is deleted",
+                    shown(&n.name)
+                );
+            }
+            if n.token < self.max_token {
+                log::error!(
+                    "etcd: fencing token {} after {}: etcd's data was reset or restored; jobs \
+                     that keep the last token refuse this leader",
+                    n.token,
+                    self.max_token
+                );
+            }
+            self.max_token = self.max_token.max(n.token);
+        }
         self.leader = h;
     }
 
@@ -459,7 +525,7 @@ impl Leadership {
                 self.leader = None;
             }
         }
-        let name = self.leader.as_ref().map(|h| String::from_utf8_lossy(&h.name).into_owned());
+        let name = self.leader.as_ref().map(|h| shown(&h.name));
         let master = if to == Role::Master { Some(self.name_str()) } else { name };
         sink.transition(now, &Transition { from, to, reason, master: master.as_deref() });
     }
@@ -708,6 +774,14 @@ mod tests {
         f.on_record(4, 120, b"a");
         assert_eq!(f.ask(4, 120), SlotAnswer::Held { runner: "a".into(), here: false });
         assert_eq!(f.ask(5, 120), SlotAnswer::Wait);
+    }
+
+    #[test]
+    fn names_from_etcd_are_shown_without_control_characters() {
+        assert_eq!(shown(b"node-a.b_c"), "node-a.b_c");
+        assert_eq!(shown(b"evil\nstate=active"), "evil\\x0astate\\x3dactive");
+        assert_eq!(runner_of(b"n\x1b[31m 7"), "n\\x1b\\x5b31m");
+        assert_eq!(shown(&[b'a'; 100]).len(), 64);
     }
 
     #[test]

@@ -24,8 +24,10 @@ use std::time::Duration;
 /// How long one watch stream is kept before it is opened anew (a stream on a connection that
 /// died silently would otherwise never end).
 pub const WATCH_LIFETIME_MS: u64 = 30_000;
-/// Pause before a watch that failed is opened again.
+/// Pause before a watch that failed is opened again; it doubles with every failure in a row,
+/// up to [`WATCH_RETRY_MAX_MS`].
 pub const WATCH_RETRY_MS: u64 = 200;
+pub const WATCH_RETRY_MAX_MS: u64 = 5_000;
 
 /// The group's keys: `PREFIX` + `leader` (value: the leader's name, on its lease) and
 /// `PREFIX` + `slots/SLOT/JOB` (value: the runner's name; SLOT 20 decimal digits, so that keys
@@ -373,7 +375,7 @@ impl Backend for EtcdNode {
     fn master(&self) -> Option<MasterName> {
         let h = self.leadership.leader()?;
         let mut m = MasterName::new();
-        for c in String::from_utf8_lossy(&h.name).chars() {
+        for c in super::leader::shown(&h.name).chars() {
             if m.push(c).is_err() {
                 break;
             }
@@ -420,7 +422,7 @@ impl Backend for EtcdNode {
         }
         match l.leader() {
             Some(h) => {
-                out.put("leader", String::from_utf8_lossy(&h.name));
+                out.put("leader", super::leader::shown(&h.name));
                 out.put("fencing_token", h.token);
             }
             None => {
@@ -433,6 +435,10 @@ impl Backend for EtcdNode {
         out.put("etcd_requests", l.requests);
         out.put("etcd_failures", l.failures);
         out.put("etcd_last_error", &l.last_error);
+        match l.last_error_at {
+            Some(t) => out.put("etcd_last_error_age_ms", now.saturating_sub(t)),
+            None => out.put("etcd_last_error_age_ms", ""),
+        }
         out.put("etcd_watch_error", &self.watch_error);
         out.put("etcd_foreign_keys", self.foreign_keys);
         let mut recent = String::new();
@@ -538,8 +544,10 @@ impl Watcher {
             let _ = wake.write(1);
             !stop.load(Ordering::Relaxed)
         };
+        let mut pause = WATCH_RETRY_MS;
         while !stop.load(Ordering::Relaxed) {
             let r = self.gw.range(&self.keys.prefix, Some(&end)).and_then(|(rev, kvs)| {
+                pause = WATCH_RETRY_MS;
                 if !send(Msg::Snapshot(rev, kvs)) {
                     return Ok(());
                 }
@@ -565,7 +573,8 @@ impl Watcher {
             if !e.to_string().contains("timeout") && !send(Msg::WatchLost(e.to_string())) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(WATCH_RETRY_MS));
+            std::thread::sleep(Duration::from_millis(pause));
+            pause = (2 * pause).min(WATCH_RETRY_MAX_MS);
         }
     }
 }

@@ -394,6 +394,7 @@ impl Worker {
             Ok(_) if retry => log::info!("run ledger on"),
             Ok(_) => {}
             Err(Off::Socket { .. }) if retry => {}
+            Err(_) if cfg.election == Election::Etcd => {}
             Err(off) => {
                 log::info!("run ledger off ({}): slots are decided by advert timing", off.why())
             }
@@ -689,6 +690,8 @@ impl Worker {
         // The hang limit may have changed: beat now, with the new one.
         self.next_heartbeat = now;
         if cfg.state_file != self.shell.cfg.state_file {
+            // The old file must not go on saying `active` to whoever still reads it.
+            statefile::store_passive(&self.shell.cfg.state_file);
             self.shell.state_file = statefile::Writer::new(&cfg.state_file);
         }
         let c = &self.shell.cfg;

@@ -81,8 +81,31 @@ impl Etcd {
     pub fn put(&self, lab: &Lab, key: &str, value: &str) -> bool {
         let h = &lab.hosts[self.members[0]];
         let endpoints = self.urls.join(",");
-        let args = ["etcdctl", "--endpoints", &endpoints, "--command-timeout=2s", "put", key, value];
+        let args =
+            ["etcdctl", "--endpoints", &endpoints, "--command-timeout=2s", "put", key, value];
         h.run(&args).status.success()
+    }
+
+    /// The keys under `prefix`, sorted (`etcdctl get --prefix --keys-only`).
+    pub fn keys(&self, lab: &Lab, prefix: &str) -> Vec<String> {
+        let h = &lab.hosts[self.members[0]];
+        let endpoints = self.urls.join(",");
+        let args = [
+            "etcdctl",
+            "--endpoints",
+            &endpoints,
+            "--command-timeout=2s",
+            "get",
+            "--prefix",
+            "--keys-only",
+            prefix,
+        ];
+        let o = h.run(&args);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The pid of member `m`'s etcd.
