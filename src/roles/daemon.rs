@@ -199,22 +199,25 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
     // One descriptor per waiting wrapper, plus the daemon's own and the reading clients.
     crate::os::sys::raise_fd_limit((control::MAX_PENDING + control::MAX_CLIENTS + 64) as u64);
     let now = monotonic_ms();
-    let backend: Box<dyn Backend> = match cfg.election {
+    let (backend, describe): (Box<dyn Backend>, String) = match cfg.election {
         Election::Vrrp => {
             let node = crate::vrrp::node::Node::new(&cfg, now)
                 .map_err(|e| Failure::Os(format!("link probe socket: {e}")))?;
-            log::info!("rcrond starting: cluster={} {}", cfg.cluster_name, node.describe());
-            Box::new(node)
+            let d = node.describe();
+            (Box::new(node), d)
         }
         #[cfg(not(feature = "etcd"))]
-        Election::Etcd => unreachable!("config refuses election = etcd in this build"),
+        Election::Etcd => {
+            return Err(Failure::Config("this rcron was built without the etcd backend".into()));
+        }
         #[cfg(feature = "etcd")]
         Election::Etcd => {
             let node = crate::etcd::node::EtcdNode::new(&cfg).map_err(Failure::Os)?;
-            log::info!("rcrond starting: cluster={} {}", cfg.cluster_name, node.describe());
-            Box::new(node)
+            let d = node.describe();
+            (Box::new(node), d)
         }
     };
+    log::info!("rcrond starting: cluster={} {describe}", cfg.cluster_name);
     let mut w = Worker {
         backend,
         tracker: Tracker::from_config(&cfg, now),
