@@ -180,8 +180,6 @@ pub fn render_into(s: &mut String, r: &Reading) {
         let _ = writeln!(s, "since={v}");
     }
     if let Some(v) = &r.master {
-        // One line whatever the backend put in it.
-        let v: String = v.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
         let _ = writeln!(s, "master={v}");
     }
     if let Some(v) = r.priority {
