@@ -190,6 +190,9 @@ pub enum QueryError {
     Busy,
     /// Connected, but no whole answer within the timeout (the daemon is hung or frozen).
     Timeout,
+    /// The daemon closed the connection without a word: it died, or stopped with the question
+    /// still pending.
+    Closed,
     /// An answer that is not `key=value` text, or an `error=` line.
     BadAnswer(String),
 }
@@ -200,6 +203,7 @@ impl QueryError {
             QueryError::Unreachable(_) => "daemon_unreachable",
             QueryError::Busy => "daemon_busy",
             QueryError::Timeout => "daemon_timeout",
+            QueryError::Closed => "daemon_closed",
             QueryError::BadAnswer(_) => "daemon_bad_answer",
         }
     }
@@ -211,6 +215,7 @@ impl std::fmt::Display for QueryError {
             QueryError::Unreachable(e) => write!(f, "unreachable: {e}"),
             QueryError::Busy => write!(f, "busy: no room for the question in time"),
             QueryError::Timeout => write!(f, "no answer in time"),
+            QueryError::Closed => write!(f, "closed the connection without an answer"),
             QueryError::BadAnswer(a) => write!(f, "bad answer {a:?}"),
         }
     }
@@ -294,7 +299,7 @@ pub fn query_open(
     match field(&text, "error") {
         Some("busy") => Err(QueryError::Busy),
         Some(_) => Err(QueryError::BadAnswer(text)),
-        None if text.is_empty() => Err(QueryError::BadAnswer("empty".into())),
+        None if text.is_empty() => Err(QueryError::Closed),
         None => Ok((text, fence.map(|pending| FenceStream { stream: s, pending }))),
     }
 }

@@ -42,6 +42,11 @@ pub const MAX_HANDOFF_WAIT_MS: u64 = 15_000;
 /// What a wrapper allows on top of the daemon's longest wait, for a daemon that was starved or
 /// frozen when the question came.
 pub const STARVED_MS: u64 = 1500;
+/// How long a wrapper whose daemon died under it (connection refused on a socket left behind,
+/// or closed without an answer) keeps asking again: a restart by rcron's supervisor (100 ms
+/// back-off) or by init (systemd's `RestartSec` 100 ms) fits with room. A daemon stopped for
+/// good costs the waiting job this long, then passive.
+pub const DAEMON_RESTART_WAIT_MS: u64 = 5_000;
 
 /// The durations of one configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -171,6 +171,18 @@ fn a_slot_runs_once_whatever_moment_a_node_dies_restarts_or_its_cron_fires() {
             "backup restarts around the crons",
             &[(100, Kill(1)), (200, Wrapper(0)), (300, Restart(1)), (1200, Wrapper(1))],
         ),
+        // The backup's daemon killed under its waiting wrapper and restarted; the master
+        // dies before its cron: the wrapper asks the new daemon, which becomes master.
+        (
+            "backup restarts under its waiting wrapper, then the master dies",
+            &[
+                (100, Wrapper(1)),
+                (300, Kill(1)),
+                (600, Restart(1)),
+                (1500, Kill(0)),
+                (1600, Wrapper(0)),
+            ],
+        ),
         // The backup's interface re-created before the slot (its sockets re-opened), the
         // master killed right after its job started: the backup holds the record.
         (

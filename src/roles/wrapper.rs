@@ -7,16 +7,21 @@
 
 use crate::cli::WrapperOpts;
 use crate::config::{Config, State};
+use crate::control::QueryError;
 use crate::exit::Failure;
 use crate::os::job::{self, Outcome};
 use crate::os::logging;
 use crate::statefile::{self, Source};
-use crate::timing::Timing;
+use crate::timing::{DAEMON_RESTART_WAIT_MS, Timing};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use std::ffi::OsString;
+use std::io::ErrorKind;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The pause between two tries of a question whose daemon is restarting ([`ask_again`]).
+const ASK_AGAIN_MS: u64 = 100;
 
 /// The command as the logs show it: words joined by spaces, control characters escaped.
 pub fn cmd_line(argv: &[OsString]) -> String {
@@ -72,7 +77,7 @@ pub struct Verdict {
 fn fence_of(answer: &str, conn: Option<crate::control::FenceStream>) -> Option<(i64, job::Fence)> {
     let field = |k| crate::control::field(answer, k).and_then(|v| v.parse::<u64>().ok());
     let (token, until, grace) = (field("fencing_token")?, field("until")?, field("grace_ms")?);
-    let fence = job::Fence { conn: conn?, until, grace: std::time::Duration::from_millis(grace) };
+    let fence = job::Fence { conn: conn?, until, grace: Duration::from_millis(grace) };
     Some((token as i64, fence))
 }
 
@@ -90,8 +95,13 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Ver
         };
         (format!("slot {:016x} {} {}", slot.job, slot.time, slot_cut(start_ms)), bound)
     };
-    let bound = std::time::Duration::from_millis(bound);
-    match crate::control::query_open(&cfg.control_socket, &req, bound) {
+    let bound = Duration::from_millis(bound);
+    let asked = if no_wait {
+        crate::control::query_open(&cfg.control_socket, &req, bound)
+    } else {
+        ask_again(&cfg.control_socket, &req, bound)
+    };
+    match asked {
         Ok((answer, conn)) => {
             let field = |k| crate::control::field(&answer, k);
             let (run, reason) = if no_wait {
@@ -120,6 +130,49 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Ver
             log::warn!("daemon at {} did not answer ({e}): passive", cfg.control_socket.display());
             Verdict { state: State::Passive, reason: e.reason().to_string(), fence: None }
         }
+    }
+}
+
+/// Sends a slot question, and again while the daemon restarts: a connection refused (the
+/// socket of a daemon that died) or closed without an answer (it died or stopped holding the
+/// question) opens a window of [`DAEMON_RESTART_WAIT_MS`] in which the question goes out again
+/// every [`ASK_AGAIN_MS`], as long as the first went out less than `bound` ago. Each try gets
+/// the whole `bound`, so the wrapper still outwaits the daemon's hold; the slot's record (etcd,
+/// run ledger) keeps a question asked twice from running twice. No socket file at the first
+/// try: no daemon runs here, passive at once.
+fn ask_again(
+    path: &std::path::Path,
+    req: &str,
+    bound: Duration,
+) -> Result<(String, Option<crate::control::FenceStream>), QueryError> {
+    let (first, restart) = (Instant::now(), Duration::from_millis(DAEMON_RESTART_WAIT_MS));
+    let mut down_since: Option<Instant> = None;
+    loop {
+        let e = match crate::control::query_open(path, req, bound) {
+            Ok(answer) => return Ok(answer),
+            Err(e) => e,
+        };
+        let gone = match &e {
+            QueryError::Closed => Some(Instant::now()),
+            QueryError::Unreachable(io) => match (io.kind(), down_since) {
+                (ErrorKind::ConnectionRefused, None) => Some(Instant::now()),
+                (ErrorKind::ConnectionRefused | ErrorKind::NotFound, since) => since,
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(since) = gone else { return Err(e) };
+        if first.elapsed() >= bound || since.elapsed() >= restart {
+            return Err(e);
+        }
+        if down_since.is_none() {
+            log::warn!(
+                "daemon at {} {e}: asking again for up to {DAEMON_RESTART_WAIT_MS} ms",
+                path.display()
+            );
+        }
+        down_since = Some(since);
+        std::thread::sleep(Duration::from_millis(ASK_AGAIN_MS));
     }
 }
 
