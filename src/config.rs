@@ -401,6 +401,35 @@ const KEYS: [(&str, bool); 41] = [
     ("node_name", false),
 ];
 
+/// Keys only the VRRP election reads (the run ledger is its own; etcd keeps the records).
+const VRRP_ONLY: [&str; 14] = [
+    "interface",
+    "virtual_router_id",
+    "priority",
+    "advert_int",
+    "vrrp_version",
+    "v3_checksum",
+    "unicast_src_ip",
+    "unicast_peer",
+    "auth_pass",
+    "virtual_ipaddress",
+    "preempt",
+    "preempt_delay",
+    "run_ledger",
+    "ledger_port",
+];
+
+/// Keys only the etcd election reads.
+const ETCD_ONLY: [&str; 7] = [
+    "etcd_endpoints",
+    "etcd_prefix",
+    "etcd_lease_ttl",
+    "etcd_ca_file",
+    "etcd_cert_file",
+    "etcd_key_file",
+    "node_name",
+];
+
 struct Parser {
     cfg: Config,
     errs: Vec<ConfigError>,
@@ -586,18 +615,7 @@ impl Parser {
             "max_clock_offset" => {
                 int_in(v, 0, 3600).map(|x| self.cfg.max_clock_offset_s = x as u32)
             }
-            "ledger_port" => int_in(v, 1, 65535).map(|x| {
-                if x >= 1024 {
-                    self.warnings.push(ConfigError::new(
-                        n,
-                        format!(
-                            "ledger_port {x} is not privileged: a local user of a peer can bind \
-                             it while rcrond is not running and forge run records"
-                        ),
-                    ));
-                }
-                self.cfg.ledger_port = x as u16
-            }),
+            "ledger_port" => int_in(v, 1, 65535).map(|x| self.cfg.ledger_port = x as u16),
             "election" => parse_election(v).map(|e| self.cfg.election = e),
             "etcd_endpoints" => {
                 for url in values.iter().flat_map(|v| v.split(',')).filter(|u| !u.is_empty()) {
@@ -665,6 +683,28 @@ impl Parser {
         let seen = self.seen;
         let line_of =
             |k: &str| KEYS.iter().position(|(key, _)| *key == k).map(|i| seen[i]).unwrap_or(0);
+        // The other election's keys stay valid (a config may switch back), but are said.
+        let (election, unused) = match self.cfg.election {
+            Election::Etcd => ("etcd", &VRRP_ONLY[..]),
+            Election::Vrrp => ("vrrp", &ETCD_ONLY[..]),
+        };
+        for k in unused.iter().filter(|k| line_of(k) > 0) {
+            let w = format!("{k} has no effect with election = {election}");
+            self.warnings.push(ConfigError::new(line_of(k), w));
+        }
+        let vrrp = self.cfg.election == Election::Vrrp;
+        if vrrp && self.cfg.interface.as_deref() == Some("lo") {
+            self.err(line_of("interface"), "VRRP needs a real link, not the loopback interface");
+        }
+        let port = self.cfg.ledger_port;
+        if vrrp && port >= 1024 {
+            let w = format!(
+                "ledger_port {port} is not privileged: a local user of a peer can bind it while \
+                 rcrond is not running and forge run records"
+            );
+            self.warnings.push(ConfigError::new(line_of("ledger_port"), w));
+        }
+        self.warnings.sort_by_key(|w| w.line);
         let c = &self.cfg;
         let tls_asked = c.etcd_endpoints.iter().any(|u| u.starts_with("https:"))
             || c.etcd_ca_file.is_some()
@@ -910,9 +950,6 @@ impl fmt::Display for Centis {
 }
 
 fn parse_ifname(v: &str) -> Result<String, String> {
-    if v == "lo" {
-        return Err("VRRP needs a real link, not the loopback interface".into());
-    }
     if v.is_empty() || v.len() > 15 {
         return Err(format!("interface name {v:?} must be 1..15 bytes"));
     }
@@ -1241,6 +1278,39 @@ mod tests {
         assert_eq!(p.config.ledger_port, 4112);
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].msg.contains("not privileged"), "{:?}", p.warnings);
+    }
+
+    /// The other election's keys parse (a config may switch back) and each gives a warning on
+    /// its line; the loopback interface and an unprivileged ledger port matter to VRRP only.
+    #[test]
+    fn the_other_elections_keys_are_warned_not_refused() {
+        let etcd = "election etcd\netcd_endpoints http://192.0.2.1\n";
+        let p = parse_with_warnings(
+            format!("interface lo\nvirtual_router_id 5\n{etcd}ledger_port 4112\n").as_bytes(),
+        )
+        .unwrap();
+        let w: Vec<(usize, &str)> = p.warnings.iter().map(|w| (w.line, w.msg.as_str())).collect();
+        assert_eq!(
+            w,
+            [
+                (1, "interface has no effect with election = etcd"),
+                (2, "virtual_router_id has no effect with election = etcd"),
+                (5, "ledger_port has no effect with election = etcd"),
+            ]
+        );
+        let p =
+            parse_with_warnings(b"virtual_router_id 5\nnode_name a\netcd_lease_ttl 4\n").unwrap();
+        let w: Vec<(usize, &str)> = p.warnings.iter().map(|w| (w.line, w.msg.as_str())).collect();
+        assert_eq!(
+            w,
+            [
+                (2, "node_name has no effect with election = vrrp"),
+                (3, "etcd_lease_ttl has no effect with election = vrrp"),
+            ]
+        );
+        let e = parse(b"interface lo\nvirtual_router_id 5\n").unwrap_err();
+        assert_eq!(e[0].line, 1);
+        assert!(e[0].msg.contains("not the loopback"), "{e:?}");
     }
 
     /// A hook or track script written as several words is a command line, as in keepalived:
