@@ -88,8 +88,13 @@ impl Group {
             .map(|k| {
                 let mut urls = etcd.urls.clone();
                 urls.rotate_left(k);
+                // Tracking and hooks as under VRRP: a file makes the node sick, and each
+                // transition to active is appended to a file.
+                let d = lab.hosts[NODES[k]].dir.display();
                 let extra = format!(
-                    "etcd_lease_ttl {ttl_s}\nmax_clock_offset 2\nsyslog_facility LOG_LOCAL7"
+                    "etcd_lease_ttl {ttl_s}\nmax_clock_offset 2\nsyslog_facility LOG_LOCAL7\n\
+                     track_script test ! -e {d}/sick\n\
+                     notify_active sh -c 'echo $RCRON_REASON >> {d}/notified'"
                 );
                 lab.rcron_etcd_conf(NODES[k], &urls, &extra)
             })
@@ -248,6 +253,18 @@ fn a_leader_killed_or_frozen_is_replaced_within_the_ttl_and_tokens_rise() {
         until(Duration::from_secs(10), || g.host(l1).status_field("leader") == Some(g.name(l3)))
     );
     assert_eq!(g.active(), [l3]);
+
+    // The leader's track script fails: it resigns and another node leads within a renewal
+    // period or two, not a TTL; the notify hook saw every node's rise.
+    std::fs::write(g.host(l3).dir.join("sick"), "").unwrap();
+    let (l4, took) = g.one_active(Some(l3), Duration::from_secs(TTL_S + 10));
+    assert!(took < 3.0, "takeover after a failed track script took {took:.2} s");
+    assert_eq!(g.host(l3).status_field("state").as_deref(), Some("passive"));
+    eprintln!("track script: n{l3} -> n{l4} in {took:.2} s");
+    for k in [l1, l2, l3, l4] {
+        let notified = std::fs::read_to_string(g.host(k).dir.join("notified")).unwrap_or_default();
+        assert!(notified.lines().any(|r| r == "leader_key_won"), "n{k}: {notified:?}");
+    }
     let (most, when) = g.sampler.finish();
     assert_eq!(most, 1, "two nodes active at once: {when}\n{}", g.logs());
 }
