@@ -26,6 +26,11 @@ pub enum Role {
     Check {
         strict: bool,
     },
+    /// `--from-keepalived FILE [--instance NAME]`: print the rcron.conf of a keepalived.conf.
+    FromKeepalived {
+        file: PathBuf,
+        instance: Option<String>,
+    },
     Version,
     Help,
 }
@@ -62,6 +67,7 @@ pub const USAGE: &str = "\
 usage: rcron [OPTIONS] [--] COMMAND [ARGS...]   run COMMAND only if this node is active
        rcron --daemon [--conf FILE] [--foreground]   the election daemon (also: rcrond)
        rcron --status | --is-active | --check [--conf FILE]
+       rcron --from-keepalived FILE [--instance NAME]   print the rcron.conf of a vrrp_instance
        rcron --version | --help
 
 options:
@@ -81,6 +87,9 @@ options:
       --is-active      exit 0 when this node is active, 1 when not
       --check          validate the config: print every error and warning, exit 0 or 78
       --strict         with --check: warnings are errors too (exit 78)
+      --from-keepalived FILE  print the rcron.conf equivalent of FILE's vrrp_instance, what
+                       is not mapped as comments and on stderr (exit 0; 65: nothing usable)
+      --instance NAME  with --from-keepalived: the vrrp_instance to convert
   -V, --version        print version, commit and target
   -h, --help           this text
 
@@ -95,6 +104,7 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
     let mut role: Option<Role> = None;
     let mut foreground = false;
     let mut strict = false;
+    let mut instance: Option<String> = None;
     let mut w = WrapperOpts {
         nice: None,
         lock: false,
@@ -111,7 +121,7 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
             Some(prev) if std::mem::discriminant(prev) != std::mem::discriminant(&r) => {
                 Err(UsageError(
                     "conflicting modes (choose one of --daemon, --status, \
-                                --is-active, --check)"
+                                --is-active, --check, --from-keepalived)"
                         .into(),
                 ))
             }
@@ -225,6 +235,14 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
                 flag(inline, name)?;
                 strict = true
             }
+            b"--from-keepalived" => {
+                let file = PathBuf::from(value("--from-keepalived")?);
+                set_role(Role::FromKeepalived { file, instance: None }, &mut role)?
+            }
+            b"--instance" => match value("--instance")?.into_string() {
+                Ok(s) if !s.is_empty() => instance = Some(s),
+                _ => return Err(UsageError("--instance needs a UTF-8 name".into())),
+            },
             b"-V" | b"--version" => set_role(Role::Version, &mut role)?,
             b"-h" | b"--help" => set_role(Role::Help, &mut role)?,
             _ => {
@@ -245,12 +263,18 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
         Some(Role::Daemon { .. }) => Role::Daemon { foreground },
         Some(Role::Worker { .. }) => Role::Worker { foreground },
         Some(Role::Check { .. }) => Role::Check { strict },
+        Some(Role::FromKeepalived { file, .. }) => {
+            Role::FromKeepalived { file, instance: instance.take() }
+        }
         Some(r) => r,
         None if w.argv.is_empty() => return Err(UsageError("no COMMAND given".into())),
         None => Role::Wrapper(w),
     };
     if strict && !matches!(role, Role::Check { .. }) {
         return Err(UsageError("--strict goes with --check".into()));
+    }
+    if instance.is_some() {
+        return Err(UsageError("--instance goes with --from-keepalived".into()));
     }
     let non_wrapper = !matches!(role, Role::Wrapper(_));
     if non_wrapper && i < args.len() {

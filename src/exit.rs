@@ -6,6 +6,10 @@ use std::fmt;
 
 /// Exit code of a usage error (EX_USAGE).
 pub const USAGE: i32 = 64;
+/// Exit code of input that holds nothing usable (EX_DATAERR): `--from-keepalived`.
+pub const DATAERR: i32 = 65;
+/// Exit code of an input file that cannot be read (EX_NOINPUT): `--from-keepalived`.
+pub const NOINPUT: i32 = 66;
 /// Exit code of a configuration error (EX_CONFIG): the job runs on no node.
 pub const CONFIG: i32 = 78;
 /// Exit code of an operating-system failure (EX_OSERR).
@@ -24,6 +28,10 @@ pub enum Failure {
     Os(String),
     /// A file the role must create cannot be (a lock file, the pid file).
     CantCreate(String),
+    /// The input holds nothing usable (a keepalived.conf without the instance asked for).
+    Data(String),
+    /// An input file cannot be read.
+    NoInput(String),
     /// Another daemon already runs with this pid file, or the daemon did not start.
     NotStarted(String),
 }
@@ -36,6 +44,8 @@ impl Failure {
             Failure::Config(_) => CONFIG,
             Failure::Os(_) => OSERR,
             Failure::CantCreate(_) => CANTCREAT,
+            Failure::Data(_) => DATAERR,
+            Failure::NoInput(_) => NOINPUT,
             Failure::NotStarted(_) => 1,
         }
     }
@@ -48,6 +58,8 @@ impl fmt::Display for Failure {
             Failure::Config(e)
             | Failure::Os(e)
             | Failure::CantCreate(e)
+            | Failure::Data(e)
+            | Failure::NoInput(e)
             | Failure::NotStarted(e) => {
                 write!(f, "{e}")
             }

@@ -6,7 +6,8 @@
 //! - The core, pure (no I/O, unit-tested without sockets or clocks): `config` (the file and
 //!   its validation), `cli`, `timing` (every duration the config implies), `handoff` (the
 //!   run/skip rule and its facts), `statefile` and `control` (formats and parsers, with their
-//!   small readers and writers), `report` (what `--status` and `--check` print), `exit`.
+//!   small readers and writers), `report` (what `--status` and `--check` print), `exit`,
+//!   `migrate` (`--from-keepalived`: a keepalived.conf read and mapped to rcron's keys).
 //! - `backend`: the seam between the daemon and an election; `vrrp/`: the VRRP backend (wire
 //!   format, receive filter, the RFC 5798 state machine, the raw socket, the node).
 //! - `ledger/`: the run ledger among rcron peers (a slot's name, the datagram, the claim and
@@ -27,6 +28,7 @@ pub mod etcd;
 pub mod exit;
 pub mod handoff;
 pub mod ledger;
+pub mod migrate;
 pub mod os;
 pub mod report;
 pub mod roles;

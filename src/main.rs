@@ -68,6 +68,14 @@ fn run(cli: &cli::Cli, start_ms: u64) -> Result<i32, Failure> {
             Ok(0)
         }
         Role::Check { strict } => report::check(&conf_path, *strict),
+        Role::FromKeepalived { file, instance } => {
+            let c = rcron::migrate::from_file(file, instance.as_deref())?;
+            print!("{}", c.text);
+            for u in &c.unmapped {
+                eprintln!("rcron: not mapped: {u}");
+            }
+            Ok(0)
+        }
         role => {
             let cfg = load_config(cli.conf.as_deref(), role)?;
             logging::set_facility(cfg.syslog_facility);
@@ -84,7 +92,9 @@ fn run(cli: &cli::Cli, start_ms: u64) -> Result<i32, Failure> {
                     supervisor::run(cfg, &conf_path, *foreground, log_stderr)
                 }
                 Role::Worker { .. } => daemon::run(cfg, &conf_path, true),
-                Role::Help | Role::Version | Role::Check { .. } => Ok(0),
+                Role::Help | Role::Version | Role::Check { .. } | Role::FromKeepalived { .. } => {
+                    Ok(0)
+                }
             }
         }
     }
