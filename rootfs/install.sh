@@ -4,6 +4,7 @@
 #   DESTDIR/usr/sbin/rcron            the static binary (mode 0755)
 #   DESTDIR/usr/sbin/rcrond           a link to it: invoked as rcrond it is the daemon
 #   DESTDIR/etc/init.d/rcron          the init script (busybox sh + start-stop-daemon)
+#   DESTDIR/usr/share/man/man8/rcron.8, man5/rcron.conf.5   the man pages (--no-man: not)
 #   DESTDIR/etc/rcron/rcron.conf      the two-node example config        } kept if present,
 #   DESTDIR/etc/crontabs/root         an example crontab (mode 0600)     } unless --force
 #
@@ -12,6 +13,7 @@
 #                    default x86_64-unknown-linux-musl
 #   --binary FILE    take this binary instead
 #   --force          overwrite an existing rcron.conf and crontab
+#   --no-man         leave the man pages out (an image without man(1))
 #
 # Run as root (or under fakeroot) so that the files belong to root: busybox crond ignores
 # a crontab that root does not own.
@@ -20,17 +22,19 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 force=0
+man=1
 target=x86_64-unknown-linux-musl
 binary=
 
 usage() {
-    sed -n '/^# usage:/,/^#   --force/p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '/^# usage:/,/^#   --no-man/p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 64
 }
 
 while [ $# -gt 0 ]; do
     case $1 in
         --force) force=1 ;;
+        --no-man) man=0 ;;
         --target) [ $# -ge 2 ] || usage; target=$2; shift ;;
         --binary) [ $# -ge 2 ] || usage; binary=$2; shift ;;
         -h | --help) usage ;;
@@ -55,6 +59,10 @@ mkdir -p "$dest"
 install -D -m 0755 "$binary" "$dest/usr/sbin/rcron"
 ln -sfn rcron "$dest/usr/sbin/rcrond"
 install -D -m 0755 "$here/etc/init.d/rcron" "$dest/etc/init.d/rcron"
+if [ $man -eq 1 ]; then
+    install -D -m 0644 "$top/man/rcron.8" "$dest/usr/share/man/man8/rcron.8"
+    install -D -m 0644 "$top/man/rcron.conf.5" "$dest/usr/share/man/man5/rcron.conf.5"
+fi
 
 # conffile SRC DEST MODE: installs SRC unless DEST exists (or --force).
 conffile() {

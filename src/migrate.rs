@@ -482,7 +482,9 @@ mod tests {
     /// keepalived snippets and the rcron lines they give; `None`: refused (exit 65).
     #[test]
     fn snippets_map_to_rcron_keys_or_are_said() {
-        let table: &[(&str, Option<&[&str]>, &[&str])] = &[
+        // (keepalived.conf, the rcron lines or None when refused, what is said as not mapped)
+        type Case<'a> = (&'a str, Option<&'a [&'a str]>, &'a [&'a str]);
+        let table: &[Case] = &[
             (
                 "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n priority 150\n \
                  advert_int 0.5\n version 3\n}",

@@ -6,7 +6,9 @@
 #      keepalived interop, tshark decoding, exactly-once torture, hostile input, packet attack,
 #      field reports, the etcd backend on a real 3-member etcd cluster), then the TLS build
 #      against an etcd that requires client certificates (tests/etcd_tls.rs, --features tls),
-#      then tests/cross.sh: the static binaries checked under qemu-user;
+#      then tests/cross.sh: the static binaries checked under qemu-user, tests/man.sh (the
+#      man pages lint-clean and complete) and tests/dist.sh (systemd unit, Buildroot and
+#      OpenWrt packages);
 #   3. tests/appliance.sh: two busybox appliances (one aarch64 under emulation) running
 #      crond and the init script;
 #   4. tests/fuzz.sh: every fuzz target for FUZZ_SECONDS (default 60) seconds.
@@ -17,5 +19,7 @@ bash cross/build
 cargo test --release
 cargo test --release --features tls --target-dir target/tls --test etcd_tls
 bash tests/cross.sh
+sh tests/man.sh
+sh tests/dist.sh
 bash tests/appliance.sh
 bash tests/fuzz.sh

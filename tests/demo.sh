@@ -10,7 +10,7 @@ ID=$$
 D=$(mktemp -d /tmp/rcron-demo.XXXXXX)
 cleanup() {
     for n in A B; do
-        [ -f "$D/$n/rcrond.pid" ] && kill "$(cat "$D/$n/rcrond.pid")" 2>/dev/null || true
+        if [ -f "$D/$n/rcrond.pid" ]; then kill "$(cat "$D/$n/rcrond.pid")" 2>/dev/null || true; fi
     done
     sleep 0.3
     ip netns del "dA$ID" 2>/dev/null || true
@@ -48,6 +48,7 @@ for n in A B; do echo "node $n: $(head -n1 "$D/$n/state")"; done
 for n in A B; do
     # One job on both nodes at once, as their crons start it (the same --id, a slot every
     # 5 s): the passive node skips as soon as the active one has recorded the slot.
+    # shellcheck disable=SC2016 # $NODE expands in the job's shell
     NODE=$n "$RCRON" --conf "$D/$n/rcron.conf" --id demo --slot 5s -- sh -c 'echo "  job ran on node $NODE"' &
 done
 wait
@@ -59,6 +60,7 @@ for n in A B; do echo "node $n: $("$RCRON" --is-active --conf "$D/$n/rcron.conf"
 for n in A B; do
     # One job on both nodes at once, as their crons start it (the same --id, a slot every
     # 5 s): the passive node skips as soon as the active one has recorded the slot.
+    # shellcheck disable=SC2016 # $NODE expands in the job's shell
     NODE=$n "$RCRON" --conf "$D/$n/rcron.conf" --id demo --slot 5s -- sh -c 'echo "  job ran on node $NODE"' &
 done
 wait

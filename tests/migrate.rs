@@ -104,7 +104,7 @@ fn the_converted_master_runs_an_election_with_keepalived_on_the_tutorials_backup
         vrrp_pid.to_str().unwrap(),
     ];
     h1.spawn(&argv, "keepalived.log");
-    assert!(until(Duration::from_secs(10), || ka_states(h1).first().is_some()), "{}", diag());
+    assert!(until(Duration::from_secs(10), || !ka_states(h1).is_empty()), "{}", diag());
     // Renamed, keepalived takes them (the tutorial's misspelled LVS line it still reports).
     assert!(!h1.log("keepalived.log").contains("Unknown keyword 'vrrp_unicast"), "{}", diag());
     std::thread::sleep(Duration::from_secs(18));
