@@ -825,7 +825,7 @@ fn parse_prefix(v: &str) -> Result<String, String> {
 
 /// `node_name`: 1 to 64 bytes of letters, digits, `.`, `-`, `_` (it goes into logs, the
 /// state file's `master=` and etcd values).
-fn parse_node_name(v: &str) -> Result<&str, String> {
+pub fn parse_node_name(v: &str) -> Result<&str, String> {
     let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
     let first_ok = v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
     if !first_ok || v.len() > 64 || !v.bytes().all(ok) {

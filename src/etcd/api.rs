@@ -44,6 +44,8 @@ pub struct KeyValue {
     pub value: Vec<u8>,
     /// The revision of the key's creation: the leader key's is the fencing token.
     pub create_revision: i64,
+    /// The revision of the key's last change.
+    pub mod_revision: i64,
     /// The lease the key is attached to, 0 for none.
     pub lease: i64,
 }
@@ -62,8 +64,8 @@ pub enum Campaign {
 pub enum Record {
     /// Written while the leader key was still ours.
     Written,
-    /// Someone recorded it before: the recorder's name.
-    Held { runner: Vec<u8> },
+    /// Someone recorded it before: the record's value and the key's mod revision.
+    Held { runner: Vec<u8>, mod_revision: i64 },
     /// The leader key is no longer ours (the lease expired, another node leads).
     NotLeader,
 }
@@ -231,29 +233,46 @@ impl Gateway {
         }
     }
 
-    /// A `Txn` that creates `key` = `value` only while `leader_key`'s create revision is
-    /// `token` and `key` does not exist; else reads both.
+    /// A `Txn` that writes `key` = `value` only while `leader_key`'s create revision is
+    /// `token` and `key` does not exist (`over`: `None`) or was last changed at revision
+    /// `over`; else reads both.
     pub fn record(
         &mut self,
         leader_key: &[u8],
         token: i64,
         key: &[u8],
         value: &[u8],
+        over: Option<i64>,
     ) -> Result<Record, Error> {
         let (l, k, v) = (B64.encode(leader_key), B64.encode(key), B64.encode(value));
+        let unchanged = match over {
+            None => created(&k, 0),
+            Some(rev) => modified(&k, rev),
+        };
         let body = format!(
-            r#"{{"compare":[{},{}],"success":[{{"request_put":{{"key":"{k}","value":"{v}"}}}}],"failure":[{{"request_range":{{"key":"{l}"}}}},{{"request_range":{{"key":"{k}"}}}}]}}"#,
+            r#"{{"compare":[{},{unchanged}],"success":[{{"request_put":{{"key":"{k}","value":"{v}"}}}}],"failure":[{{"request_range":{{"key":"{l}"}}}},{{"request_range":{{"key":"{k}"}}}}]}}"#,
             created(&l, token),
-            created(&k, 0)
         );
         let t: Txn = self.call("/v3/kv/txn", body)?;
         if t.succeeded == Some(true) {
             return Ok(Record::Written);
         }
         if let Some(kv) = t.first_kv(1)? {
-            return Ok(Record::Held { runner: kv.value });
+            return Ok(Record::Held { runner: kv.value, mod_revision: kv.mod_revision });
         }
         Ok(Record::NotLeader)
+    }
+
+    /// A `Txn` that deletes `key` only if it was last changed at revision `mod_revision`;
+    /// true when it did.
+    pub fn delete_if_unchanged(&mut self, key: &[u8], mod_revision: i64) -> Result<bool, Error> {
+        let k = B64.encode(key);
+        let body = format!(
+            r#"{{"compare":[{}],"success":[{{"request_delete_range":{{"key":"{k}"}}}}]}}"#,
+            modified(&k, mod_revision)
+        );
+        let t: Txn = self.call("/v3/kv/txn", body)?;
+        Ok(t.succeeded == Some(true))
     }
 
     /// `Range` of every key from `key` up to `range_end` (exclusive; `None`: `key` alone):
@@ -319,6 +338,11 @@ fn created(key_b64: &str, revision: i64) -> String {
     format!(
         r#"{{"key":"{key_b64}","result":"EQUAL","target":"CREATE","create_revision":"{revision}"}}"#
     )
+}
+
+/// A txn comparison: `key`'s mod revision is `revision`.
+fn modified(key_b64: &str, revision: i64) -> String {
+    format!(r#"{{"key":"{key_b64}","result":"EQUAL","target":"MOD","mod_revision":"{revision}"}}"#)
 }
 
 // ---- the answers' JSON ------------------------------------------------------------------
@@ -401,6 +425,7 @@ impl TryFrom<JsonKv> for KeyValue {
             key: bytes(&j.key)?,
             value: bytes(&j.value)?,
             create_revision,
+            mod_revision: int(&j.mod_revision)?,
             lease: int(&j.lease)?,
         })
     }

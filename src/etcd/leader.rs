@@ -84,9 +84,26 @@ pub fn record_value(name: &[u8], lease: i64) -> Vec<u8> {
     [name, format!(" {lease:x}").as_bytes()].concat()
 }
 
-/// The runner's name in a record's value (the part before the space), as [`shown`].
+/// A record's value as [`record_value`] writes it: (the runner's name, its lease); `None`
+/// for anything else (a value written by hand or by another program), which is not a record.
+pub fn parse_record_value(value: &[u8]) -> Option<(&str, i64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (name, lease) = text.split_once(' ')?;
+    crate::config::parse_node_name(name).ok()?;
+    let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if lease.is_empty() || lease.len() > 16 || !lease.chars().all(hex) {
+        return None;
+    }
+    Some((name, i64::from_str_radix(lease, 16).ok()?))
+}
+
+/// The runner's name in a record's value, as [`shown`] (the whole value when it is not a
+/// record).
 pub fn runner_of(value: &[u8]) -> String {
-    shown(value.split(|&b| b == b' ').next().unwrap_or(value))
+    match parse_record_value(value) {
+        Some((name, _)) => name.to_string(),
+        None => shown(value),
+    }
 }
 
 /// A name read from etcd as rcron prints it (`--status`, logs, the state file's `master=`):
@@ -363,12 +380,14 @@ impl Leadership {
                 match result {
                     Record::Written => self.remember(job, slot, self.name_str(), true),
                     // Our own earlier try, committed although its answer was lost.
-                    Record::Held { runner }
+                    Record::Held { runner, .. }
                         if self.lease.is_some_and(|l| runner == record_value(&self.name, l)) =>
                     {
                         self.remember(job, slot, self.name_str(), true)
                     }
-                    Record::Held { runner } => self.remember(job, slot, runner_of(&runner), false),
+                    Record::Held { runner, .. } => {
+                        self.remember(job, slot, runner_of(&runner), false)
+                    }
                     Record::NotLeader => {
                         log::warn!("etcd: the leader key is no longer ours");
                         self.own = false;
@@ -430,8 +449,14 @@ impl Leadership {
     }
 
     /// A watch (or a read at start) saw a slot's record.
-    pub fn on_record(&mut self, job: u64, slot: u64, value: &[u8]) {
+    /// A slot's record seen under the prefix; false (ignored) when its value is not a
+    /// record's: the leader overwrites such a value when it records the slot.
+    pub fn on_record(&mut self, job: u64, slot: u64, value: &[u8]) -> bool {
+        if parse_record_value(value).is_none() {
+            return false;
+        }
         self.remember(job, slot, runner_of(value), false);
+        true
     }
 
     fn set_leader(&mut self, h: Option<Holder>) {
@@ -441,8 +466,8 @@ impl Leadership {
         {
             if n.lease == 0 {
                 log::warn!(
-                    "etcd: the leader key holds {} without a lease: it never expires, no node \
-                     leads until it is deleted",
+                    "etcd: the leader key holds {} without a lease (written by hand?): it \
+                     never expires; the next campaign deletes it",
                     shown(&n.name)
                 );
             }
@@ -742,19 +767,19 @@ mod tests {
         let r = l.next_request(5 + RETRY_MS).unwrap();
         assert_eq!(r, Request::Record { token: 40, lease: 7, job: 9, slot: 60 });
         l.on_record(9, 60, &record_value(b"a", 7));
-        let ours = Record::Held { runner: record_value(b"a", 7) };
+        let ours = Record::Held { runner: record_value(b"a", 7), mod_revision: 50 };
         l.on_reply(300, 300, &r, Reply::Recorded { job: 9, slot: 60, result: ours }, &mut log);
         assert_eq!(l.ask(9, 60), SlotAnswer::Run { token: 40 }, "our own write: it runs");
         // Our name on an earlier lease (a run before a restart): skip.
         assert_eq!(l.ask(8, 60), SlotAnswer::Wait);
         let r = l.next_request(300).unwrap();
-        let before = Record::Held { runner: record_value(b"a", 6) };
+        let before = Record::Held { runner: record_value(b"a", 6), mod_revision: 51 };
         l.on_reply(300, 300, &r, Reply::Recorded { job: 8, slot: 60, result: before }, &mut log);
         assert_eq!(l.ask(8, 60), SlotAnswer::Held { runner: "a".into(), here: true });
         // Recorded by the old leader before: skip.
         assert_eq!(l.ask(2, 60), SlotAnswer::Wait);
         let r = l.next_request(300).unwrap();
-        let held = Record::Held { runner: b"b".to_vec() };
+        let held = Record::Held { runner: record_value(b"b", 3), mod_revision: 52 };
         l.on_reply(0, 0, &r, Reply::Recorded { job: 2, slot: 60, result: held }, &mut log);
         assert_eq!(l.ask(2, 60), SlotAnswer::Held { runner: "b".into(), here: false });
         // The key is no longer ours (fenced): passive, nothing runs.
@@ -769,18 +794,24 @@ mod tests {
         );
         assert_eq!(l.role(), Role::Backup);
         assert_eq!(l.ask(3, 60), SlotAnswer::Wait);
-        // A follower learns records from the watch and skips.
+        // A follower learns records from the watch and skips; a value that is not a record's
+        // (put by hand) is not one.
         let mut f = Leadership::new("c", 6, TTL);
-        f.on_record(4, 120, b"a");
+        assert!(f.on_record(4, 120, &record_value(b"a", 9)));
         assert_eq!(f.ask(4, 120), SlotAnswer::Held { runner: "a".into(), here: false });
         assert_eq!(f.ask(5, 120), SlotAnswer::Wait);
+        for junk in [&b""[..], b"junk", b"c zzzz", b"c 12 extra", b"-c 1", b"c 11112222333344445"] {
+            assert!(!f.on_record(6, 120, junk), "{junk:?}");
+        }
+        assert_eq!(f.ask(6, 120), SlotAnswer::Wait);
+        assert_eq!(parse_record_value(b"n-1.x_y 1a2b"), Some(("n-1.x_y", 0x1a2b)));
     }
 
     #[test]
     fn names_from_etcd_are_shown_without_control_characters() {
         assert_eq!(shown(b"node-a.b_c"), "node-a.b_c");
         assert_eq!(shown(b"evil\nstate=active"), "evil\\x0astate\\x3dactive");
-        assert_eq!(runner_of(b"n\x1b[31m 7"), "n\\x1b\\x5b31m");
+        assert_eq!(runner_of(b"n\x1b[31m 7"), "n\\x1b\\x5b31m\\x207", "not a record: all shown");
         assert_eq!(shown(&[b'a'; 100]).len(), 64);
     }
 

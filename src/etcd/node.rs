@@ -110,7 +110,8 @@ impl<T> Mailbox<T> {
 
 /// One watched change, applied to the leadership: the leader key put or deleted, a record
 /// put (a record's deletion is the leader's expiry: nothing to do). Returns 1 for a key that
-/// fits no part of the layout (counted, ignored), else 0.
+/// fits no part of the layout or a record whose value is not a record's (counted, ignored),
+/// else 0.
 pub fn apply(l: &mut Leadership, keys: &Keys, now: u64, e: &Event, sink: &mut dyn Sink) -> u64 {
     match e {
         Event::Put(kv) if kv.key == keys.leader => {
@@ -118,8 +119,8 @@ pub fn apply(l: &mut Leadership, keys: &Keys, now: u64, e: &Event, sink: &mut dy
             l.on_leader_put(now, h, sink);
         }
         Event::Put(kv) => match keys.parse_record(&kv.key) {
-            Some((job, slot)) => l.on_record(job, slot, &kv.value),
-            None => return 1,
+            Some((job, slot)) if l.on_record(job, slot, &kv.value) => {}
+            _ => return 1,
         },
         Event::Delete { key, revision } if *key == keys.leader => {
             l.on_leader_deleted(now, *revision, sink)
@@ -495,15 +496,25 @@ impl Requester {
             }
             Request::KeepAlive { lease } => Reply::KeptAlive(self.gw.keepalive(lease)?),
             Request::Campaign { lease } => {
-                let c = self.gw.campaign(&k.leader, self.name.as_bytes(), lease)?;
+                let mut c = self.gw.campaign(&k.leader, self.name.as_bytes(), lease)?;
                 // The holder's lease, for a campaign whose earlier try won unseen.
-                let holder_lease = match &c {
-                    api::Campaign::Won { .. } => lease,
-                    api::Campaign::Held { .. } => {
-                        let (_, kvs) = self.gw.range(&k.leader, None)?;
-                        kvs.first().map_or(0, |kv| kv.lease)
+                let mut holder_lease = lease;
+                if let api::Campaign::Held { .. } = &c {
+                    let (_, kvs) = self.gw.range(&k.leader, None)?;
+                    holder_lease = kvs.first().map_or(0, |kv| kv.lease);
+                    // A leader key without a lease (put by hand) would never expire: deleted,
+                    // unless it changed since it was read, then the campaign runs again.
+                    if let Some(kv) = kvs.first().filter(|kv| kv.lease == 0) {
+                        if self.gw.delete_if_unchanged(&k.leader, kv.mod_revision)? {
+                            log::warn!(
+                                "etcd: deleted the leader key {} that had no lease",
+                                super::leader::shown(&kv.value)
+                            );
+                        }
+                        c = self.gw.campaign(&k.leader, self.name.as_bytes(), lease)?;
+                        holder_lease = lease;
                     }
-                };
+                }
                 Reply::Campaigned(c, holder_lease)
             }
             Request::ReadLeader => {
@@ -514,7 +525,21 @@ impl Requester {
             }
             Request::Record { token, lease, job, slot } => {
                 let value = super::leader::record_value(self.name.as_bytes(), lease);
-                let result = self.gw.record(&k.leader, token, &k.record(job, slot), &value)?;
+                let key = k.record(job, slot);
+                let mut result = self.gw.record(&k.leader, token, &key, &value, None)?;
+                // A value that is not a record's (put by hand) does not say the slot ran: the
+                // leader writes its own over it, if it is unchanged and the leader still leads.
+                if let api::Record::Held { runner, mod_revision } = &result
+                    && super::leader::parse_record_value(runner).is_none()
+                {
+                    log::warn!(
+                        "etcd: slot {slot} of job {job:016x} held {:?}, not a record: recorded \
+                         over it",
+                        String::from_utf8_lossy(&runner[..runner.len().min(64)])
+                    );
+                    let over = Some(*mod_revision);
+                    result = self.gw.record(&k.leader, token, &key, &value, over)?;
+                }
                 Reply::Recorded { job, slot, result }
             }
             Request::Expire => {
