@@ -467,7 +467,7 @@ impl Leadership {
             if n.lease == 0 {
                 log::warn!(
                     "etcd: the leader key holds {} without a lease (written by hand?): it \
-                     never expires; the next campaign deletes it",
+                     never expires, no node leads until it is deleted",
                     shown(&n.name)
                 );
             }

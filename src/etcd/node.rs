@@ -496,25 +496,15 @@ impl Requester {
             }
             Request::KeepAlive { lease } => Reply::KeptAlive(self.gw.keepalive(lease)?),
             Request::Campaign { lease } => {
-                let mut c = self.gw.campaign(&k.leader, self.name.as_bytes(), lease)?;
+                let c = self.gw.campaign(&k.leader, self.name.as_bytes(), lease)?;
                 // The holder's lease, for a campaign whose earlier try won unseen.
-                let mut holder_lease = lease;
-                if let api::Campaign::Held { .. } = &c {
-                    let (_, kvs) = self.gw.range(&k.leader, None)?;
-                    holder_lease = kvs.first().map_or(0, |kv| kv.lease);
-                    // A leader key without a lease (put by hand) would never expire: deleted,
-                    // unless it changed since it was read, then the campaign runs again.
-                    if let Some(kv) = kvs.first().filter(|kv| kv.lease == 0) {
-                        if self.gw.delete_if_unchanged(&k.leader, kv.mod_revision)? {
-                            log::warn!(
-                                "etcd: deleted the leader key {} that had no lease",
-                                super::leader::shown(&kv.value)
-                            );
-                        }
-                        c = self.gw.campaign(&k.leader, self.name.as_bytes(), lease)?;
-                        holder_lease = lease;
+                let holder_lease = match &c {
+                    api::Campaign::Won { .. } => lease,
+                    api::Campaign::Held { .. } => {
+                        let (_, kvs) = self.gw.range(&k.leader, None)?;
+                        kvs.first().map_or(0, |kv| kv.lease)
                     }
-                }
+                };
                 Reply::Campaigned(c, holder_lease)
             }
             Request::ReadLeader => {
