@@ -266,7 +266,7 @@ fn a_leader_killed_or_frozen_is_replaced_within_the_ttl_and_tokens_rise() {
         assert!(notified.lines().any(|r| r == "leader_key_won"), "n{k}: {notified:?}");
     }
 
-    // A value put by hand: a slot "record" that is not one runs the job once all the same.
+    // Values put by hand: a slot "record" that is not one runs the job once all the same.
     use rcron::ledger::slot::{job_id, scheduled};
     while rcron::os::sys::wall_secs() % 60 > 45 {
         std::thread::sleep(Duration::from_secs(1));
@@ -279,6 +279,22 @@ fn a_leader_killed_or_frozen_is_replaced_within_the_ttl_and_tokens_rise() {
     let runs = std::fs::read_to_string(&marks).unwrap_or_default();
     assert_eq!(runs.lines().count(), 1, "{results:?}\n{}", g.logs());
     assert!(g.host(l4).log("rcron.log").contains("not a record: recorded over it"), "{}", g.logs());
+
+    // A leader key put by hand without a lease never expires: the leader steps down at once,
+    // and one TTL later (when no node can still believe it leads) a node deletes it and leads.
+    let t4 = g.token(l4);
+    let t = Instant::now();
+    assert!(g.etcd.put(&g.lab, "/rcron/lab/leader", "junk"));
+    let led = || {
+        let a = g.active();
+        let token = |k: usize| g.host(k).status_field("fencing_token").and_then(|v| v.parse().ok());
+        a.len() == 1 && token(a[0]) > Some(t4)
+    };
+    assert!(until(Duration::from_secs(3 * TTL_S), led), "{}", g.logs());
+    let took = t.elapsed().as_secs_f64();
+    eprintln!("a lease-less leader key: n{} leads {took:.2} s later", g.active()[0]);
+    assert!(took >= TTL_S as f64, "deleted before a TTL: {took:.2} s");
+    assert!(g.logs().contains("deleted the leader key that had no lease"), "{}", g.logs());
     let (most, when) = g.sampler.finish();
     assert_eq!(most, 1, "two nodes active at once: {when}\n{}", g.logs());
 }

@@ -263,6 +263,18 @@ impl Gateway {
         Ok(Record::NotLeader)
     }
 
+    /// A `Txn` that deletes `key` only if it was last changed at revision `mod_revision`;
+    /// true when it did.
+    pub fn delete_if_unchanged(&mut self, key: &[u8], mod_revision: i64) -> Result<bool, Error> {
+        let k = B64.encode(key);
+        let body = format!(
+            r#"{{"compare":[{}],"success":[{{"request_delete_range":{{"key":"{k}"}}}}]}}"#,
+            modified(&k, mod_revision)
+        );
+        let t: Txn = self.call("/v3/kv/txn", body)?;
+        Ok(t.succeeded == Some(true))
+    }
+
     /// `Range` of every key from `key` up to `range_end` (exclusive; `None`: `key` alone):
     /// (the store's revision, the keys).
     pub fn range(

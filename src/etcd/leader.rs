@@ -54,6 +54,11 @@ pub enum Request {
     Revoke {
         lease: i64,
     },
+    /// Delete the leader key of create revision `token` if it still has no lease (one put by
+    /// hand never expires), once every node that led has seen it changed.
+    ClearLeader {
+        token: i64,
+    },
 }
 
 /// etcd's answer to a [`Request`], with when the request was sent (CLOCK_MONOTONIC ms).
@@ -73,6 +78,8 @@ pub enum Reply {
     },
     Expired,
     Revoked,
+    /// True when the lease-less leader key was deleted.
+    Cleared(bool),
     Failed(Error),
 }
 
@@ -169,6 +176,8 @@ pub struct Leadership {
     failing_logged: u64,
     /// The highest fencing token seen: a lower one means etcd's data was reset.
     max_token: i64,
+    /// A leader key without a lease: its token and when this node first saw it so.
+    leaseless: Option<(i64, u64)>,
     /// Counters for `--status`.
     pub requests: u64,
     pub failures: u64,
@@ -198,6 +207,7 @@ impl Leadership {
             to_record: heapless::Deque::new(),
             records: heapless::Deque::new(),
             failing: 0,
+            leaseless: None,
             failing_since: 0,
             failing_logged: 0,
             max_token: 0,
@@ -291,6 +301,9 @@ impl Leadership {
         }
         let renew = self.renewed_at.map_or(0, |t| t + self.lease_times.renew_ms());
         let mut t = renew.min(self.next_read);
+        if let Some(at) = self.clear_at() {
+            t = t.min(at);
+        }
         if self.role == Role::Master {
             t = t.min(self.next_expire);
         }
@@ -321,6 +334,9 @@ impl Leadership {
                 Request::Record { token: h.token, lease: self.lease?, job, slot }
             }
             (Some(_), _) if self.role == Role::Master && now >= self.next_expire => Request::Expire,
+            (Some(_), Some(h)) if self.clear_at().is_some_and(|at| now >= at) => {
+                Request::ClearLeader { token: h.token }
+            }
             (Some(_), _) => Request::ReadLeader,
         };
         if r == Request::ReadLeader && now < self.next_read {
@@ -396,6 +412,14 @@ impl Leadership {
                 }
             }
             Reply::Expired => self.next_expire = now + EXPIRE_EVERY_MS,
+            Reply::Cleared(deleted) => {
+                if deleted {
+                    log::warn!("etcd: deleted the leader key that had no lease");
+                    self.set_leader(None);
+                }
+                self.leaseless = None;
+                self.next_read = now;
+            }
             Reply::Revoked => {
                 self.lease = None;
                 self.own = false;
@@ -424,7 +448,27 @@ impl Leadership {
                 }
             }
         }
+        self.note_leaseless(now);
         self.update(now, "etcd", sink);
+    }
+
+    /// Starts the wait before a lease-less leader key is deleted ([`Request::ClearLeader`])
+    /// when one is first seen, ends it when the key has a lease again or is gone.
+    fn note_leaseless(&mut self, now: u64) {
+        self.leaseless = match (&self.leader, self.leaseless) {
+            (Some(h), Some((token, at))) if h.lease == 0 && h.token == token => Some((token, at)),
+            (Some(h), _) if h.lease == 0 => Some((h.token, now)),
+            _ => None,
+        };
+    }
+
+    /// When a lease-less leader key may be deleted: one TTL after this node saw it. A leader
+    /// whose key was overwritten steps down when it sees the change (its watch, or its read
+    /// of the key every [`Lease::active_ms`]), or when its own active window ends: both within
+    /// the TTL, so no node leads beside it.
+    fn clear_at(&self) -> Option<u64> {
+        let (_, at) = self.leaseless?;
+        (!self.fault).then_some(at + self.lease_times.ttl_ms)
     }
 
     /// A watch saw the leader key put. An event older than what this node knows (a holder
@@ -434,6 +478,7 @@ impl Leadership {
             return;
         }
         self.set_leader(Some(h));
+        self.note_leaseless(now);
         self.update(now, "leader_key", sink);
     }
 
@@ -445,11 +490,11 @@ impl Leadership {
             return;
         }
         self.set_leader(None);
+        self.note_leaseless(now);
         self.update(now, "leader_key", sink);
     }
 
-    /// A watch (or a read at start) saw a slot's record.
-    /// A slot's record seen under the prefix; false (ignored) when its value is not a
+    /// A slot's record seen under the prefix (a watch, or the read at start); false (ignored) when its value is not a
     /// record's: the leader overwrites such a value when it records the slot.
     pub fn on_record(&mut self, job: u64, slot: u64, value: &[u8]) -> bool {
         if parse_record_value(value).is_none() {
@@ -467,7 +512,7 @@ impl Leadership {
             if n.lease == 0 {
                 log::warn!(
                     "etcd: the leader key holds {} without a lease (written by hand?): it \
-                     never expires, no node leads until it is deleted",
+                     never expires; deleted after one TTL unless it changes",
                     shown(&n.name)
                 );
             }
@@ -611,6 +656,7 @@ mod tests {
             }
             Request::Expire => Reply::Expired,
             Request::Revoke { .. } => Reply::Revoked,
+            Request::ClearLeader { .. } => Reply::Cleared(false),
         }
     }
 
@@ -805,6 +851,39 @@ mod tests {
         }
         assert_eq!(f.ask(6, 120), SlotAnswer::Wait);
         assert_eq!(parse_record_value(b"n-1.x_y 1a2b"), Some(("n-1.x_y", 0x1a2b)));
+    }
+
+    /// A leader key put by hand without a lease: the leader steps down at once; the key is
+    /// deleted one TTL after it was seen (not before), then the node campaigns.
+    #[test]
+    fn a_lease_less_leader_key_is_deleted_one_ttl_after_it_was_seen() {
+        let mut log = Log::default();
+        let mut l = leader(0, &mut log);
+        assert_eq!(l.role(), Role::Master);
+        let junk = Holder { name: b"junk".to_vec(), token: 40, lease: 0 };
+        l.on_leader_put(100, junk, &mut log);
+        assert_eq!(l.role(), Role::Backup);
+        let mut t = 100;
+        while t < 100 + TTL.ttl_ms {
+            if let Some(r) = l.next_request(t) {
+                assert_ne!(r, Request::ClearLeader { token: 40 }, "at {t}");
+                let reply = match r {
+                    Request::KeepAlive { .. } => Reply::KeptAlive(6),
+                    Request::ReadLeader => Reply::Leader(Some((b"junk".to_vec(), 40, 0))),
+                    // The old leader asks again whether the key is still its own: it is not.
+                    Request::Campaign { .. } => {
+                        Reply::Campaigned(Campaign::Held { holder: b"junk".to_vec(), token: 40 }, 0)
+                    }
+                    other => panic!("{other:?} at {t}"),
+                };
+                l.on_reply(t, t, &r, reply, &mut log);
+            }
+            t += 50;
+        }
+        let r = l.next_request(100 + TTL.ttl_ms);
+        assert_eq!(r, Some(Request::ClearLeader { token: 40 }));
+        l.on_reply(6100, 6100, &r.unwrap(), Reply::Cleared(true), &mut log);
+        assert_eq!(l.next_request(6100), Some(Request::Campaign { lease: 7 }));
     }
 
     #[test]

@@ -537,6 +537,16 @@ impl Requester {
                 self.gw.delete_range(&k.slots, &k.slots_from(cutoff))?;
                 Reply::Expired
             }
+            Request::ClearLeader { token } => {
+                let (_, kvs) = self.gw.range(&k.leader, None)?;
+                let stale = kvs.first().filter(|kv| kv.lease == 0 && kv.create_revision == token);
+                match stale {
+                    Some(kv) => {
+                        Reply::Cleared(self.gw.delete_if_unchanged(&k.leader, kv.mod_revision)?)
+                    }
+                    None => Reply::Cleared(false),
+                }
+            }
             Request::Revoke { lease } => {
                 self.gw.revoke(lease)?;
                 Reply::Revoked
