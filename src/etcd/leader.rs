@@ -178,6 +178,10 @@ pub struct Leadership {
     max_token: i64,
     /// A leader key without a lease: its token and when this node first saw it so.
     leaseless: Option<(i64, u64)>,
+    /// Record txns whose answer never came (a timeout: etcd may commit them later), as
+    /// (job, slot, the lease in their value). Such a record, seen later, is this node's own
+    /// write that no wrapper was told to run, whatever lease the node holds by then.
+    unanswered: heapless::Vec<(u64, u64, i64), 64>,
     /// Counters for `--status`.
     pub requests: u64,
     pub failures: u64,
@@ -208,6 +212,7 @@ impl Leadership {
             records: heapless::Deque::new(),
             failing: 0,
             leaseless: None,
+            unanswered: heapless::Vec::new(),
             failing_since: 0,
             failing_logged: 0,
             max_token: 0,
@@ -393,11 +398,21 @@ impl Leadership {
             }
             Reply::Recorded { job, slot, result } => {
                 let _ = self.to_record.pop_front();
+                // etcd's answer decides the slot: a later sight of an earlier try's write is
+                // no news (it must not offer the run again). That write is ours to run when
+                // its txn got no answer: no wrapper was told to run it.
+                let unanswered = matches!(&result, Record::Held { runner, .. }
+                    if self.unanswered.iter().any(|&(j, s, l)|
+                        (j, s) == (job, slot) && *runner == record_value(&self.name, l)));
+                self.forget_unanswered(job, slot);
                 match result {
                     Record::Written => self.remember(job, slot, self.name_str(), true),
                     // Our own earlier try, committed although its answer was lost.
                     Record::Held { runner, .. }
-                        if self.lease.is_some_and(|l| runner == record_value(&self.name, l)) =>
+                        if unanswered
+                            || self
+                                .lease
+                                .is_some_and(|l| runner == record_value(&self.name, l)) =>
                     {
                         self.remember(job, slot, self.name_str(), true)
                     }
@@ -442,9 +457,16 @@ impl Leadership {
                     .min(self.lease_times.renew_ms() / 2)
                     .max(RETRY_MS.min(self.lease_times.renew_ms() / 2));
                 self.quiet_until = now + backoff;
-                if matches!(req, Request::Record { .. }) && matches!(e, Error::Answer(_)) {
-                    // A txn etcd refused for good: the slot stays unrecorded here.
-                    let _ = self.to_record.pop_front();
+                if let Request::Record { lease, job, slot, .. } = *req {
+                    if matches!(e, Error::Answer(_)) {
+                        // A txn etcd refused for good: the slot stays unrecorded here.
+                        let _ = self.to_record.pop_front();
+                    } else if !self.unanswered.contains(&(job, slot, lease)) {
+                        if self.unanswered.is_full() {
+                            let _ = self.unanswered.remove(0);
+                        }
+                        let _ = self.unanswered.push((job, slot, lease));
+                    }
                 }
             }
         }
@@ -500,8 +522,31 @@ impl Leadership {
         if parse_record_value(value).is_none() {
             return false;
         }
-        self.remember(job, slot, runner_of(value), false);
+        // Our txn that timed out, committed by etcd later (perhaps after our lease changed):
+        // ours to run, as no wrapper was told to.
+        let ours = self.take_unanswered(job, slot, value);
+        self.remember(job, slot, runner_of(value), ours);
         true
+    }
+
+    /// True (and forgotten) when `value` on (job, slot) is the write of one of this node's
+    /// record txns that got no answer.
+    fn take_unanswered(&mut self, job: u64, slot: u64, value: &[u8]) -> bool {
+        let name = &self.name;
+        let found = self
+            .unanswered
+            .iter()
+            .position(|&(j, s, l)| j == job && s == slot && value == record_value(name, l));
+        if found.is_some() {
+            self.forget_unanswered(job, slot);
+        }
+        found.is_some()
+    }
+
+    /// The slot is decided as ours: a later sight of an earlier txn's write is no news (it
+    /// must not offer the run again).
+    fn forget_unanswered(&mut self, job: u64, slot: u64) {
+        self.unanswered.retain(|&(j, s, _)| (j, s) != (job, slot));
     }
 
     fn set_leader(&mut self, h: Option<Holder>) {
@@ -851,6 +896,56 @@ mod tests {
         }
         assert_eq!(f.ask(6, 120), SlotAnswer::Wait);
         assert_eq!(parse_record_value(b"n-1.x_y 1a2b"), Some(("n-1.x_y", 0x1a2b)));
+    }
+
+    /// A record txn that timed out while etcd had no majority, committed when the majority
+    /// came back, after the node's lease had changed: the record (on the old lease) is this
+    /// node's own write that no wrapper ran, so the slot runs here once.
+    #[test]
+    fn a_timed_out_record_committed_later_on_an_old_lease_runs_once() {
+        let mut log = Log::default();
+        let mut l = leader(0, &mut log);
+        assert_eq!(l.ask(9, 60), SlotAnswer::Wait);
+        let r = l.next_request(0).unwrap();
+        assert_eq!(r, Request::Record { token: 40, lease: 7, job: 9, slot: 60 });
+        l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), &mut log);
+        // The retries time out too, the lease is gone meanwhile; a new one, and the key again.
+        let mut holder = None;
+        let mut answer = etcd(&mut holder, 41);
+        let mut t = 5 + RETRY_MS;
+        let r = loop {
+            assert!(t < 60_000, "no record on the new lease");
+            if l.role() == Role::Master && l.lease() == Some(8) {
+                assert_eq!(l.ask(9, 60), SlotAnswer::Wait, "the wrapper still waits");
+            }
+            let Some(r) = l.next_request(t) else {
+                t += 10;
+                continue;
+            };
+            let reply = match r {
+                Request::Record { lease: 8, .. } => break r,
+                Request::Record { .. } => Reply::Failed(Error::Unreachable("timeout".into())),
+                Request::KeepAlive { lease: 7 } => Reply::KeptAlive(0),
+                Request::Grant => Reply::Granted(8, 6),
+                Request::Campaign { lease } => {
+                    Reply::Campaigned(Campaign::Won { token: 41 }, lease)
+                }
+                ref other => answer(other),
+            };
+            l.on_reply(t, t, &r, reply, &mut log);
+            t += 10;
+        };
+        // The retry on the new lease finds the old write: ours, run once.
+        assert_eq!(r, Request::Record { token: 41, lease: 8, job: 9, slot: 60 });
+        let old = Record::Held { runner: record_value(b"a", 7), mod_revision: 60 };
+        l.on_reply(t, t, &r, Reply::Recorded { job: 9, slot: 60, result: old }, &mut log);
+        assert_eq!(l.ask(9, 60), SlotAnswer::Run { token: 41 });
+        // The watch shows the write late: no second run.
+        assert!(l.on_record(9, 60, &record_value(b"a", 7)));
+        assert_eq!(l.ask(9, 60), SlotAnswer::Held { runner: "a".into(), here: true });
+        // An old-lease record this process never tried (a run before a restart): skipped.
+        assert!(l.on_record(10, 60, &record_value(b"a", 6)));
+        assert_eq!(l.ask(10, 60), SlotAnswer::Held { runner: "a".into(), here: true });
     }
 
     /// A leader key put by hand without a lease: the leader steps down at once; the key is
