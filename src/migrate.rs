@@ -35,8 +35,8 @@ pub struct Converted {
 }
 
 /// Reads `path` (and its includes) and converts `instance`, or the only `vrrp_instance`.
-/// Errors: [`Failure::NoInput`] for a file that cannot be read, [`Failure::Usage`]-like
-/// [`Failure::Data`] when several instances are there and none was named, or nothing usable.
+/// Errors: [`Failure::NoInput`] for a file that cannot be read; [`Failure::Data`] when
+/// several instances are there and none was named, or nothing is usable.
 pub fn from_file(path: &Path, instance: Option<&str>) -> Result<Converted, Failure> {
     let mut budget = MAX_INPUT;
     let items = read_file(path, 0, &mut budget)?;
@@ -295,12 +295,8 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
             Some("vrrp_instance") if std::ptr::eq(it, chosen) => {}
             Some("vrrp_instance") => out.note(&format!("another instance: {}", name_of(it))),
             Some("vrrp_script") => {}
-            Some("virtual_server" | "virtual_server_group") => out
-                .unmapped(&Item { words: it.words.clone(), at: it.at.clone(), block: None }, "LVS"),
-            _ => out.unmapped(
-                &Item { words: it.words.clone(), at: it.at.clone(), block: None },
-                "not an election setting",
-            ),
+            Some("virtual_server" | "virtual_server_group") => out.unmapped(it, "LVS"),
+            _ => out.unmapped(it, "not an election setting"),
         }
     }
     instance_body(chosen, &scripts, version, &mut out);
