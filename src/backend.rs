@@ -61,8 +61,10 @@ pub enum SlotAnswer {
     Run { token: i64 },
     /// Recorded by `runner` (`here`: this node, earlier): skip.
     Held { runner: String, here: bool },
-    /// Not decided yet.
-    Wait,
+    /// Not decided yet; the reason the wrapper is told if its wait ends first:
+    /// `etcd_unreachable` (the last request failed), `no_leader` (no leader key), else
+    /// `no_record_in_time`.
+    Wait(&'static str),
 }
 
 /// What keeps a leader's jobs running: while it is active, its fencing token, until when it

@@ -317,6 +317,16 @@ pub fn load(path: &Path) -> Result<Parsed, LoadError> {
     parse_with_warnings(&bytes).map_err(|errs| LoadError::Invalid(path.to_path_buf(), errs))
 }
 
+/// [`load`] that keeps going past errors: the config the valid lines make (defaults
+/// elsewhere) and the errors, for `--status`, which must still find a running daemon's socket
+/// when the file was broken after the daemon started. Err: the file cannot be read.
+pub fn load_lenient(path: &Path) -> Result<(Config, Vec<ConfigError>), LoadError> {
+    let bytes = crate::os::sys::read_regular_file(path, MAX_FILE)
+        .map_err(|e| LoadError::Io(path.to_path_buf(), e))?;
+    let p = parser_over(&bytes);
+    Ok((p.cfg, p.errs))
+}
+
 /// [`load`] then [`validate_daemon`]: the config a daemon (supervisor or worker) may take on
 /// reload. Err: the load error, or the daemon's problems one per line.
 pub fn load_daemon(path: &Path) -> Result<Parsed, String> {
@@ -332,6 +342,12 @@ pub fn parse(input: &[u8]) -> Result<Config, Vec<ConfigError>> {
 
 /// [`parse`], keeping the warnings.
 pub fn parse_with_warnings(input: &[u8]) -> Result<Parsed, Vec<ConfigError>> {
+    let p = parser_over(input);
+    if p.errs.is_empty() { Ok(Parsed { config: p.cfg, warnings: p.warnings }) } else { Err(p.errs) }
+}
+
+/// Every line of `input` parsed and the rules between keys checked.
+fn parser_over(input: &[u8]) -> Parser {
     let mut p = Parser {
         cfg: Config::default(),
         errs: Vec::new(),
@@ -344,7 +360,7 @@ pub fn parse_with_warnings(input: &[u8]) -> Result<Parsed, Vec<ConfigError>> {
     p.cross_check();
     // Rules between keys are found last; report every error in line order all the same.
     p.errs.sort_by_key(|e| e.line);
-    if p.errs.is_empty() { Ok(Parsed { config: p.cfg, warnings: p.warnings }) } else { Err(p.errs) }
+    p
 }
 
 /// How many IPv4 virtual addresses fit one advert on a link of `mtu` bytes: keepalived's
@@ -705,17 +721,24 @@ impl Parser {
             self.warnings.push(ConfigError::new(line_of("ledger_port"), w));
         }
         self.warnings.sort_by_key(|w| w.line);
-        let c = &self.cfg;
-        let tls_asked = c.etcd_endpoints.iter().any(|u| u.starts_with("https:"))
-            || c.etcd_ca_file.is_some()
-            || c.etcd_cert_file.is_some();
-        if tls_asked && !cfg!(feature = "tls") {
-            let l = line_of("etcd_endpoints").max(line_of("etcd_ca_file"));
-            self.err(
-                l,
-                "TLS to etcd: this rcron was built without the `tls` feature (README, \
-                         \"Builds\"); use http:// endpoints or a build with TLS",
-            );
+        if !cfg!(feature = "tls") {
+            // Each key that asks for TLS is said at its own line.
+            let c = &self.cfg;
+            let asking = [
+                ("etcd_endpoints", c.etcd_endpoints.iter().any(|u| u.starts_with("https:"))),
+                ("etcd_ca_file", c.etcd_ca_file.is_some()),
+                ("etcd_cert_file", c.etcd_cert_file.is_some()),
+                ("etcd_key_file", c.etcd_key_file.is_some()),
+            ];
+            for (key, _) in asking.into_iter().filter(|&(_, asked)| asked) {
+                self.err(
+                    line_of(key),
+                    format!(
+                        "{key}: TLS to etcd needs a build with the `tls` feature (README, \
+                         \"Builds\"); use http:// endpoints or a build with TLS"
+                    ),
+                );
+            }
         }
         let c = &self.cfg;
         if c.etcd_cert_file.is_some() != c.etcd_key_file.is_some() {
@@ -1153,8 +1176,14 @@ mod tests {
         let spaced = ok("election etcd\netcd_endpoints http://a\ncluster_name \"a b\"\n");
         assert!(spaced.daemon_errors()[0].msg.contains("set etcd_prefix"));
         if !cfg!(feature = "tls") {
-            assert!(errs("etcd_endpoints https://a\n")[0].1.contains("without the `tls` feature"));
+            assert!(errs("etcd_endpoints https://a\n")[0].1.contains("the `tls` feature"));
+            let e = errs("etcd_endpoints http://a\netcd_cert_file /c\netcd_key_file /k\n");
+            let lines: Vec<_> = e.iter().map(|e| e.0).collect();
+            assert_eq!(lines, [2, 3], "{e:?}");
+            assert!(e[0].1.starts_with("etcd_cert_file: "), "{e:?}");
         }
+        let e = errs("etcd_key_file /k.pem\n");
+        assert!(e.iter().any(|(l, m)| *l == 1 && m.contains("go together")), "{e:?}");
     }
 
     #[test]
@@ -1209,7 +1238,6 @@ mod tests {
             ("node_name .\n", &[1], "from a letter or digit"),
             ("node_name -x\n", &[1], "from a letter or digit"),
             ("node_name a:b\n", &[1], "letters, digits"),
-            ("etcd_key_file /k.pem\n", &[1], "go together"),
             // Every error at once, not only the first.
             ("nice_level 99\nok_not 1\n\npriority 300\n", &[1, 2, 4], "out of range"),
         ];

@@ -229,8 +229,9 @@ pub fn query(path: &Path, request: &str, timeout: Duration) -> Result<String, Qu
 }
 
 /// A connection the daemon keeps open after a `run` answer under a fence (etcd): it carries
-/// `until=MS` at every renewal of the lease and `stop` when it is lost (or closes, when the
-/// daemon dies). `pending`: bytes already read past the answer.
+/// `until=MS` at every renewal of the lease and `stop reason=R` when leadership ends (R: the
+/// transition's reason), or closes when the daemon dies. `pending`: bytes already read past
+/// the answer.
 pub struct FenceStream {
     pub stream: UnixStream,
     pub pending: Vec<u8>,

@@ -11,6 +11,7 @@ use rcron::exit::Failure;
 use rcron::os::{logging, sys};
 use rcron::report;
 use rcron::roles::{daemon, supervisor, wrapper};
+use std::io::Write;
 use std::path::Path;
 
 fn main() {
@@ -43,7 +44,8 @@ fn real_main() -> i32 {
         Err(f) => {
             for line in f.to_string().lines() {
                 let what = if matches!(f, Failure::Config(_)) { "config error: " } else { "" };
-                eprintln!("{tag}: {what}{line}");
+                // Not eprintln: a detached daemon's stderr may be a pipe nobody reads any more.
+                let _ = writeln!(std::io::stderr(), "{tag}: {what}{line}");
                 logging::syslog_only(3, &format!("{what}{line}"));
             }
             f.exit_code()
@@ -68,6 +70,20 @@ fn run(cli: &cli::Cli, start_ms: u64) -> Result<i32, Failure> {
             Ok(0)
         }
         Role::Check { strict } => report::check(&conf_path, *strict),
+        Role::Status => match config::load(&conf_path) {
+            Err(e @ config::LoadError::Invalid(..)) => {
+                // A daemon may still run on the file as it was: show it, then the errors.
+                let (cfg, _) = config::load_lenient(&conf_path).map_err(|_| {
+                    Failure::Config(e.to_string())
+                })?;
+                report::status(&cfg, true);
+                Err(Failure::Config(format!(
+                    "{e}\n(the status above was found through the file's valid lines)"
+                )))
+            }
+            Err(e) => Err(Failure::Config(e.to_string())),
+            Ok(p) => Ok(report::status(&p.config, true)),
+        },
         Role::FromKeepalived { file, instance } => {
             let c = rcron::migrate::from_file(file, instance.as_deref())?;
             print!("{}", c.text);
@@ -85,16 +101,17 @@ fn run(cli: &cli::Cli, start_ms: u64) -> Result<i32, Failure> {
             }
             match role {
                 Role::Wrapper(w) => wrapper::run(&cfg, w, start_ms),
-                Role::Status => Ok(report::status(&cfg, true)),
                 Role::IsActive => Ok(report::status(&cfg, false)),
                 Role::Daemon { foreground } => {
                     let log_stderr = *foreground;
                     supervisor::run(cfg, &conf_path, *foreground, log_stderr)
                 }
                 Role::Worker { .. } => daemon::run(cfg, &conf_path, true),
-                Role::Help | Role::Version | Role::Check { .. } | Role::FromKeepalived { .. } => {
-                    Ok(0)
-                }
+                Role::Help
+                | Role::Version
+                | Role::Check { .. }
+                | Role::Status
+                | Role::FromKeepalived { .. } => Ok(0),
             }
         }
     }

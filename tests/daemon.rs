@@ -217,3 +217,19 @@ fn status_reports_peers_counters_and_drops() {
     assert!(get("drop_other_vrid").parse::<u64>().unwrap() >= 3, "{st}");
     assert_eq!(get("drop_bad_checksum"), "0");
 }
+
+#[test]
+fn a_detached_daemon_that_fails_at_start_says_why_on_the_starters_stderr() {
+    // No syslog daemon here (the sandbox's /dev/log is ours, but the reason must not need it).
+    let s = Sandbox::new("detach");
+    let conf = s.conf(&format!(
+        "election etcd\netcd_endpoints http://127.0.0.1:1\nnode_name a\ncontrol_socket {}\n\
+         pid_file /proc/no-such-dir/rcron.pid\n",
+        s.path("sock").display()
+    ));
+    let o = s.rcron(&["--daemon", "--conf", conf.to_str().unwrap()]);
+    assert_ne!(code(&o), 0);
+    let err = stderr(&o);
+    assert!(err.contains("daemon exited at start"), "{err}");
+    assert!(err.contains("pid file: /proc/no-such-dir/"), "the daemon's own reason: {err}");
+}

@@ -355,6 +355,9 @@ fn a_dead_member_changes_nothing_and_a_partitioned_leader_stops_its_job_before_i
     let out = g.host(l).log("long.log");
     assert_eq!(code, Some(75), "the leader's job must end fenced: {out}");
     assert!(out.contains("status=fenced"), "{out}");
+    // Said as what it was: the lease (the daemon's `lease_not_renewed`, or the job's own
+    // copy of the deadline, `lease_deadline`, whichever came first).
+    assert!(out.contains("reason=lease_"), "{out}");
     // Stopped (TERM, KILL after the grace) before etcd can expire the lease.
     assert!(ended < TTL_MEMBER_S as f64, "the job ended {ended:.2} s after the cut");
     eprintln!(

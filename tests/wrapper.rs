@@ -321,6 +321,15 @@ fn status_and_is_active_read_the_state_file() {
     s.set_state("passive\n");
     assert_eq!(code(&s.rcron(&["--is-active", "-c", c])), 1);
     assert!(stdout(&s.rcron(&["--status", "-c", c])).contains("state=passive\n"));
+    // A file broken since (a daemon may still run on it as it was): the status from its valid
+    // lines, the errors on stderr, exit 78; --is-active stays strict.
+    let broken = s.conf("priority 900\n");
+    let b = broken.to_str().unwrap();
+    let o = s.rcron(&["--status", "-c", b]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(stdout(&o).contains("state=passive\n"), "{}", stdout(&o));
+    assert!(stderr(&o).contains(":4: priority: 900 is out of range"), "{}", stderr(&o));
+    assert_eq!(code(&s.rcron(&["--is-active", "-c", b])), 78);
 }
 
 #[test]

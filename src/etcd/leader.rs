@@ -182,6 +182,8 @@ pub struct Leadership {
     /// (job, slot, the lease in their value). Such a record, seen later, is this node's own
     /// write that no wrapper was told to run, whatever lease the node holds by then.
     unanswered: heapless::Vec<(u64, u64, i64), 64>,
+    /// etcd has answered this node at least once (a reply or a watch event).
+    reached: bool,
     /// Counters for `--status`.
     pub requests: u64,
     pub failures: u64,
@@ -216,6 +218,7 @@ impl Leadership {
             failing_since: 0,
             failing_logged: 0,
             max_token: 0,
+            reached: false,
             requests: 0,
             failures: 0,
             last_error: String::new(),
@@ -225,6 +228,11 @@ impl Leadership {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The last request to etcd failed (no answer since).
+    pub fn failing(&self) -> bool {
+        self.failing > 0
     }
 
     pub fn lease(&self) -> Option<i64> {
@@ -362,6 +370,7 @@ impl Leadership {
         sink: &mut dyn Sink,
     ) {
         self.busy = false;
+        self.reached |= !matches!(reply, Reply::Failed(_));
         if !matches!(reply, Reply::Failed(_)) && self.failing > 0 {
             let ms = now.saturating_sub(self.failing_since);
             log::info!("etcd answers again ({} failed requests in {ms} ms)", self.failing);
@@ -519,6 +528,7 @@ impl Leadership {
     /// A slot's record seen under the prefix (a watch, or the read at start); false (ignored) when its value is not a
     /// record's: the leader overwrites such a value when it records the slot.
     pub fn on_record(&mut self, job: u64, slot: u64, value: &[u8]) -> bool {
+        self.reached = true;
         if parse_record_value(value).is_none() {
             return false;
         }
@@ -596,7 +606,7 @@ impl Leadership {
     pub fn ask(&mut self, job: u64, slot: u64) -> SlotAnswer {
         if self.to_record.iter().any(|&q| q == (job, slot)) {
             // Our txn is out: its answer decides (the watch may show its record first).
-            return SlotAnswer::Wait;
+            return SlotAnswer::Wait(self.wait_reason());
         }
         if let Some(e) = self.records.iter_mut().find(|e| e.job == job && e.slot == slot) {
             if e.unclaimed && self.role == Role::Master {
@@ -609,7 +619,18 @@ impl Leadership {
         if self.role == Role::Master && !self.to_record.iter().any(|&q| q == (job, slot)) {
             let _ = self.to_record.push_back((job, slot));
         }
-        SlotAnswer::Wait
+        SlotAnswer::Wait(self.wait_reason())
+    }
+
+    /// Why a slot has no record yet, as the wrapper is told if its wait ends first.
+    fn wait_reason(&self) -> &'static str {
+        if self.failing > 0 || !self.reached {
+            "etcd_unreachable"
+        } else if self.leader.is_none() {
+            "no_leader"
+        } else {
+            "no_record_in_time"
+        }
     }
 
     /// The role as the facts say at `now`; a change is reported to `sink` with `reason`
@@ -830,13 +851,13 @@ mod tests {
     fn slots_run_once_where_recorded_and_skip_elsewhere() {
         let mut log = Log::default();
         let mut l = leader(0, &mut log);
-        assert_eq!(l.ask(1, 60), SlotAnswer::Wait);
-        assert_eq!(l.ask(1, 60), SlotAnswer::Wait, "asked twice, recorded once");
+        assert_eq!(l.ask(1, 60), SlotAnswer::Wait("no_record_in_time"));
+        assert_eq!(l.ask(1, 60), SlotAnswer::Wait("no_record_in_time"), "asked twice, recorded once");
         let r = l.next_request(0).unwrap();
         assert_eq!(r, Request::Record { token: 40, lease: 7, job: 1, slot: 60 });
         // The watch shows our own record before the txn's answer arrives.
         l.on_record(1, 60, b"a");
-        assert_eq!(l.ask(1, 60), SlotAnswer::Wait, "the txn's answer decides");
+        assert_eq!(l.ask(1, 60), SlotAnswer::Wait("no_record_in_time"), "the txn's answer decides");
         l.on_reply(
             0,
             0,
@@ -852,7 +873,7 @@ mod tests {
             "a second wrapper skips"
         );
         // A txn that timed out, committed by etcd later: the retry finds our own value.
-        assert_eq!(l.ask(9, 60), SlotAnswer::Wait);
+        assert_eq!(l.ask(9, 60), SlotAnswer::Wait("no_record_in_time"));
         let r = l.next_request(0).unwrap();
         l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), &mut log);
         let r = l.next_request(5 + RETRY_MS).unwrap();
@@ -862,19 +883,19 @@ mod tests {
         l.on_reply(300, 300, &r, Reply::Recorded { job: 9, slot: 60, result: ours }, &mut log);
         assert_eq!(l.ask(9, 60), SlotAnswer::Run { token: 40 }, "our own write: it runs");
         // Our name on an earlier lease (a run before a restart): skip.
-        assert_eq!(l.ask(8, 60), SlotAnswer::Wait);
+        assert_eq!(l.ask(8, 60), SlotAnswer::Wait("no_record_in_time"));
         let r = l.next_request(300).unwrap();
         let before = Record::Held { runner: record_value(b"a", 6), mod_revision: 51 };
         l.on_reply(300, 300, &r, Reply::Recorded { job: 8, slot: 60, result: before }, &mut log);
         assert_eq!(l.ask(8, 60), SlotAnswer::Held { runner: "a".into(), here: true });
         // Recorded by the old leader before: skip.
-        assert_eq!(l.ask(2, 60), SlotAnswer::Wait);
+        assert_eq!(l.ask(2, 60), SlotAnswer::Wait("no_record_in_time"));
         let r = l.next_request(300).unwrap();
         let held = Record::Held { runner: record_value(b"b", 3), mod_revision: 52 };
         l.on_reply(0, 0, &r, Reply::Recorded { job: 2, slot: 60, result: held }, &mut log);
         assert_eq!(l.ask(2, 60), SlotAnswer::Held { runner: "b".into(), here: false });
         // The key is no longer ours (fenced): passive, nothing runs.
-        assert_eq!(l.ask(3, 60), SlotAnswer::Wait);
+        assert_eq!(l.ask(3, 60), SlotAnswer::Wait("no_record_in_time"));
         let r = l.next_request(300).unwrap();
         l.on_reply(
             0,
@@ -884,17 +905,18 @@ mod tests {
             &mut log,
         );
         assert_eq!(l.role(), Role::Backup);
-        assert_eq!(l.ask(3, 60), SlotAnswer::Wait);
+        assert_eq!(l.ask(3, 60), SlotAnswer::Wait("no_leader"));
         // A follower learns records from the watch and skips; a value that is not a record's
         // (put by hand) is not one.
         let mut f = Leadership::new("c", 6, TTL);
+        assert_eq!(f.ask(4, 120), SlotAnswer::Wait("etcd_unreachable"), "never reached");
         assert!(f.on_record(4, 120, &record_value(b"a", 9)));
         assert_eq!(f.ask(4, 120), SlotAnswer::Held { runner: "a".into(), here: false });
-        assert_eq!(f.ask(5, 120), SlotAnswer::Wait);
+        assert_eq!(f.ask(5, 120), SlotAnswer::Wait("no_leader"));
         for junk in [&b""[..], b"junk", b"c zzzz", b"c 12 extra", b"-c 1", b"c 11112222333344445"] {
             assert!(!f.on_record(6, 120, junk), "{junk:?}");
         }
-        assert_eq!(f.ask(6, 120), SlotAnswer::Wait);
+        assert_eq!(f.ask(6, 120), SlotAnswer::Wait("no_leader"));
         assert_eq!(parse_record_value(b"n-1.x_y 1a2b"), Some(("n-1.x_y", 0x1a2b)));
     }
 
@@ -905,7 +927,7 @@ mod tests {
     fn a_timed_out_record_committed_later_on_an_old_lease_runs_once() {
         let mut log = Log::default();
         let mut l = leader(0, &mut log);
-        assert_eq!(l.ask(9, 60), SlotAnswer::Wait);
+        assert_eq!(l.ask(9, 60), SlotAnswer::Wait("no_record_in_time"));
         let r = l.next_request(0).unwrap();
         assert_eq!(r, Request::Record { token: 40, lease: 7, job: 9, slot: 60 });
         l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), &mut log);
@@ -916,7 +938,7 @@ mod tests {
         let r = loop {
             assert!(t < 60_000, "no record on the new lease");
             if l.role() == Role::Master && l.lease() == Some(8) {
-                assert_eq!(l.ask(9, 60), SlotAnswer::Wait, "the wrapper still waits");
+                assert_eq!(l.ask(9, 60), SlotAnswer::Wait("no_record_in_time"), "the wrapper still waits");
             }
             let Some(r) = l.next_request(t) else {
                 t += 10;

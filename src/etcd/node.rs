@@ -431,7 +431,14 @@ impl Backend for EtcdNode {
                 out.put("fencing_token", "");
             }
         }
-        out.put("etcd_watch", if self.watching { "on" } else { "off" });
+        // `on` says the stream is open and etcd answers this node's requests: an open stream
+        // alone says little while the TCP connection under it may be dead (a partition).
+        let watch = match (self.watching, l.failing()) {
+            (false, _) => "off",
+            (true, false) => "on",
+            (true, true) => "unconfirmed",
+        };
+        out.put("etcd_watch", watch);
         out.put("etcd_watch_restarts", self.watch_restarts);
         out.put("etcd_requests", l.requests);
         out.put("etcd_failures", l.failures);
@@ -571,12 +578,15 @@ impl Watcher {
         };
         let mut pause = WATCH_RETRY_MS;
         while !stop.load(Ordering::Relaxed) {
+            // When the open stream's lifetime ends: an error past it is its planned end.
+            let mut opened: Option<std::time::Instant> = None;
             let r = self.gw.range(&self.keys.prefix, Some(&end)).and_then(|(rev, kvs)| {
                 pause = WATCH_RETRY_MS;
                 if !send(Msg::Snapshot(rev, kvs)) {
                     return Ok(());
                 }
                 let lifetime = Duration::from_millis(WATCH_LIFETIME_MS);
+                opened = Some(std::time::Instant::now() + lifetime);
                 let mut w = self.gw.watch(&self.keys.prefix, &end, rev + 1, lifetime)?;
                 loop {
                     let b = w.next_batch()?;
@@ -594,8 +604,12 @@ impl Watcher {
                 Ok(()) => return,
                 Err(e) => e,
             };
-            // The stream's planned end (its lifetime) is not news.
-            if !e.to_string().contains("timeout") && !send(Msg::WatchLost(e.to_string())) {
+            // The stream's planned end (its lifetime) is not news; anything else is.
+            let planned = opened.is_some_and(|end| std::time::Instant::now() >= end);
+            if planned {
+                continue;
+            }
+            if !send(Msg::WatchLost(e.to_string())) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(pause));

@@ -28,8 +28,11 @@ pub enum Outcome {
     TimedOut,
     /// Could not be started: exit 127 (not found) or 126 (not executable), with the reason.
     NotStarted(i32, String),
-    /// Stopped because the node's lease ran out (etcd: [`Fence`]); the group was killed.
-    Fenced,
+    /// Stopped because the node's hold on leadership ended (etcd: [`Fence`]); the group was
+    /// killed. The reason, as logged `reason=`: the daemon's transition reason sent with
+    /// `stop` (`lease_not_renewed`, `track_script`, ...), `lease_deadline` (the fence's
+    /// deadline passed with no renewal told) or `daemon_gone` (its connection closed).
+    Fenced(String),
 }
 
 impl Outcome {
@@ -41,7 +44,7 @@ impl Outcome {
             Outcome::TimedOut => 124,
             Outcome::NotStarted(c, _) => *c,
             // EX_TEMPFAIL (sysexits.h): the job may be retried; another node now leads.
-            Outcome::Fenced => 75,
+            Outcome::Fenced(_) => 75,
         }
     }
 }
@@ -60,40 +63,60 @@ const FORWARDED: [Signal; 6] = [
 
 /// The daemon's hold on a job run under a lease (etcd): the job may run until `until`
 /// (CLOCK_MONOTONIC ms), which the daemon moves on at every renewal (`until=MS` lines on
-/// `conn`); at `until`, at `stop` or when the connection closes (the daemon died), the
-/// group gets SIGTERM, and SIGKILL `grace` later.
+/// `conn`); at `until`, at `stop [reason=R]` or when the connection closes (the daemon
+/// died), the group gets SIGTERM, and SIGKILL `grace` later.
 pub struct Fence {
     pub conn: crate::control::FenceStream,
     pub until: u64,
     pub grace: Duration,
+    /// Why the fence ended, once it has: see [`Outcome::Fenced`].
+    pub ended: Option<String>,
 }
 
 impl Fence {
-    /// Reads what the daemon sent; false once the fence is gone (`stop`, EOF, garbage).
+    /// Reads what the daemon sent; once the fence is gone (`stop`, EOF, garbage), sets
+    /// `ended` and returns false.
     fn read(&mut self) -> bool {
+        match self.read_lines() {
+            Ok(()) => true,
+            Err(why) => {
+                self.ended = Some(why);
+                false
+            }
+        }
+    }
+
+    fn read_lines(&mut self) -> Result<(), String> {
         use std::io::Read;
+        let gone = || "daemon_gone".to_string();
         let mut chunk = [0u8; 256];
         loop {
             match self.conn.stream.read(&mut chunk) {
-                Ok(0) => return false,
+                Ok(0) => return Err(gone()),
                 Ok(n) => self.conn.pending.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
+                Err(_) => return Err(gone()),
             }
             if self.conn.pending.len() > 4096 {
-                return false;
+                return Err("daemon_garbage".into());
             }
         }
         while let Some(i) = self.conn.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.conn.pending.drain(..=i).collect();
             let line = std::str::from_utf8(&line[..i]).unwrap_or("");
-            match line.strip_prefix("until=").and_then(|t| t.parse().ok()) {
-                Some(t) => self.until = t,
-                None => return false,
+            if let Some(t) = line.strip_prefix("until=").and_then(|t| t.parse().ok()) {
+                self.until = t;
+            } else if let Some(rest) = line.strip_prefix("stop") {
+                let why = rest.trim_start().strip_prefix("reason=").unwrap_or("daemon_stopped");
+                let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+                let ok = !why.is_empty() && why.len() <= 40 && why.chars().all(word);
+                return Err(if ok { why.to_string() } else { "daemon_stopped".into() });
+            } else {
+                return Err("daemon_garbage".into());
             }
         }
-        true
+        Ok(())
     }
 }
 
@@ -142,7 +165,10 @@ pub fn run(
     let start = Instant::now();
     let mut term_sent: Option<Instant> = None;
     let mut fenced = false;
-    let stopped = |fenced: bool| if fenced { Outcome::Fenced } else { Outcome::TimedOut };
+    let stopped = |fenced: bool, fence: &Option<Fence>| match fence {
+        Some(f) if fenced => Outcome::Fenced(f.ended.clone().unwrap_or_default()),
+        _ => Outcome::TimedOut,
+    };
     if let Some(f) = &fence {
         let _ = f.conn.stream.set_nonblocking(true);
     }
@@ -151,7 +177,7 @@ pub fn run(
             if term_sent.is_some() {
                 // The SIGTERM went to the group; make sure no member survives it.
                 let _ = killpg(pgid, Signal::SIGKILL);
-                return stopped(fenced);
+                return stopped(fenced, &fence);
             }
             return status_outcome(Some(st));
         }
@@ -159,8 +185,12 @@ pub fn run(
         let fence_left = fence
             .as_ref()
             .map(|f| Duration::from_millis(f.until.saturating_sub(crate::os::sys::monotonic_ms())));
-        if term_sent.is_none() && fence_left.is_some_and(|l| l.is_zero()) {
-            log::warn!("lease lost: SIGTERM to process group {pgid}");
+        if term_sent.is_none()
+            && fence_left.is_some_and(|l| l.is_zero())
+            && let Some(f) = &mut fence
+        {
+            let why = f.ended.get_or_insert_with(|| "lease_deadline".into());
+            log::warn!("leadership ended ({why}): SIGTERM to process group {pgid}");
             let _ = killpg(pgid, Signal::SIGTERM);
             term_sent = Some(now);
             fenced = true;
@@ -188,7 +218,7 @@ pub fn run(
                 log::debug!("grace period over: SIGKILL to process group {pgid}");
                 let _ = killpg(pgid, Signal::SIGKILL);
                 let _ = child.wait();
-                return stopped(fenced);
+                return stopped(fenced, &fence);
             }
             continue;
         }

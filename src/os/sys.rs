@@ -88,6 +88,14 @@ pub fn raise_fd_limit(want: u64) {
     }
 }
 
+/// Points stderr at /dev/null (a detached daemon, once started: the pipe its starter read
+/// is closed, and hooks it runs inherit stderr).
+pub fn stderr_to_null() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+}
+
 /// True while a process with this pid exists (EPERM: it exists, owned by someone else).
 pub fn pid_alive(pid: u32) -> bool {
     let Ok(p) = i32::try_from(pid) else {

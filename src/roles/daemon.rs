@@ -63,8 +63,8 @@ fn backend_decision(a: SlotAnswer, now: u64, deadline: u64) -> (Decision, Option
         SlotAnswer::Run { .. } => (Decision::Run("recorded"), None),
         SlotAnswer::Held { runner, here: true } => (Decision::Skip("ran_here"), Some(runner)),
         SlotAnswer::Held { runner, here: false } => (Decision::Skip("ran_on_peer"), Some(runner)),
-        SlotAnswer::Wait if now >= deadline => (Decision::Skip("no_record_in_time"), None),
-        SlotAnswer::Wait => (Decision::Wait, None),
+        SlotAnswer::Wait(why) if now >= deadline => (Decision::Skip(why), None),
+        SlotAnswer::Wait(_) => (Decision::Wait, None),
     }
 }
 
@@ -100,6 +100,8 @@ struct Shell {
     state_file: statefile::Writer,
     /// The state file as last written; `since=` is the last transition's wall-clock second.
     written: Reading,
+    /// The last transition's reason (told to fenced wrappers with `stop`).
+    last_reason: &'static str,
 }
 
 impl Shell {
@@ -123,6 +125,7 @@ impl Shell {
 impl Sink for Shell {
     fn transition(&mut self, now: u64, t: &Transition<'_>) {
         self.transitions += 1;
+        self.last_reason = t.reason;
         self.written.since = Some(wall_secs());
         let (f, to) = (t.from.state().as_str(), t.to.state().as_str());
         log::info!(
@@ -233,6 +236,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
                 pid: Some(std::process::id()),
                 ..Reading::default()
             },
+            last_reason: "start",
         },
         conf_path: conf_path.to_path_buf(),
         listener,
@@ -540,7 +544,9 @@ impl Worker {
         self.fence_told = until;
         let line = match until {
             Some(t) => format!("until={t}\n"),
-            None => "stop\n".to_string(),
+            // Still master: the deadline passed before the backend noticed.
+            None if self.backend.role() == Role::Master => "stop reason=lease_deadline\n".into(),
+            None => format!("stop reason={}\n", self.shell.last_reason),
         };
         // Non-blocking (accepted so): a wrapper that stopped reading is dropped, not waited for.
         self.fenced.retain_mut(|s| std::io::Write::write_all(s, line.as_bytes()).is_ok());

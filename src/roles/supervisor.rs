@@ -66,6 +66,10 @@ pub fn run(
     if let Err(e) = crate::statefile::write_atomic(&cfg.pid_file, pid_text.as_bytes()) {
         return Err(Failure::CantCreate(format!("pid file: {e}")));
     }
+    if std::env::var_os(DETACHED).is_some() {
+        // Started: the starter stops reading our stderr now (see `detach`).
+        crate::os::sys::stderr_to_null();
+    }
     write_passive(&cfg);
     let code = supervise(cfg.clone(), conf_path, log_stderr);
     write_passive(&cfg);
@@ -84,25 +88,56 @@ fn running_pid(cfg: &Config) -> Option<u32> {
     (pid != std::process::id() && crate::os::sys::pid_alive(pid) && ours).then_some(pid)
 }
 
+/// Set in the environment of the daemon `detach` starts: once its pid file is written, it
+/// points stderr at /dev/null.
+const DETACHED: &str = "RCRON_DETACHED";
+
 /// Starts `rcron --daemon --foreground` in a new session and waits until it has written its
-/// pid file (exit 0) or died (exit 1).
+/// pid file (exit 0) or died: then what it wrote to stderr (its error, its log lines) is
+/// said here, so a start that fails is explained even where no syslog daemon runs.
 fn detach(cfg: &Config, conf_path: &Path) -> Result<i32, Failure> {
+    use std::io::Read;
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Failure::Os(format!("cannot start the daemon: pipe: {e}")))?;
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0("rcrond")
         .args(["--daemon", "--foreground", "--conf"])
         .arg(conf_path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(Stdio::from(write_end))
+        .env(DETACHED, "1");
     crate::os::sys::new_session_in_child(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| {
         Failure::Os(format!("cannot start the daemon (needs /proc/self/exe and /dev/null): {e}"))
     })?;
+    // The write end went to the child with `cmd`; dropping `cmd` closes ours.
+    drop(cmd);
+    let mut said = std::fs::File::from(read_end);
+    let _ = nix::fcntl::fcntl(
+        &said,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    let mut text = Vec::new();
+    let mut read_said = |text: &mut Vec<u8>| {
+        let mut buf = [0u8; 4096];
+        while text.len() < 16 * 1024 {
+            match said.read(&mut buf) {
+                Ok(n) if n > 0 => text.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+    };
     let want = child.id();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(10) {
+        read_said(&mut text);
         if let Ok(Some(st)) = child.try_wait() {
-            return Err(Failure::NotStarted(format!("daemon exited at start ({st}); see syslog")));
+            read_said(&mut text);
+            let said = String::from_utf8_lossy(&text);
+            let said = said.trim_end();
+            let why = if said.is_empty() { "see syslog".into() } else { format!("it said:\n{said}") };
+            return Err(Failure::NotStarted(format!("daemon exited at start ({st}); {why}")));
         }
         let pid = std::fs::read_to_string(&cfg.pid_file).ok().and_then(|s| s.trim().parse().ok());
         if pid == Some(want) {

@@ -77,7 +77,7 @@ pub struct Verdict {
 fn fence_of(answer: &str, conn: Option<crate::control::FenceStream>) -> Option<(i64, job::Fence)> {
     let field = |k| crate::control::field(answer, k).and_then(|v| v.parse::<u64>().ok());
     let (token, until, grace) = (field("fencing_token")?, field("until")?, field("grace_ms")?);
-    let fence = job::Fence { conn: conn?, until, grace: Duration::from_millis(grace) };
+    let fence = job::Fence { conn: conn?, until, grace: Duration::from_millis(grace), ended: None };
     Some((token as i64, fence))
 }
 
@@ -265,7 +265,7 @@ fn run_active(
     let status = match outcome {
         Outcome::Exited(0) => "ok",
         Outcome::TimedOut => "timeout",
-        Outcome::Fenced => "fenced",
+        Outcome::Fenced(_) => "fenced",
         _ => "fail",
     };
     let mut line = format!(
@@ -275,6 +275,7 @@ fn run_active(
     match &outcome {
         Outcome::Signaled(s) => line.push_str(&format!(" signal={s}")),
         Outcome::NotStarted(_, e) => line.push_str(&format!(" error=\"{e}\"")),
+        Outcome::Fenced(why) => line.push_str(&format!(" reason={why}")),
         _ => {}
     }
     line.push_str(&format!(" {named}cmd={cmd}"));
