@@ -838,7 +838,7 @@ fn parse_endpoint(v: &str) -> Result<String, String> {
 /// own).
 fn parse_prefix(v: &str) -> Result<String, String> {
     if v.len() < 2 || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("`{v}`: 2 to 128 printable characters without spaces"));
+        return Err(format!("`{v}`: 2 to 128 printable ASCII characters, no spaces"));
     }
     if !v.starts_with('/') || v.contains("//") {
         return Err(format!("`{v}`: a key prefix like /rcron/billing/ (from /, no empty part)"));

@@ -130,6 +130,12 @@ pub fn check(path: &Path, strict: bool) -> Result<i32, Failure> {
         (false, _) => "state file only",
     };
     println!("{}: OK ({mode})", path.display());
+    if c.expects_daemon() && c.election == config::Election::Etcd {
+        // As used: normalised (scheme and host lower-cased, default port, no trailing `/`).
+        println!("etcd_endpoints {}", c.etcd_endpoints.join(" "));
+        println!("etcd_prefix {}", c.etcd_prefix());
+        println!("node_name {}", c.node_name());
+    }
     Ok(0)
 }
 

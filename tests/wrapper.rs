@@ -307,6 +307,13 @@ fn check_validates_and_prints_every_error() {
     let err = stderr(&o);
     assert!(err.contains("bad.conf:1: priority"), "{err}");
     assert!(err.contains("bad.conf:3: vrrp_version"), "{err}");
+    // The etcd keys as the daemon will use them.
+    let etcd = s.conf("election etcd\netcd_endpoints HTTP://Node-1/ http://[::1]:2380\n");
+    let o = s.rcron(&["--check", "--conf", etcd.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("etcd_endpoints http://node-1:2379 http://[::1]:2380\n"), "{out}");
+    assert!(out.contains("etcd_prefix /rcron/test/\n"), "{out}");
 }
 
 #[test]
