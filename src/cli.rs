@@ -4,6 +4,7 @@
 //! (like `nice`, `timeout`, `flock`). The original's forms `rcron CMD ARGS` and
 //! `rcron --conf FILE CMD ARGS` keep working. Invoked as `rcrond`, the binary is the daemon.
 
+use crate::report::Format;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -20,7 +21,10 @@ pub enum Role {
     Worker {
         foreground: bool,
     },
-    Status,
+    /// `--status [--json | --prometheus]`.
+    Status {
+        format: crate::report::Format,
+    },
     IsActive,
     /// `--check`; `strict`: warnings (a key set twice) fail too (`--strict`).
     Check {
@@ -66,7 +70,7 @@ pub struct UsageError(pub String);
 pub const USAGE: &str = "\
 usage: rcron [OPTIONS] [--] COMMAND [ARGS...]   run COMMAND only if this node is active
        rcron --daemon [--conf FILE] [--foreground]   the election daemon (also: rcrond)
-       rcron --status | --is-active | --check [--conf FILE]
+       rcron --status [--json | --prometheus] | --is-active | --check [--conf FILE]
        rcron --from-keepalived FILE [--instance NAME]   print the rcron.conf of a vrrp_instance
        rcron --version | --help
 
@@ -84,6 +88,8 @@ options:
       --daemon         run the election daemon
   -f, --foreground     daemon: stay in the foreground and log to stderr too
       --status         print this node's view as key=value lines
+      --json           with --status: as one JSON object
+      --prometheus     with --status: in Prometheus text format (node_exporter textfile)
       --is-active      exit 0 when this node is active, 1 when not
       --check          validate the config: print every error and warning, exit 0 or 78
       --strict         with --check: warnings are errors too (exit 78)
@@ -105,6 +111,7 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
     let mut foreground = false;
     let mut strict = false;
     let mut instance: Option<String> = None;
+    let mut format: Option<Format> = None;
     let mut w = WrapperOpts {
         nice: None,
         lock: false,
@@ -228,7 +235,14 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
                 set_role(Role::Daemon { foreground: false }, &mut role)?
             }
             b"--worker" => set_role(Role::Worker { foreground: false }, &mut role)?,
-            b"--status" => set_role(Role::Status, &mut role)?,
+            b"--status" => set_role(Role::Status { format: Format::Lines }, &mut role)?,
+            b"--json" | b"--prometheus" => {
+                flag(inline, name)?;
+                if format.is_some() {
+                    return Err(UsageError("--json and --prometheus: one at most".into()));
+                }
+                format = Some(if a == b"--json" { Format::Json } else { Format::Prometheus });
+            }
             b"--is-active" => set_role(Role::IsActive, &mut role)?,
             b"--check" => set_role(Role::Check { strict: false }, &mut role)?,
             b"--strict" => {
@@ -263,6 +277,9 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
         Some(Role::Daemon { .. }) => Role::Daemon { foreground },
         Some(Role::Worker { .. }) => Role::Worker { foreground },
         Some(Role::Check { .. }) => Role::Check { strict },
+        Some(Role::Status { .. }) => {
+            Role::Status { format: format.take().unwrap_or(Format::Lines) }
+        }
         Some(Role::FromKeepalived { file, .. }) => {
             Role::FromKeepalived { file, instance: instance.take() }
         }
@@ -275,6 +292,9 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
     }
     if instance.is_some() {
         return Err(UsageError("--instance goes with --from-keepalived".into()));
+    }
+    if format.is_some() {
+        return Err(UsageError("--json and --prometheus go with --status".into()));
     }
     let non_wrapper = !matches!(role, Role::Wrapper(_));
     if non_wrapper && i < args.len() {
@@ -359,7 +379,12 @@ mod tests {
     #[test]
     fn roles() {
         assert_eq!(p(&["--daemon", "-f"]).unwrap().role, Role::Daemon { foreground: true });
-        assert_eq!(p(&["--status", "--conf", "x"]).unwrap().role, Role::Status);
+        let lines = Role::Status { format: Format::Lines };
+        assert_eq!(p(&["--status", "--conf", "x"]).unwrap().role, lines);
+        let json = Role::Status { format: Format::Json };
+        assert_eq!(p(&["--json", "--status"]).unwrap().role, json);
+        assert!(p(&["--json", "--is-active"]).is_err());
+        assert!(p(&["--status", "--json", "--prometheus"]).is_err());
         assert_eq!(p(&["--is-active"]).unwrap().role, Role::IsActive);
         assert_eq!(p(&["--check"]).unwrap().role, Role::Check { strict: false });
         assert_eq!(p(&["--strict", "--check"]).unwrap().role, Role::Check { strict: true });

@@ -735,7 +735,7 @@ impl Parser {
                     line_of(key),
                     format!(
                         "{key}: TLS to etcd needs a build with the `tls` feature (README, \
-                         \"Builds\"); use http:// endpoints or a build with TLS"
+                         \"Building the binaries\"); use http:// endpoints or a TLS build"
                     ),
                 );
             }
@@ -787,7 +787,10 @@ fn parse_election(v: &str) -> Result<Election, String> {
     match v.to_ascii_lowercase().as_str() {
         "vrrp" => Ok(Election::Vrrp),
         "etcd" if cfg!(feature = "etcd") => Ok(Election::Etcd),
-        "etcd" => Err("this rcron was built without the etcd backend (README, \"Builds\")".into()),
+        "etcd" => {
+            Err("this rcron was built without the etcd backend (README, \"Building the binaries\")"
+                .into())
+        }
         _ => Err(format!("`{v}`: expected vrrp or etcd")),
     }
 }

@@ -2,10 +2,11 @@
 //! connection with `key=value` lines, and the client side used by the wrapper, `--status`
 //! and `--is-active`.
 //!
-//! Requests (one line, at most [`MAX_REQUEST`] bytes): `status`, `state`,
+//! Requests (one line, at most [`MAX_REQUEST`] bytes): `status [json|prometheus]`, `state`,
+//! `job OUTCOME` (a wrapper's job ended),
 //! `handoff CUT_MS` (the wrapper's run/skip question for the slot whose cut is CUT_MS on
 //! CLOCK_MONOTONIC; answered `decision=run|skip` once decided, see `handoff.rs`), and
-//! `slot JOB SLOT CUT_MS` (the same question for job JOB (16 hex digits) and scheduled time
+//! `slot JOB SLOT CUT_MS [now]` (the same question for job JOB (16 hex digits) and scheduled time
 //! SLOT (epoch seconds), decided by the run ledger, or by the cut when the peers have none;
 //! a skip for a slot another node holds adds `ran_on=`).
 //! Guarantees: the server never blocks on a client (non-blocking sockets, a per-client
@@ -13,6 +14,7 @@
 //! dropped (a crowd beyond the slots waits in the listen backlog instead); the client never
 //! waits longer than its timeout, connecting included, and says why it got no answer.
 
+use crate::report::Format;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -33,10 +35,47 @@ pub const MAX_PENDING: usize = 4096;
 /// A parsed request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
-    Status,
+    /// `status`, `status json`, `status prometheus`.
+    Status(crate::report::Format),
     State,
-    Handoff { cut_ms: u64 },
-    Slot { job: u64, slot: u64, cut_ms: u64 },
+    /// `job OUTCOME`: a wrapper's job ended (`ok`, `fail`, `timeout`, `fenced`), counted
+    /// for `--status`; answered `ok=1`.
+    Job(JobOutcome),
+    Handoff {
+        cut_ms: u64,
+    },
+    /// `at_once`: the wrapper's `--no-wait` under etcd (` now` after CUT_MS): a node that
+    /// does not lead answers from what it knows at once instead of waiting for the record.
+    Slot {
+        job: u64,
+        slot: u64,
+        cut_ms: u64,
+        at_once: bool,
+    },
+}
+
+/// How a job run through the wrapper ended, as it reports it to its daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Ok,
+    Fail,
+    Timeout,
+    Fenced,
+}
+
+impl JobOutcome {
+    pub const ALL: [JobOutcome; 4] =
+        [JobOutcome::Ok, JobOutcome::Fail, JobOutcome::Timeout, JobOutcome::Fenced];
+
+    /// The word in the request and in `--status` (`jobs_ok`), as the wrapper's `status=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Ok => "ok",
+            JobOutcome::Fail => "fail",
+            JobOutcome::Timeout => "timeout",
+            JobOutcome::Fenced => "fenced",
+        }
+    }
 }
 
 /// A decimal of 1..19 digits.
@@ -51,12 +90,22 @@ fn decimal(s: &str) -> Option<u64> {
 pub fn parse_request(line: &[u8]) -> Option<Request> {
     let line = std::str::from_utf8(line).ok()?.trim();
     match line {
-        "status" => Some(Request::Status),
+        "status" => Some(Request::Status(Format::Lines)),
+        "status json" => Some(Request::Status(Format::Json)),
+        "status prometheus" => Some(Request::Status(Format::Prometheus)),
         "state" => Some(Request::State),
         _ => {
+            if let Some(word) = line.strip_prefix("job ") {
+                return JobOutcome::ALL.into_iter().find(|o| o.as_str() == word).map(Request::Job);
+            }
             if let Some(rest) = line.strip_prefix("slot ") {
                 let mut w = rest.split(' ');
                 let (job, slot, cut) = (w.next()?, w.next()?, w.next()?);
+                let at_once = match w.next() {
+                    None => false,
+                    Some("now") => true,
+                    Some(_) => return None,
+                };
                 if w.next().is_some()
                     || job.len() != 16
                     || !job.bytes().all(|b| b.is_ascii_hexdigit())
@@ -64,7 +113,8 @@ pub fn parse_request(line: &[u8]) -> Option<Request> {
                     return None;
                 }
                 let job = u64::from_str_radix(job, 16).ok()?;
-                return Some(Request::Slot { job, slot: decimal(slot)?, cut_ms: decimal(cut)? });
+                let (slot, cut_ms) = (decimal(slot)?, decimal(cut)?);
+                return Some(Request::Slot { job, slot, cut_ms, at_once });
             }
             let cut = line.strip_prefix("handoff ")?.trim();
             Some(Request::Handoff { cut_ms: decimal(cut)? })
@@ -316,7 +366,10 @@ mod tests {
 
     #[test]
     fn requests_parse_and_garbage_does_not() {
-        assert_eq!(parse_request(b"status"), Some(Request::Status));
+        assert_eq!(parse_request(b"status"), Some(Request::Status(Format::Lines)));
+        assert_eq!(parse_request(b"status json"), Some(Request::Status(Format::Json)));
+        assert_eq!(parse_request(b"job fenced"), Some(Request::Job(JobOutcome::Fenced)));
+        assert_eq!(parse_request(b"job done"), None);
         assert_eq!(parse_request(b" state \r"), Some(Request::State));
         assert_eq!(parse_request(b"stat"), None);
         assert_eq!(parse_request(b"handoff 12345"), Some(Request::Handoff { cut_ms: 12345 }));
@@ -324,8 +377,11 @@ mod tests {
         assert_eq!(parse_request(b"handoff 99999999999999999999999"), None);
         assert_eq!(parse_request(b"handoff "), None);
         assert_eq!(parse_request(&[0xff, 0]), None);
-        let slot = Request::Slot { job: 0x927b_2cdb_066c_63a1, slot: 1_796_000_040, cut_ms: 77 };
-        assert_eq!(parse_request(b"slot 927b2cdb066c63a1 1796000040 77"), Some(slot));
+        let (job, slot, cut_ms) = (0x927b_2cdb_066c_63a1, 1_796_000_040, 77);
+        let waits = Request::Slot { job, slot, cut_ms, at_once: false };
+        assert_eq!(parse_request(b"slot 927b2cdb066c63a1 1796000040 77"), Some(waits));
+        let at_once = Request::Slot { job, slot, cut_ms, at_once: true };
+        assert_eq!(parse_request(b"slot 927b2cdb066c63a1 1796000040 77 now"), Some(at_once));
         for bad in [
             &b"slot 927b2cdb066c63a 1796000040 77"[..],
             b"slot 927b2cdb066c63a1 1796000040",

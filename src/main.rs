@@ -70,19 +70,18 @@ fn run(cli: &cli::Cli, start_ms: u64) -> Result<i32, Failure> {
             Ok(0)
         }
         Role::Check { strict } => report::check(&conf_path, *strict),
-        Role::Status => match config::load(&conf_path) {
+        Role::Status { format } => match config::load(&conf_path) {
             Err(e @ config::LoadError::Invalid(..)) => {
                 // A daemon may still run on the file as it was: show it, then the errors.
-                let (cfg, _) = config::load_lenient(&conf_path).map_err(|_| {
-                    Failure::Config(e.to_string())
-                })?;
-                report::status(&cfg, true);
+                let (cfg, _) =
+                    config::load_lenient(&conf_path).map_err(|_| Failure::Config(e.to_string()))?;
+                report::status(&cfg, Some(*format));
                 Err(Failure::Config(format!(
                     "{e}\n(the status above was found through the file's valid lines)"
                 )))
             }
             Err(e) => Err(Failure::Config(e.to_string())),
-            Ok(p) => Ok(report::status(&p.config, true)),
+            Ok(p) => Ok(report::status(&p.config, Some(*format))),
         },
         Role::FromKeepalived { file, instance } => {
             let c = rcron::migrate::from_file(file, instance.as_deref())?;
@@ -101,7 +100,7 @@ fn run(cli: &cli::Cli, start_ms: u64) -> Result<i32, Failure> {
             }
             match role {
                 Role::Wrapper(w) => wrapper::run(&cfg, w, start_ms),
-                Role::IsActive => Ok(report::status(&cfg, false)),
+                Role::IsActive => Ok(report::status(&cfg, None)),
                 Role::Daemon { foreground } => {
                     let log_stderr = *foreground;
                     supervisor::run(cfg, &conf_path, *foreground, log_stderr)
@@ -110,7 +109,7 @@ fn run(cli: &cli::Cli, start_ms: u64) -> Result<i32, Failure> {
                 Role::Help
                 | Role::Version
                 | Role::Check { .. }
-                | Role::Status
+                | Role::Status { .. }
                 | Role::FromKeepalived { .. } => Ok(0),
             }
         }

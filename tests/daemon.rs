@@ -216,6 +216,71 @@ fn status_reports_peers_counters_and_drops() {
     assert!(get("tx_adverts").parse::<u64>().unwrap() >= 3, "{st}");
     assert!(get("drop_other_vrid").parse::<u64>().unwrap() >= 3, "{st}");
     assert_eq!(get("drop_bad_checksum"), "0");
+
+    // Jobs through the wrapper are counted by outcome.
+    let conf = lab.hosts[0].dir.join("rcron.conf");
+    let c = conf.to_str().unwrap();
+    // Three jobs (the same command twice in one slot would run once).
+    for job in ["true", "false", "/bin/true"] {
+        lab.hosts[0].run(&[RCRON, "--conf", c, "--", job]);
+    }
+    let st = lab.hosts[0].status_map();
+    let n = |k: &str| st.get(k).map(String::as_str).unwrap_or("").to_string();
+    assert_eq!(
+        (n("decisions_run"), n("jobs_ok"), n("jobs_fail")),
+        ("3".into(), "2".into(), "1".into())
+    );
+
+    // --status --json: one object a JSON parser reads, numbers as numbers.
+    let o = lab.hosts[0].run(&[RCRON, "--status", "--json", "--conf", c]);
+    assert_eq!(o.status.code(), Some(0), "active: exit 0");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let v: miniserde::json::Value = miniserde::json::from_str(&text).expect(&text);
+    let miniserde::json::Value::Object(obj) = v else { panic!("not an object: {text}") };
+    let num = |k: &str| match obj.get(k) {
+        Some(miniserde::json::Value::Number(miniserde::json::Number::U64(n))) => *n,
+        other => panic!("{k}: {other:?} in {text}"),
+    };
+    let string = |k: &str| match obj.get(k) {
+        Some(miniserde::json::Value::String(s)) => s.clone(),
+        other => panic!("{k}: {other:?} in {text}"),
+    };
+    assert_eq!(string("state"), "active");
+    assert_eq!(string("peers"), "192.0.2.12");
+    assert!(num("tx_adverts") >= 3 && num("drop_other_vrid") >= 3, "{text}");
+    assert_eq!((num("jobs_ok"), num("jobs_fail"), num("priority")), (2, 1, 150));
+    assert!(matches!(obj.get("fault_reason"), Some(miniserde::json::Value::Null)), "{text}");
+
+    // --status --prometheus: what promtool accepts, with the metrics the issue names.
+    let o = lab.hosts[0].run(&[RCRON, "--status", "--prometheus", "--conf", c]);
+    assert_eq!(o.status.code(), Some(0));
+    let prom = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian: prometheus) must be installed");
+    std::io::Write::write_all(lint.stdin.as_mut().unwrap(), prom.as_bytes()).unwrap();
+    let lint = lint.wait_with_output().unwrap();
+    let said = format!("{}{}", stdout(&lint), stderr(&lint));
+    assert!(lint.status.success() && said.trim().is_empty(), "promtool: {said}\n{prom}");
+    let cl = "cluster=\"lab\"";
+    for line in [
+        format!("rcron_up{{{cl}}} 1"),
+        format!("rcron_active{{{cl}}} 1"),
+        format!("rcron_role{{{cl},role=\"master\"}} 1"),
+        format!("rcron_role{{{cl},role=\"backup\"}} 0"),
+        format!("rcron_priority{{{cl}}} 150"),
+        format!("rcron_jobs_total{{{cl},outcome=\"fail\"}} 1"),
+        format!("rcron_drops_total{{{cl},reason=\"bad_checksum\"}} 0"),
+        "# TYPE rcron_adverts_sent_total counter".to_string(),
+    ] {
+        assert!(prom.lines().any(|l| l == line), "{line} missing:\n{prom}");
+    }
+    assert!(prom.contains("rcron_transitions_total{"), "{prom}");
+    assert!(prom.contains("rcron_last_transition_timestamp_seconds{"), "{prom}");
 }
 
 #[test]

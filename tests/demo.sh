@@ -1,16 +1,22 @@
 #!/bin/sh
-# A two-node rcron demo on this machine: two network namespaces joined by a veth pair
-# (192.0.2.1 and 192.0.2.2), rcrond on each with a minimal config (every other key at its
-# default), a job run through the wrapper on both nodes, a crash of the master, and the job
-# again. Needs root; removes everything it made.
+# The main job on this machine: two nodes, A and B (network namespaces joined by a veth pair,
+# 192.0.2.1 and 192.0.2.2), each running rcrond on a minimal config and real busybox crond with
+# one crontab line, `* * * * * rcron ... -- job.sh`. A leads; after its first minute its
+# daemon is killed (kill -9 of both processes, a crash) and B takes over. Three minutes, then
+# the account: which node ran which minute; exit 1 unless every minute ran exactly once.
+# Needs root, busybox and a built rcron (tests/start.sh does all); removes everything it made.
 set -eu
 RCRON=${RCRON:-$(dirname "$0")/../target/release/rcron}
 RCRON=$(cd "$(dirname "$RCRON")" && pwd)/$(basename "$RCRON")
+BUSYBOX=$(command -v busybox) || { echo "demo: busybox is needed (tests/setup.sh)" >&2; exit 1; }
+MINUTES=${DEMO_MINUTES:-3}
 ID=$$
 D=$(mktemp -d /tmp/rcron-demo.XXXXXX)
 cleanup() {
     for n in A B; do
-        if [ -f "$D/$n/rcrond.pid" ]; then kill "$(cat "$D/$n/rcrond.pid")" 2>/dev/null || true; fi
+        for p in rcrond crond; do
+            if [ -f "$D/$n/$p.pid" ]; then kill "$(cat "$D/$n/$p.pid")" 2>/dev/null || true; fi
+        done
     done
     sleep 0.3
     ip netns del "dA$ID" 2>/dev/null || true
@@ -24,11 +30,19 @@ ip link set "dva$ID" netns "dA$ID"; ip link set "dvb$ID" netns "dB$ID"
 ip -n "dA$ID" link set "dva$ID" name eth0; ip -n "dB$ID" link set "dvb$ID" name eth0
 ip -n "dA$ID" addr add 192.0.2.1/24 dev eth0; ip -n "dB$ID" addr add 192.0.2.2/24 dev eth0
 for n in A B; do ip -n "d$n$ID" link set eth0 up; ip -n "d$n$ID" link set lo up; done
+
+# The job: one line per run, "SLOT NODE" (RCRON_SLOT: the minute it was scheduled for).
+cat > "$D/job.sh" <<EOT
+#!/bin/sh
+echo "\$RCRON_SLOT \$1" >> "$D/ran"
+EOT
+chmod +x "$D/job.sh"
+: > "$D/ran"
 for n in A:1:2:150 B:2:1:100; do
     IFS=: read -r name me peer prio <<EOT
 $n
 EOT
-    mkdir -p "$D/$name"
+    mkdir -p "$D/$name/crontabs"
     cat > "$D/$name/rcron.conf" <<EOT
 interface eth0
 virtual_router_id 51
@@ -40,28 +54,57 @@ control_socket $D/$name/rcron.sock
 pid_file $D/$name/rcrond.pid
 lock_dir $D/$name
 EOT
+    # The same job on both nodes: --id names it the same in the run ledger (the argument
+    # only says which node ran it).
+    echo "* * * * * $RCRON --conf $D/$name/rcron.conf --id demo -- $D/job.sh $name" \
+        > "$D/$name/crontabs/root"
     ip netns exec "d$name$ID" "$RCRON" --daemon --conf "$D/$name/rcron.conf"
+    ip netns exec "d$name$ID" "$BUSYBOX" crond -f -c "$D/$name/crontabs" -L "$D/$name/crond.log" &
+    echo $! > "$D/$name/crond.pid"
 done
-echo "rcrond started on A (priority 150) and B (priority 100); electing (v2, 1 s adverts)..."
-sleep 5
-for n in A B; do echo "node $n: $(head -n1 "$D/$n/state")"; done
-for n in A B; do
-    # One job on both nodes at once, as their crons start it (the same --id, a slot every
-    # 5 s): the passive node skips as soon as the active one has recorded the slot.
-    # shellcheck disable=SC2016 # $NODE expands in the job's shell
-    NODE=$n "$RCRON" --conf "$D/$n/rcron.conf" --id demo --slot 5s -- sh -c 'echo "  job ran on node $NODE"' &
+echo "rcron demo: nodes A (priority 150) and B (priority 100), rcrond and busybox crond on each"
+echo "crontab on both: * * * * * rcron -- job.sh    ($MINUTES minutes, a crash of A's daemon after the first)"
+sleep 6
+for n in A B; do echo "  $(date +%T) node $n: $(head -n1 "$D/$n/state")"; done
+
+# Waits until the minute after epoch second $1 has begun and its run is written.
+next_minute() {
+    while [ "$(date +%s)" -lt "$(( $1 / 60 * 60 + 60 + 5 ))" ]; do sleep 1; done
+}
+start=$(date +%s)
+i=1
+while [ "$i" -le "$MINUTES" ]; do
+    next_minute "$(( start + (i - 1) * 60 ))"
+    if [ "$i" = 1 ]; then
+        sup=$(cat "$D/A/rcrond.pid")
+        kill -STOP "$sup"; pkill -STOP -P "$sup"; pkill -KILL -P "$sup"; kill -KILL "$sup"
+        rm -f "$D/A/rcrond.pid"
+        echo "  $(date +%T) kill -9 of node A's rcrond (supervisor and worker): a crash"
+        sleep 5
+        for n in A B; do
+            s=$("$RCRON" --is-active --conf "$D/$n/rcron.conf" && echo active || echo passive)
+            echo "  $(date +%T) node $n: $s"
+        done
+    fi
+    i=$((i + 1))
 done
-wait
-echo "kill -9 of node A's daemon (a crash)..."
-kill -STOP "$(cat "$D/A/rcrond.pid")"; pkill -STOP -P "$(cat "$D/A/rcrond.pid")"
-pkill -KILL -P "$(cat "$D/A/rcrond.pid")"; kill -KILL "$(cat "$D/A/rcrond.pid")"
-sleep 5
-for n in A B; do echo "node $n: $("$RCRON" --is-active --conf "$D/$n/rcron.conf" && echo active || echo passive)"; done
-for n in A B; do
-    # One job on both nodes at once, as their crons start it (the same --id, a slot every
-    # 5 s): the passive node skips as soon as the active one has recorded the slot.
-    # shellcheck disable=SC2016 # $NODE expands in the job's shell
-    NODE=$n "$RCRON" --conf "$D/$n/rcron.conf" --id demo --slot 5s -- sh -c 'echo "  job ran on node $NODE"' &
+
+echo "account (minute: node that ran it):"
+fail=0
+first=$(( (start / 60 + 1) * 60 ))
+i=0
+while [ "$i" -lt "$MINUTES" ]; do
+    slot=$((first + i * 60))
+    nodes=$(awk -v s="$slot" '$1 == s { printf "%s%s", sep, $2; sep = "," }' "$D/ran")
+    count=$(awk -v s="$slot" '$1 == s' "$D/ran" | wc -l)
+    printf '  %s  %s\n' "$(date -d "@$slot" +%H:%M)" "${nodes:-nobody}"
+    [ "$count" -eq 1 ] || fail=1
+    i=$((i + 1))
 done
-wait
-"$RCRON" --status --conf "$D/B/rcron.conf" | head -n 12
+if [ "$fail" = 0 ]; then
+    echo "every minute ran exactly once"
+else
+    echo "FAILED: a minute ran twice or not at all; $D/ran:" >&2
+    cat "$D/ran" >&2
+    exit 1
+fi

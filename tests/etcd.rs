@@ -310,6 +310,31 @@ fn a_dead_member_changes_nothing_and_a_partitioned_leader_stops_its_job_before_i
     };
     let before = transitions(&g);
 
+    // --no-wait: the leader still records the slot and runs it; the others answer at once.
+    let marker = g.lab.hosts[0].dir.join("nowait.ran");
+    let job = format!("echo $RCRON_FENCING_TOKEN >> {}", marker.display());
+    for k in std::iter::once(l).chain((0..3).filter(|&k| k != l)) {
+        let conf = g.confs[k].to_str().unwrap();
+        let t = Instant::now();
+        let o = g.host(k).run(&[
+            RCRON,
+            "--no-wait",
+            "--conf",
+            conf,
+            "--id",
+            "nw",
+            "--",
+            "sh",
+            "-c",
+            &job,
+        ]);
+        let took = t.elapsed();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(took < Duration::from_secs(3), "--no-wait took {took:?} on node {k}");
+    }
+    let ran = std::fs::read_to_string(&marker).unwrap_or_default();
+    assert_eq!(ran.lines().collect::<Vec<_>>(), [g.token(l).to_string()], "once, by the leader");
+
     // One etcd member down (the first endpoint of the leader): no transition anywhere.
     let dead = l; // node k lists member k first
     let pid = g.etcd.pid(&g.lab, dead).expect("etcd member pid");

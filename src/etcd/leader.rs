@@ -458,7 +458,11 @@ impl Leadership {
                     self.failing_since = now;
                 }
                 if self.failing == 0 || now >= self.failing_logged + LOG_FAILING_EVERY_MS {
-                    log::warn!("etcd: {e} ({} failed requests in a row)", self.failing + 1);
+                    let n = self.failing + 1;
+                    log::warn!(
+                        "etcd: {e} ({n} failed request{} in a row)",
+                        if n == 1 { "" } else { "s" }
+                    );
                     self.failing_logged = now;
                 }
                 self.failing = self.failing.saturating_add(1);
@@ -852,7 +856,11 @@ mod tests {
         let mut log = Log::default();
         let mut l = leader(0, &mut log);
         assert_eq!(l.ask(1, 60), SlotAnswer::Wait("no_record_in_time"));
-        assert_eq!(l.ask(1, 60), SlotAnswer::Wait("no_record_in_time"), "asked twice, recorded once");
+        assert_eq!(
+            l.ask(1, 60),
+            SlotAnswer::Wait("no_record_in_time"),
+            "asked twice, recorded once"
+        );
         let r = l.next_request(0).unwrap();
         assert_eq!(r, Request::Record { token: 40, lease: 7, job: 1, slot: 60 });
         // The watch shows our own record before the txn's answer arrives.
@@ -938,7 +946,11 @@ mod tests {
         let r = loop {
             assert!(t < 60_000, "no record on the new lease");
             if l.role() == Role::Master && l.lease() == Some(8) {
-                assert_eq!(l.ask(9, 60), SlotAnswer::Wait("no_record_in_time"), "the wrapper still waits");
+                assert_eq!(
+                    l.ask(9, 60),
+                    SlotAnswer::Wait("no_record_in_time"),
+                    "the wrapper still waits"
+                );
             }
             let Some(r) = l.next_request(t) else {
                 t += 10;

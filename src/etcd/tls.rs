@@ -1,7 +1,8 @@
 //! TLS to etcd (`https://` endpoints with `etcd_ca_file`, and a client certificate with
 //! `etcd_cert_file` / `etcd_key_file`): rustls with the ring provider, in builds with the
-//! `tls` cargo feature only (README, "Builds": it does not fit the appliance budget). Without
-//! the feature `config` refuses TLS keys, and [`Config`] only ever makes plain streams.
+//! `tls` cargo feature only (README, "Building the binaries": it does not fit the appliance
+//! budget). Without the feature `config` refuses TLS keys, and [`Config`] only ever makes
+//! plain streams.
 //!
 //! Owns: the connection's stream, plain or TLS. Errors: a file that cannot be read or holds
 //! no certificate or key; a handshake that fails (returned as an I/O error).

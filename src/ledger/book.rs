@@ -1116,7 +1116,7 @@ mod tests {
         l.on_datagram(now, B, &buf[..len], &mut From(A, &mut n.wire)).unwrap();
         let mut kv = Kv::default();
         l.status(&mut kv);
-        kv.as_str().to_string()
+        kv.lines()
     }
 
     /// Found by the fuzzer: a sender's clock of 2^63 ms and more overflowed the offset.

@@ -88,15 +88,19 @@ impl Fence {
 
     fn read_lines(&mut self) -> Result<(), String> {
         use std::io::Read;
-        let gone = || "daemon_gone".to_string();
         let mut chunk = [0u8; 256];
+        // The daemon writes `stop` and closes at once: its lines count before its EOF.
+        let mut gone = false;
         loop {
             match self.conn.stream.read(&mut chunk) {
-                Ok(0) => return Err(gone()),
+                Ok(0) => gone = true,
                 Ok(n) => self.conn.pending.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(gone()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => gone = true,
+            }
+            if gone {
+                break;
             }
             if self.conn.pending.len() > 4096 {
                 return Err("daemon_garbage".into());
@@ -116,7 +120,7 @@ impl Fence {
                 return Err("daemon_garbage".into());
             }
         }
-        Ok(())
+        if gone { Err("daemon_gone".into()) } else { Ok(()) }
     }
 }
 

@@ -10,7 +10,7 @@
 
 use crate::backend::{Backend, Role, Sink, SlotAnswer, Transition};
 use crate::config::{Config, Election};
-use crate::control::{self, Client, Progress, Request};
+use crate::control::{self, Client, JobOutcome, Progress, Request};
 use crate::exit::Failure;
 use crate::handoff::{self, Decision};
 use crate::ledger::node::{LedgerNode, Off};
@@ -168,6 +168,10 @@ pub struct Worker {
     /// Control clients accepted so far (their order).
     accepted: u64,
     bad_requests: u64,
+    /// Run and skip answers given to wrappers.
+    decisions: [u64; 2],
+    /// Jobs ended as wrappers reported them, in [`JobOutcome::ALL`]'s order.
+    jobs: [u64; 4],
     clients_dropped: u64,
     supervised: bool,
     /// The supervisor's hang timer, re-armed at each beat.
@@ -244,6 +248,8 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         pending: Vec::new(),
         accepted: 0,
         bad_requests: 0,
+        decisions: [0; 2],
+        jobs: [0; 4],
         clients_dropped: 0,
         supervised,
         hang_timer,
@@ -477,6 +483,7 @@ impl Worker {
                 }
             };
             let p = self.pending.swap_remove(i);
+            self.decisions[usize::from(word == "skip")] += 1;
             let state = self.backend.role().state().as_str();
             log::debug!(
                 "handoff cut={cut} slot={slot:?} now={now}: {word} ({reason}) {:?}",
@@ -652,7 +659,7 @@ impl Worker {
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => stop = Some(Stop::Term),
                 Ok(Signal::SIGHUP) => self.reload(now),
                 Ok(Signal::SIGUSR1) => {
-                    for line in self.status_text(now).lines() {
+                    for line in self.status(now).lines().lines() {
                         log::info!("status: {line}");
                     }
                 }
@@ -721,7 +728,7 @@ impl Worker {
     }
 
     /// The `--status` answer: the worker's fields, then the backend's.
-    fn status_text(&self, now: u64) -> String {
+    fn status(&self, now: u64) -> Kv {
         let mut kv = Kv::default();
         let role = self.backend.role();
         kv.put("state", role.state().as_str());
@@ -743,6 +750,11 @@ impl Worker {
         kv.put("control_bad_requests", self.bad_requests);
         kv.put("control_clients_dropped", self.clients_dropped);
         kv.put("handoff_waiting", self.pending.len());
+        kv.put("decisions_run", self.decisions[0]);
+        kv.put("decisions_skip", self.decisions[1]);
+        for (o, n) in JobOutcome::ALL.iter().zip(self.jobs) {
+            kv.put_suffixed("jobs_", o.as_str(), n);
+        }
         match &self.ledger {
             _ if self.shell.cfg.election == Election::Etcd => {
                 kv.put("ledger", "etcd");
@@ -776,7 +788,7 @@ impl Worker {
         }
         self.backend.status(now, &mut kv);
         kv.put("pid", std::process::id());
-        kv.as_str().to_string()
+        kv
     }
 
     /// Accepts and reads clients. A client whose request is complete is never dropped: when
@@ -860,7 +872,7 @@ impl Worker {
                 });
                 return;
             }
-            Some(Request::Slot { job, slot, cut_ms }) => {
+            Some(Request::Slot { job, slot, cut_ms, at_once }) => {
                 // With a ledger (even one that may fall back for this question once the
                 // master is found without one) the record may come from a master whose cron
                 // fires up to max_clock_offset later, or a failover may make this node master.
@@ -874,12 +886,21 @@ impl Worker {
                     }
                     (Election::Vrrp, false) => (wait, cap),
                 };
-                let deadline = now.saturating_add(wait).min(now + cap);
+                let deadline = match at_once && self.backend.role() != Role::Master {
+                    // --no-wait on a node that does not lead: what it knows now decides.
+                    true => now,
+                    false => now.saturating_add(wait).min(now + cap),
+                };
                 let (stream, slot) = (c.into_stream(), Some((job, slot)));
                 self.pending.push(Pending { stream, cut: cut_ms, slot, arrived: now, deadline });
                 return;
             }
-            Some(Request::Status) => self.status_text(now),
+            Some(Request::Status(format)) => self.status(now).render(format),
+            Some(Request::Job(o)) => {
+                let i = JobOutcome::ALL.iter().position(|&a| a == o).unwrap_or(0);
+                self.jobs[i] += 1;
+                "ok=1\n".to_string()
+            }
             Some(Request::State) => format!("state={}\n", self.backend.role().state().as_str()),
             None => {
                 self.bad_requests += 1;
@@ -893,6 +914,8 @@ impl Worker {
     fn leave(&mut self) {
         let now = monotonic_ms();
         self.backend.shutdown(now, &mut self.shell);
+        // Fenced jobs hear why (`stop reason=shutdown`), not only the connection closing.
+        self.tell_fenced(now);
         self.refresh_state(now, true);
         let _ = std::fs::remove_file(&self.shell.cfg.control_socket);
     }

@@ -114,10 +114,7 @@ fn detach(cfg: &Config, conf_path: &Path) -> Result<i32, Failure> {
     // The write end went to the child with `cmd`; dropping `cmd` closes ours.
     drop(cmd);
     let mut said = std::fs::File::from(read_end);
-    let _ = nix::fcntl::fcntl(
-        &said,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
+    let _ = nix::fcntl::fcntl(&said, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
     let mut text = Vec::new();
     let mut read_said = |text: &mut Vec<u8>| {
         let mut buf = [0u8; 4096];
@@ -136,7 +133,8 @@ fn detach(cfg: &Config, conf_path: &Path) -> Result<i32, Failure> {
             read_said(&mut text);
             let said = String::from_utf8_lossy(&text);
             let said = said.trim_end();
-            let why = if said.is_empty() { "see syslog".into() } else { format!("it said:\n{said}") };
+            let why =
+                if said.is_empty() { "see syslog".into() } else { format!("it said:\n{said}") };
             return Err(Failure::NotStarted(format!("daemon exited at start ({st}); {why}")));
         }
         let pid = std::fs::read_to_string(&cfg.pid_file).ok().and_then(|s| s.trim().parse().ok());

@@ -7,7 +7,7 @@
 
 use crate::cli::WrapperOpts;
 use crate::config::{Config, State};
-use crate::control::QueryError;
+use crate::control::{JobOutcome, QueryError};
 use crate::exit::Failure;
 use crate::os::job::{self, Outcome};
 use crate::os::logging;
@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// The pause between two tries of a question whose daemon is restarting ([`ask_again`]).
 const ASK_AGAIN_MS: u64 = 100;
+/// How long the wrapper tries to tell its daemon how the job ended (a counter only).
+const JOB_REPORT_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// The command as the logs show it: words joined by spaces, control characters escaped.
 pub fn cmd_line(argv: &[OsString]) -> String {
@@ -85,7 +87,8 @@ fn fence_of(answer: &str, conn: Option<crate::control::FenceStream>) -> Option<(
 /// time means passive.
 pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Verdict {
     let timing = Timing::new(cfg);
-    let (req, bound) = if no_wait {
+    let etcd = cfg.election == crate::config::Election::Etcd;
+    let (req, bound) = if no_wait && !etcd {
         ("state".to_string(), 500)
     } else {
         let bound = match cfg.election {
@@ -93,8 +96,13 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Ver
             _ if cfg.run_ledger => timing.ledger_wrapper_bound_ms(),
             _ => timing.wrapper_bound_ms(),
         };
-        (format!("slot {:016x} {} {}", slot.job, slot.time, slot_cut(start_ms)), bound)
+        // Under etcd a run needs its record and fence even with --no-wait: the leader still
+        // records the slot; a node that does not lead answers at once (` now`).
+        let at_once = if no_wait { " now" } else { "" };
+        let (job, time, cut) = (slot.job, slot.time, slot_cut(start_ms));
+        (format!("slot {job:016x} {time} {cut}{at_once}"), bound)
     };
+    let no_wait = no_wait && !etcd;
     let bound = Duration::from_millis(bound);
     let asked = if no_wait {
         crate::control::query_open(&cfg.control_socket, &req, bound)
@@ -115,7 +123,7 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Ver
                 reason.push_str(ip);
             }
             let fence = if run { fence_of(&answer, conn) } else { None };
-            if run && cfg.election == crate::config::Election::Etcd && fence.is_none() {
+            if run && etcd && fence.is_none() {
                 // A run under etcd comes with its fence, or not at all.
                 return Verdict {
                     state: State::Passive,
@@ -262,12 +270,13 @@ fn run_active(
     let outcome = job::run(&opts.argv, &env, opts.timeout, opts.kill_after, fence);
     let ms = t0.elapsed().as_millis();
     let code = outcome.exit_code();
-    let status = match outcome {
-        Outcome::Exited(0) => "ok",
-        Outcome::TimedOut => "timeout",
-        Outcome::Fenced(_) => "fenced",
-        _ => "fail",
+    let ended = match outcome {
+        Outcome::Exited(0) => JobOutcome::Ok,
+        Outcome::TimedOut => JobOutcome::Timeout,
+        Outcome::Fenced(_) => JobOutcome::Fenced,
+        _ => JobOutcome::Fail,
     };
+    let status = ended.as_str();
     let mut line = format!(
         "cluster={cluster} state=active status={status} exit={code} dur={} dur_ms={ms}",
         ms / 1000
@@ -280,6 +289,11 @@ fn run_active(
     }
     line.push_str(&format!(" {named}cmd={cmd}"));
     logging::line(level, &line);
+    if cfg.expects_daemon() {
+        // Counted for --status (`jobs_*`); a daemon gone meanwhile changes nothing here.
+        let request = format!("job {status}");
+        let _ = crate::control::query(&cfg.control_socket, &request, JOB_REPORT_TIMEOUT);
+    }
     Ok(code)
 }
 
