@@ -100,7 +100,10 @@ options:
   -h, --help           this text
 
 exit codes (wrapper): passive 0; active: the job's own; killed by signal N: 128+N;
-timeout 124; usage 64; config error 78; command not executable 126, not found 127.
+timeout 124; usage 64; config error 78; command not executable 126, not found 127;
+--lock file not creatable 73; etcd: job stopped as leadership ended (fenced) 75.
+other roles: 0 ok; --is-active/--status passive 1; --daemon did not start 1; OS error 71;
+cannot create a file 73; --from-keepalived: nothing usable 65, no such file 66.
 ";
 
 /// Parses `args` (without argv[0]); `invoked_as` is the basename of argv[0].

@@ -401,7 +401,10 @@ check_packages() {
 	for f in rcron.init uci2conf.sh; do
 		[ -x "dist/openwrt/rcron/files/$f" ] || fail "openwrt: files/$f is not executable"
 	done
-	ok "packages: the installed files exist"
+	# The license file Buildroot checks against its hash (legal-info).
+	grep '  LICENSE$' dist/buildroot/rcron/rcron.hash | sed 's/^sha256 //' | sha256sum -c --quiet ||
+		fail "buildroot: rcron.hash does not match LICENSE"
+	ok "packages: the installed files exist, LICENSE matches its hash"
 }
 
 check_systemd

@@ -10,8 +10,7 @@
 RCRON_VERSION = 0.1.0
 RCRON_SITE = https://example.invalid/rcron/releases/download/v$(RCRON_VERSION)
 RCRON_LICENSE = MIT
-# The repository has no LICENSE file yet (Cargo.toml says MIT): add it, list it here
-# (RCRON_LICENSE_FILES = LICENSE) and its hash in rcron.hash.
+RCRON_LICENSE_FILES = LICENSE
 
 # Cargo features (Cargo.toml): etcd is a default feature, tls needs it.
 ifeq ($(BR2_PACKAGE_RCRON_ETCD),y)
