@@ -28,7 +28,7 @@ binary=
 
 usage() {
     sed -n '/^# usage:/,/^#   --no-man/p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 64
+    exit "${1:-64}"
 }
 
 while [ $# -gt 0 ]; do
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
         --no-man) man=0 ;;
         --target) [ $# -ge 2 ] || usage; target=$2; shift ;;
         --binary) [ $# -ge 2 ] || usage; binary=$2; shift ;;
-        -h | --help) usage ;;
+        -h | --help) usage 0 ;;
         -*) echo "install.sh: unknown option $1" >&2; usage ;;
         *) break ;;
     esac

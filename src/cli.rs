@@ -276,6 +276,9 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
     if role.is_none() && invoked_as == "rcrond" && i >= args.len() {
         role = Some(Role::Daemon { foreground });
     }
+    if format.is_some() && !matches!(role, Some(Role::Status { .. })) {
+        return Err(UsageError("--json and --prometheus go with --status".into()));
+    }
     let role = match role {
         Some(Role::Daemon { .. }) => Role::Daemon { foreground },
         Some(Role::Worker { .. }) => Role::Worker { foreground },
@@ -295,9 +298,6 @@ pub fn parse(invoked_as: &str, args: &[OsString]) -> Result<Cli, UsageError> {
     }
     if instance.is_some() {
         return Err(UsageError("--instance goes with --from-keepalived".into()));
-    }
-    if format.is_some() {
-        return Err(UsageError("--json and --prometheus go with --status".into()));
     }
     let non_wrapper = !matches!(role, Role::Wrapper(_));
     if non_wrapper && i < args.len() {
@@ -387,6 +387,7 @@ mod tests {
         let json = Role::Status { format: Format::Json };
         assert_eq!(p(&["--json", "--status"]).unwrap().role, json);
         assert!(p(&["--json", "--is-active"]).is_err());
+        assert!(p(&["--json"]).unwrap_err().0.contains("go with --status"));
         assert!(p(&["--status", "--json", "--prometheus"]).is_err());
         assert_eq!(p(&["--is-active"]).unwrap().role, Role::IsActive);
         assert_eq!(p(&["--check"]).unwrap().role, Role::Check { strict: false });

@@ -135,7 +135,11 @@ fn nest(
                         if depth >= MAX_INCLUDE_DEPTH {
                             return Err(Failure::Data(format!("{at}: includes nest too deep")));
                         }
-                        items.extend(read_file(&f, depth + 1, budget)?);
+                        let included = read_file(&f, depth + 1, budget).map_err(|e| match e {
+                            Failure::NoInput(m) => Failure::NoInput(format!("{at}: include: {m}")),
+                            other => other,
+                        })?;
+                        items.extend(included);
                     }
                 }
                 break;
@@ -216,6 +220,8 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 struct Out {
     text: String,
     unmapped: Vec<String>,
+    /// A key rcron cannot do without, missing: nothing usable.
+    missing: Option<String>,
 }
 
 impl Out {
@@ -236,12 +242,25 @@ impl Out {
 
 /// A `notify_*` command that only writes rcron's state file (the classic recipe:
 /// `/bin/echo active > /var/run/rcron/state`): rcron keeps that file itself.
+/// Also as keepalived 2.x scripts write it, through a shell (`/bin/sh -c 'echo active >
+/// FILE'`), and for every state word the recipes use.
 fn writes_state_file(cmd: &str) -> bool {
-    let w: Vec<&str> = cmd.split_whitespace().collect();
+    let mut w: Vec<&str> = cmd.split_whitespace().collect();
+    let shell = matches!(w.first().copied(), Some("sh" | "/bin/sh" | "/usr/bin/sh" | "bash"));
+    let inner;
+    if shell && w.get(1) == Some(&"-c") {
+        inner = w[2..].join(" ");
+        w = inner.trim_matches(['"', '\'']).split_whitespace().collect();
+    }
     let echo = matches!(w.first().copied(), Some("echo" | "/bin/echo" | "/usr/bin/echo"));
     let word = w.get(1).map(|s| s.trim_matches(['"', '\'']));
-    let state = matches!(word, Some("active" | "passive"));
+    let state = matches!(word, Some("active" | "passive" | "master" | "backup" | "fault"));
     echo && state && w.len() == 4 && matches!(w[2], ">" | ">>")
+}
+
+/// A value as rcron's parser reads it back: quoted when it holds blanks.
+fn value(v: &str) -> String {
+    if v.contains(char::is_whitespace) { format!("\"{v}\"") } else { v.to_string() }
 }
 
 /// Converts the chosen `vrrp_instance` of `items` (see [`from_file`]); `source` names the
@@ -271,7 +290,7 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
             }
         },
     };
-    let mut out = Out { text: String::new(), unmapped: Vec::new() };
+    let mut out = Out { text: String::new(), unmapped: Vec::new(), missing: None };
     out.note(&format!(
         "rcron.conf from {source}, vrrp_instance {} (rcron --from-keepalived)",
         name_of(chosen)
@@ -300,6 +319,9 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
         }
     }
     instance_body(chosen, &scripts, version, &mut out);
+    if let Some(m) = out.missing {
+        return Err(Failure::Data(m));
+    }
     // What was written must be a config rcron takes: checked by rcron's own parser.
     if let Err(errs) = config::parse(out.text.as_bytes()) {
         let list: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
@@ -316,7 +338,15 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
 fn instance_body(inst: &Item, scripts: &[&Item], mut version: Option<String>, out: &mut Out) {
     let body = inst.block.as_deref().unwrap_or(&[]);
     let first = |it: &Item| it.words.get(1).cloned().unwrap_or_default();
+    // A keyword that takes one value: what follows it is said, not dropped.
+    let one = |it: &Item, out: &mut Out| {
+        if it.words.len() > 2 {
+            out.unmapped(it, "one value taken; the words after it are not");
+        }
+        first(it)
+    };
     let mut lines: Vec<(&'static str, String)> = Vec::new();
+    let mut auth: Option<(String, &Item)> = None;
     let mut peers = Vec::new();
     let mut vips = Vec::new();
     let mut old_unicast = false;
@@ -325,40 +355,57 @@ fn instance_body(inst: &Item, scripts: &[&Item], mut version: Option<String>, ou
         let kw = it.words.first().map(String::as_str).unwrap_or("");
         let block = it.block.as_deref().unwrap_or(&[]);
         match kw {
-            "interface" => lines.push(("interface", first(it))),
-            "virtual_router_id" => lines.push(("virtual_router_id", first(it))),
-            "priority" => lines.push(("priority", first(it))),
-            "advert_int" => lines.push(("advert_int", first(it))),
-            "version" => version = Some(first(it)),
-            "unicast_src_ip" => lines.push(("unicast_src_ip", first(it))),
+            "interface" => lines.push(("interface", one(it, out))),
+            "virtual_router_id" => lines.push(("virtual_router_id", one(it, out))),
+            "priority" => lines.push(("priority", one(it, out))),
+            "advert_int" => lines.push(("advert_int", one(it, out))),
+            "version" => version = Some(one(it, out)),
+            "unicast_src_ip" => lines.push(("unicast_src_ip", one(it, out))),
             "vrrp_unicast_bind" => {
                 old_unicast = true;
-                lines.push(("unicast_src_ip", first(it)));
+                lines.push(("unicast_src_ip", one(it, out)));
             }
             "vrrp_unicast_peer" => {
                 old_unicast = true;
                 peers.extend(it.words.iter().skip(1).cloned());
             }
-            "unicast_peer" => peers.extend(block.iter().filter_map(|p| p.words.first().cloned())),
+            "unicast_peer" => {
+                for p in block {
+                    // One per line, or several on one line (`unicast_peer { a b }`); a peer's
+                    // options (`min_ttl`, `max_ttl`) are keepalived's own.
+                    let ips =
+                        p.words.iter().take_while(|w| w.parse::<std::net::Ipv4Addr>().is_ok());
+                    let n = ips.clone().count().max(1);
+                    peers.extend(p.words.iter().take(n).cloned());
+                    if p.words.len() > n {
+                        out.unmapped(p, "peer options are keepalived's own");
+                    }
+                }
+            }
             "authentication" => {
                 let get =
                     |k: &str| block.iter().find(|a| a.words.first().map(String::as_str) == Some(k));
                 let kind = get("auth_type").map(first).unwrap_or_default();
                 match (kind.as_str(), get("auth_pass")) {
-                    ("PASS", Some(p)) => lines.push(("auth_pass", first(p))),
+                    ("PASS", Some(p)) => auth = Some((first(p), p)),
                     _ => out.unmapped(it, "only auth_type PASS is supported (AH is not)"),
                 }
             }
             "virtual_ipaddress" => {
                 for v in block {
-                    vips.push(v.words.first().cloned().unwrap_or_default());
+                    let addr = v.words.first().cloned().unwrap_or_default();
+                    if addr.contains(':') {
+                        out.unmapped(v, "rcron carries IPv4 addresses only");
+                        continue;
+                    }
+                    vips.push(addr);
                     if v.words.len() > 1 {
                         out.unmapped(v, "address options (dev, label, scope) are not kept");
                     }
                 }
             }
             "nopreempt" => lines.push(("preempt", "no".into())),
-            "preempt_delay" => lines.push(("preempt_delay", first(it))),
+            "preempt_delay" => lines.push(("preempt_delay", one(it, out))),
             "track_interface" => {
                 for t in block {
                     lines.push(("track_interface", t.words.first().cloned().unwrap_or_default()));
@@ -391,15 +438,41 @@ fn instance_body(inst: &Item, scripts: &[&Item], mut version: Option<String>, ou
                 };
                 lines.push((key, cmd));
             }
-            "notify" | "notify_stop" => {
-                out.unmapped(it, "rcron's hooks get RCRON_* variables, not arguments")
-            }
+            "notify" => out.unmapped(it, "rcron's hooks get RCRON_* variables, not arguments"),
+            "notify_stop" => out.unmapped(it, "rcron has no hook for its own stop"),
             "state" => out.note(&format!(
                 "state {}: rcron elects by priority alone (keepalived's initial state)",
                 first(it)
             )),
             "lvs_sync_daemon_interface" | "lvs_sync_daemon_inteface" => out.unmapped(it, "LVS"),
             _ => out.unmapped(it, "no rcron equivalent"),
+        }
+    }
+    if !lines.iter().any(|(k, _)| *k == "virtual_router_id") {
+        // keepalived refuses such an instance too; without it rcron would elect nothing.
+        out.missing = Some(format!("{}: no virtual_router_id in this vrrp_instance", inst.at));
+    }
+    let v3 = version.as_deref() == Some("3");
+    if let Some((pass, at)) = auth {
+        if v3 {
+            out.unmapped(at, "VRRPv3 has no authentication; keepalived ignores it too");
+        } else if pass.len() > 8 {
+            // keepalived uses the first 8 bytes (the v2 field's size).
+            out.unmapped(at, "keepalived uses its first 8 characters; so does this file");
+            let cut = (0..=8).rev().find(|&i| pass.is_char_boundary(i)).unwrap_or(0);
+            lines.push(("auth_pass", value(&pass[..cut])));
+        } else {
+            lines.push(("auth_pass", value(&pass)));
+        }
+    }
+    if !v3 && let Some(i) = lines.iter().position(|(k, _)| *k == "advert_int") {
+        // VRRPv2 counts whole seconds; keepalived rounds a fraction.
+        if let Ok(x) = lines[i].1.parse::<f64>()
+            && x.fract() != 0.0
+        {
+            let whole = (x.round() as u64).max(1);
+            out.note(&format!("advert_int {}: VRRPv2 counts whole seconds: {whole}", lines[i].1));
+            lines[i].1 = whole.to_string();
         }
     }
     if let Some(v) = version {
@@ -544,12 +617,51 @@ mod tests {
                 Some(&["interface eth0", "virtual_router_id 7"]),
                 &["authentication"],
             ),
-            // Refused: nothing to convert, a value rcron does not take, braces that do not pair.
+            (
+                // What keepalived takes and rcron words differently: an 8-byte cut of a long
+                // password, a fractional v2 interval rounded, peers on one line, a peer's
+                // options, an IPv6 address, extra words on a one-value line.
+                "vrrp_instance A {\n interface eth0 extra\n virtual_router_id 7\n advert_int 0.5\n \
+                 authentication {\n  auth_type PASS\n  auth_pass 1234567890\n }\n unicast_peer \
+                 { 10.0.0.2 10.0.0.3 }\n unicast_peer {\n  10.0.0.4 min_ttl 1\n }\n \
+                 virtual_ipaddress {\n  fe80::1/64\n }\n}",
+                Some(&[
+                    "interface eth0",
+                    "virtual_router_id 7",
+                    "advert_int 1",
+                    "auth_pass 12345678",
+                    "unicast_peer 10.0.0.2 10.0.0.3 10.0.0.4",
+                ]),
+                &["interface eth0 extra", "auth_pass 1234567890", "10.0.0.4 min_ttl", "fe80::1/64"],
+            ),
+            (
+                // A password with a blank stays one value; v3 drops authentication as
+                // keepalived does; a state-file hook through a shell is dropped.
+                "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n authentication {\n  \
+                 auth_type PASS\n  auth_pass \"se cret\"\n }\n notify_master \"/bin/sh -c 'echo \
+                 master > /var/run/rcron/state'\"\n notify_backup \"/etc/ha/down.sh now\"\n}",
+                Some(&[
+                    "interface eth0",
+                    "virtual_router_id 7",
+                    "notify_passive /etc/ha/down.sh now",
+                    "auth_pass \"se cret\"",
+                ]),
+                &[],
+            ),
+            (
+                "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n version 3\n \
+                 authentication {\n  auth_type PASS\n  auth_pass x\n }\n}",
+                Some(&["interface eth0", "virtual_router_id 7", "vrrp_version 3"]),
+                &["auth_pass x"],
+            ),
+            // Refused: nothing to convert, a value rcron does not take, braces that do not pair,
+            // an instance without virtual_router_id (keepalived refuses it too).
             ("global_defs {\n router_id x\n}", None, &[]),
             ("vrrp_instance A {\n interface eth0\n", None, &[]),
             ("vrrp_instance A {\n interface eth0\n}\n}", None, &[]),
             ("vrrp_instance A {\n interface eth0\n virtual_router_id 300\n}", None, &[]),
             ("vrrp_instance A {\n interface eth0\n advert_int 0.5\n}", None, &[]),
+            ("vrrp_instance A {\n interface eth0 virtual_router_id 3\n}", None, &[]),
         ];
         for (snippet, want, said) in table {
             match (conv(snippet, None), want) {

@@ -300,6 +300,7 @@ check_procd() (
 open_instance
 set_param [command] [$PROG] [--daemon] [--foreground] [--conf] [$RCRON_CONF]
 set_param [respawn] [3600] [5] [5]
+set_param [term_timeout] [15]
 close_instance
 EOF
 	[ $rc -eq 0 ] || fail "procd: start_service returned $rc"

@@ -24,9 +24,10 @@ if ! command -v promtool >/dev/null; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
-# Rust (edition 2024 needs a newer one than Debian's): rustup's stable, when none is here.
+# Rust (edition 2024 needs a newer one than Debian's): rustup's stable, when rustup is not
+# here (a Debian cargo alone does not count).
 # shellcheck source=/dev/null # rustup writes it
-if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
+if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 if ! command -v rustup >/dev/null; then
     apt-get install -y -qq curl ca-certificates build-essential >/dev/null
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal

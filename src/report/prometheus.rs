@@ -105,6 +105,15 @@ const ENUMS: &[(&str, &str, &str, &[&str], &str)] = &[
     ("etcd_watch", "etcd_watch", "state", &["on", "unconfirmed", "off"], "The etcd watch."),
 ];
 
+/// `yes`/`no` text fields, as 1/0.
+const FLAGS: &[(&str, &str, &str)] = &[
+    ("fault", "fault", "The node is in fault (a link down, a failing check)."),
+    ("ledger_synced", "ledger_synced", "The run ledger has synced its records with a peer."),
+];
+
+/// Peers' run-ledger states (`peer_IP_ledger`), one sample per state, 1 for the current one.
+const PEER_LEDGER_STATES: [&str; 4] = ["up", "down", "unknown", "silent"];
+
 /// Dynamic fields `PREFIX<label>SUFFIX`: (prefix, suffix, metric, label, kind, help, ms).
 type Family = (&'static str, &'static str, &'static str, &'static str, Kind, &'static str, bool);
 const FAMILIES: &[Family] = &[
@@ -175,9 +184,10 @@ pub fn render(fields: &[(String, Value)]) -> String {
     }
     let active = if text_of("state") == Some("active") { "1" } else { "0" };
     out.sample("active", Gauge, "This node runs the jobs (1) or not (0).", "", active);
-    if let Some(f) = text_of("fault") {
-        let v = if f == "yes" { "1" } else { "0" };
-        out.sample("fault", Gauge, "The node is in fault (a link down, a failing check).", "", v);
+    for &(field, name, help) in FLAGS {
+        if let Some(f) = text_of(field) {
+            out.sample(name, Gauge, help, "", if f == "yes" { "1" } else { "0" });
+        }
     }
     for &(field, name, label, values, help) in ENUMS {
         if let Some(now) = text_of(field) {
@@ -204,5 +214,65 @@ pub fn render(fields: &[(String, Value)]) -> String {
             out.sample(name, kind, help, &format!(",{label}=\"{}\"", escape(l)), &number(*n, ms));
         }
     }
+    for (k, v) in fields {
+        let Value::Text(now) = v else { continue };
+        let Some(peer) = k.strip_prefix("peer_").and_then(|r| r.strip_suffix("_ledger")) else {
+            continue;
+        };
+        for state in PEER_LEDGER_STATES {
+            let labels = format!(",peer=\"{}\",state=\"{state}\"", escape(peer));
+            let one = if state == now { "1" } else { "0" };
+            out.sample("peer_ledger", Gauge, "A peer's run ledger, by state.", &labels, one);
+        }
+    }
     out.text
+}
+
+/// Every metric name (after `rcron_`), for the documentation's test.
+#[cfg(test)]
+fn names() -> Vec<&'static str> {
+    let mut n = vec!["up", "active", "peer_ledger"];
+    n.extend(FLAGS.iter().map(|f| f.1));
+    n.extend(ENUMS.iter().map(|e| e.1));
+    n.extend(METRICS.iter().map(|m| m.name));
+    n.extend(FAMILIES.iter().map(|f| f.2));
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_in_the_man_page() {
+        let man = include_str!("../../man/rcron.8");
+        for n in names() {
+            assert!(man.contains(&format!("rcron_{n}")), "rcron_{n} missing from man/rcron.8");
+        }
+    }
+
+    #[test]
+    fn samples_are_labelled_and_in_seconds() {
+        let f = |k: &str, v: Value| (k.to_string(), v);
+        let fields = [
+            f("state", Value::Text("active".into())),
+            f("cluster", Value::Text("a\"b".into())),
+            f("last_advert_age_ms", Value::Int(1234)),
+            f("peer_10.0.0.2_clock_offset_ms", Value::Int(-5)),
+            f("peer_10.0.0.2_ledger", Value::Text("up".into())),
+            f("etcd_lease_left_ms", Value::Text(String::new())),
+        ];
+        let text = render(&fields);
+        let c = "cluster=\"a\\\"b\"";
+        for line in [
+            format!("rcron_active{{{c}}} 1"),
+            format!("rcron_last_advert_age_seconds{{{c}}} 1.234"),
+            format!("rcron_peer_clock_offset_seconds{{{c},peer=\"10.0.0.2\"}} -0.005"),
+            format!("rcron_peer_ledger{{{c},peer=\"10.0.0.2\",state=\"up\"}} 1"),
+            format!("rcron_peer_ledger{{{c},peer=\"10.0.0.2\",state=\"down\"}} 0"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("etcd_lease_left"), "no value, no sample:\n{text}");
+    }
 }
