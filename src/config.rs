@@ -95,7 +95,19 @@ pub struct Config {
     pub unicast_src_ip: Option<Ipv4Addr>,
     pub unicast_peers: heapless::Vec<Ipv4Addr, MAX_PEERS>,
     pub auth_pass: Option<[u8; 8]>,
+    /// The addresses the adverts carry, in order (the addresses of [`Config::vips`]).
     pub virtual_ipaddress: heapless::Vec<Ipv4Addr, MAX_VIPS>,
+    /// How the active node holds each of them (prefix, device, label).
+    pub vips: Vec<Vip>,
+    /// Seconds after taking over when a second batch of gratuitous ARPs goes out; 0: none
+    /// (keepalived's `garp_master_delay`, default 5, 0..=3600).
+    pub garp_master_delay_s: u32,
+    /// Gratuitous ARPs per address in each batch (keepalived's `garp_master_repeat`,
+    /// default 5, 1..=100).
+    pub garp_master_repeat: u32,
+    /// Seconds between refresh batches while master (one ARP per address); 0: none
+    /// (keepalived's `garp_master_refresh`, default 0, 0..=86400).
+    pub garp_master_refresh_s: u32,
     pub preempt: bool,
     /// Preempt delay in centiseconds.
     pub preempt_delay_cs: u32,
@@ -153,6 +165,10 @@ impl Default for Config {
             unicast_peers: heapless::Vec::new(),
             auth_pass: None,
             virtual_ipaddress: heapless::Vec::new(),
+            vips: Vec::new(),
+            garp_master_delay_s: 5,
+            garp_master_repeat: 5,
+            garp_master_refresh_s: 0,
             preempt: true,
             preempt_delay_cs: 0,
             track_interface: heapless::Vec::new(),
@@ -372,8 +388,21 @@ pub fn max_vips_for_mtu(mtu: u32, version: u8) -> usize {
     (mtu.saturating_sub(headers) / 4).min(MAX_VIPS as u32) as usize
 }
 
+/// One `virtual_ipaddress` entry as the active node holds it: keepalived's
+/// `ADDR[/PREFIX] [dev IFACE] [label LABEL]` (keepalived.conf(5), "virtual_ipaddress").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vip {
+    pub addr: Ipv4Addr,
+    /// Prefix length 0..=32; 32 when not given, as keepalived does.
+    pub prefix: u8,
+    /// The interface that holds it; `None`: `interface`.
+    pub dev: Option<String>,
+    /// `ip addr`'s label: at most 15 bytes, starting with the interface's name.
+    pub label: Option<String>,
+}
+
 /// Every key, whether it takes a list, and its index in `Parser::seen`.
-const KEYS: [(&str, bool); 41] = [
+const KEYS: [(&str, bool); 44] = [
     ("cluster_name", false),
     ("state_file", false),
     ("default_state", false),
@@ -390,6 +419,9 @@ const KEYS: [(&str, bool); 41] = [
     ("unicast_peer", true),
     ("auth_pass", false),
     ("virtual_ipaddress", true),
+    ("garp_master_delay", false),
+    ("garp_master_repeat", false),
+    ("garp_master_refresh", false),
     ("preempt", false),
     ("preempt_delay", false),
     ("track_interface", true),
@@ -418,7 +450,7 @@ const KEYS: [(&str, bool); 41] = [
 ];
 
 /// Keys only the VRRP election reads (the run ledger is its own; etcd keeps the records).
-const VRRP_ONLY: [&str; 14] = [
+const VRRP_ONLY: [&str; 17] = [
     "interface",
     "virtual_router_id",
     "priority",
@@ -429,6 +461,9 @@ const VRRP_ONLY: [&str; 14] = [
     "unicast_peer",
     "auth_pass",
     "virtual_ipaddress",
+    "garp_master_delay",
+    "garp_master_repeat",
+    "garp_master_refresh",
     "preempt",
     "preempt_delay",
     "run_ledger",
@@ -597,8 +632,17 @@ impl Parser {
                 Ok(())
             }
             "virtual_ipaddress" => {
-                self.list_ips(n, key, values, false);
+                self.vip_line(n, values);
                 Ok(())
+            }
+            "garp_master_delay" => {
+                int_in(v, 0, 3600).map(|x| self.cfg.garp_master_delay_s = x as u32)
+            }
+            "garp_master_repeat" => {
+                int_in(v, 1, 100).map(|x| self.cfg.garp_master_repeat = x as u32)
+            }
+            "garp_master_refresh" => {
+                int_in(v, 0, 86_400).map(|x| self.cfg.garp_master_refresh_s = x as u32)
             }
             "auth_pass" => parse_pass(v).map(|p| self.cfg.auth_pass = Some(p)),
             "preempt" => parse_bool(v).map(|b| self.cfg.preempt = b),
@@ -667,7 +711,7 @@ impl Parser {
 
     fn list_ips(&mut self, n: usize, key: &str, values: &[&str], peers: bool) {
         for v in values {
-            let ip = if peers { parse_ip(v) } else { parse_vip(v) };
+            let ip = if peers { parse_ip(v) } else { parse_vip(v).map(|(ip, _)| ip) };
             let list_full = match ip {
                 Err(e) => {
                     self.err(n, format!("{key}: {e}"));
@@ -690,6 +734,56 @@ impl Parser {
                 let max = if peers { MAX_PEERS } else { MAX_VIPS };
                 self.err(n, format!("{key}: more than {max} addresses"));
                 return;
+            }
+        }
+    }
+
+    /// A `virtual_ipaddress` line: addresses, each optionally followed by `dev IFACE` and
+    /// `label LABEL` (keepalived's words); keepalived's other address options are refused by
+    /// name rather than ignored.
+    fn vip_line(&mut self, n: usize, values: &[&str]) {
+        let mut i = 0;
+        while i < values.len() {
+            let word = values[i];
+            match word {
+                "dev" | "label" => {
+                    let Some(&arg) = values.get(i + 1) else {
+                        self.err(n, format!("virtual_ipaddress: `{word}` needs a value"));
+                        return;
+                    };
+                    let Some(last) = self.cfg.vips.last_mut() else {
+                        self.err(n, format!("virtual_ipaddress: `{word}` before any address"));
+                        return;
+                    };
+                    let slot = if word == "dev" { &mut last.dev } else { &mut last.label };
+                    let parsed = if word == "dev" { parse_ifname(arg) } else { parse_label(arg) };
+                    match parsed {
+                        Ok(name) => *slot = Some(name),
+                        Err(e) => self.err(n, format!("virtual_ipaddress {word}: {e}")),
+                    }
+                    i += 2;
+                }
+                "brd" | "broadcast" | "scope" | "metric" | "preferred_lft" | "valid_lft"
+                | "home" | "no_track" | "noprefixroute" | "peer" | "track_group" => {
+                    self.err(
+                        n,
+                        format!(
+                            "virtual_ipaddress: `{word}` is not supported (ADDR[/PREFIX] \
+                             [dev IFACE] [label LABEL])"
+                        ),
+                    );
+                    return;
+                }
+                _ => {
+                    let before = self.cfg.virtual_ipaddress.len();
+                    self.list_ips(n, "virtual_ipaddress", &[word], false);
+                    if self.cfg.virtual_ipaddress.len() > before
+                        && let Ok((addr, prefix)) = parse_vip(word)
+                    {
+                        self.cfg.vips.push(Vip { addr, prefix, dev: None, label: None });
+                    }
+                    i += 1;
+                }
             }
         }
     }
@@ -744,6 +838,27 @@ impl Parser {
         if c.etcd_cert_file.is_some() != c.etcd_key_file.is_some() {
             let l = line_of("etcd_cert_file").max(line_of("etcd_key_file"));
             self.err(l, "etcd_cert_file and etcd_key_file go together (a client certificate)");
+        }
+        let iface = self.cfg.interface.clone().unwrap_or_default();
+        let mut bad_labels = Vec::new();
+        for v in &self.cfg.vips {
+            let dev = v.dev.as_deref().unwrap_or(&iface);
+            let fits =
+                |l: &str| l.strip_prefix(dev).is_some_and(|r| r.is_empty() || r.starts_with(':'));
+            if let Some(l) = &v.label
+                && !fits(l)
+            {
+                // ip-address(8): "each label must start with the device name followed by a
+                // colon"; that is also how getifaddrs(3) shows it.
+                bad_labels.push(format!(
+                    "virtual_ipaddress {}: label {l} must start with its interface's name and a \
+                     colon ({dev}:...)",
+                    v.addr
+                ));
+            }
+        }
+        for e in bad_labels {
+            self.err(line_of("virtual_ipaddress"), e);
         }
         let v3 = self.cfg.vrrp_version == 3;
         let adv_line = line_of("advert_int");
@@ -994,13 +1109,22 @@ fn parse_ip(v: &str) -> Result<Ipv4Addr, String> {
 }
 
 /// A virtual address: `a.b.c.d` or keepalived's `a.b.c.d/len` (the length is not carried).
-fn parse_vip(v: &str) -> Result<Ipv4Addr, String> {
-    let (addr, len) = v.split_once('/').unwrap_or((v, "32"));
-    match len.parse::<u8>() {
-        Ok(l) if l <= 32 => {}
-        _ => return Err(format!("bad prefix length in {v:?}")),
+/// An address label (`eth0:vip`): 1..15 bytes (IFNAMSIZ less its NUL), no blank or `/`.
+fn parse_label(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.len() > 15 || v.contains('/') || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("{v:?} is not a label of 1..15 printable bytes"));
     }
-    parse_ip(addr)
+    Ok(v.into())
+}
+
+/// `ADDR[/PREFIX]`: the address and its prefix length (32 when not given).
+fn parse_vip(v: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = v.split_once('/').unwrap_or((v, "32"));
+    let prefix = match len.parse::<u8>() {
+        Ok(l) if l <= 32 => l,
+        _ => return Err(format!("bad prefix length in {v:?}")),
+    };
+    Ok((parse_ip(addr)?, prefix))
 }
 
 fn parse_pass(v: &str) -> Result<[u8; 8], String> {
@@ -1190,6 +1314,27 @@ mod tests {
     }
 
     #[test]
+    fn virtual_addresses_keep_prefix_device_and_label() {
+        let c =
+            ok("interface eth0\nvirtual_ipaddress 192.0.2.9/24 dev eth1 label eth1:v 192.0.2.8\n\
+                    virtual_ipaddress 192.0.2.7\ngarp_master_delay 0\ngarp_master_refresh 60\n");
+        let ips =
+            [Ipv4Addr::new(192, 0, 2, 9), Ipv4Addr::new(192, 0, 2, 8), Ipv4Addr::new(192, 0, 2, 7)];
+        assert_eq!(c.virtual_ipaddress.as_slice(), &ips);
+        let v = &c.vips;
+        assert_eq!(
+            (v[0].prefix, v[0].dev.as_deref(), v[0].label.as_deref()),
+            (24, Some("eth1"), Some("eth1:v"))
+        );
+        assert_eq!((v[1].prefix, v[1].dev.as_deref(), v[1].label.as_deref()), (32, None, None));
+        assert_eq!(v.len(), 3);
+        assert_eq!(
+            (c.garp_master_delay_s, c.garp_master_repeat, c.garp_master_refresh_s),
+            (0, 5, 60)
+        );
+    }
+
+    #[test]
     fn broken_configs_report_every_error_with_its_line() {
         let table: &[(&str, &[usize], &str)] = &[
             ("bogus_key 1\n", &[1], "unknown key `bogus_key`"),
@@ -1241,6 +1386,11 @@ mod tests {
             ("node_name .\n", &[1], "from a letter or digit"),
             ("node_name -x\n", &[1], "from a letter or digit"),
             ("node_name a:b\n", &[1], "letters, digits"),
+            ("virtual_ipaddress dev eth0\n", &[1], "before any address"),
+            ("virtual_ipaddress 192.0.2.9 scope global\n", &[1], "`scope` is not supported"),
+            ("virtual_ipaddress 192.0.2.9 label\n", &[1], "needs a value"),
+            ("interface eth0\nvirtual_ipaddress 192.0.2.9 label eth1:x\n", &[2], "must start with"),
+            ("garp_master_repeat 0\n", &[1], "out of range"),
             // Every error at once, not only the first.
             ("nice_level 99\nok_not 1\n\npriority 300\n", &[1, 2, 4], "out of range"),
         ];

@@ -398,9 +398,22 @@ fn instance_body(inst: &Item, scripts: &[&Item], mut version: Option<String>, ou
                         out.unmapped(v, "rcron carries IPv4 addresses only");
                         continue;
                     }
-                    vips.push(addr);
-                    if v.words.len() > 1 {
-                        out.unmapped(v, "address options (dev, label, scope) are not kept");
+                    // dev and label are rcron's too; keepalived's other options are not.
+                    let mut entry = addr;
+                    let mut rest = v.words[1..].iter();
+                    let mut other = false;
+                    while let Some(w) = rest.next() {
+                        match (w.as_str(), rest.clone().next()) {
+                            ("dev" | "label", Some(arg)) => {
+                                entry = format!("{entry} {w} {arg}");
+                                rest.next();
+                            }
+                            _ => other = true,
+                        }
+                    }
+                    vips.push(entry);
+                    if other {
+                        out.unmapped(v, "address options other than dev and label are not kept");
                     }
                 }
             }
@@ -482,7 +495,13 @@ fn instance_body(inst: &Item, scripts: &[&Item], mut version: Option<String>, ou
         lines.push(("unicast_peer", peers.join(" ")));
     }
     if !vips.is_empty() {
-        lines.push(("virtual_ipaddress", vips.join(" ")));
+        // One line per address with options, the plain ones together.
+        let (plain, with): (Vec<String>, Vec<String>) =
+            vips.into_iter().partition(|v| !v.contains(' '));
+        if !plain.is_empty() {
+            lines.push(("virtual_ipaddress", plain.join(" ")));
+        }
+        lines.extend(with.into_iter().map(|v| ("virtual_ipaddress", v)));
     }
     if old_unicast {
         out.note(
@@ -599,9 +618,9 @@ mod tests {
                     "track_fall 3",
                     "track_rise 2",
                     "track_interface eth1",
-                    "virtual_ipaddress 10.0.0.100/24",
+                    "virtual_ipaddress 10.0.0.100/24 dev eth0 label eth0:1",
                 ]),
-                &["weight -20", "10.0.0.100/24 dev eth0 label eth0:1"],
+                &["weight -20"],
             ),
             (
                 "vrrp_instance A {\n interface eth0\n virtual_router_id 7\n notify_master \

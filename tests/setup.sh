@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 need=""
 for p in iproute2 util-linux nftables keepalived tshark busybox-static qemu-user-static \
          python3 musl-tools procps faketime etcd-server etcd-client mandoc shellcheck systemd \
-         man-db; do
+         man-db iputils-ping; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need="$need $p"
 done
 if [ -n "$need" ]; then

@@ -33,25 +33,14 @@ impl LinkState {
         let flags = crate::os::sys::interface_flags(probe.fd.as_fd(), name).ok()?;
         let mtu = crate::os::sys::interface_mtu(probe.fd.as_fd(), name).unwrap_or(0);
         let up = flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0;
-        let addrs = addresses(name);
+        // In the kernel's order: the first is the primary.
+        let addrs = crate::os::addr::on_interface(name);
         let addr = match src {
             Some(ip) => addrs.contains(&ip).then_some(ip),
             None => addrs.first().copied(),
         };
         Some(LinkState { index, up, addr, mtu })
     }
-}
-
-/// The IPv4 addresses of interface `name`, in the kernel's order (the first is the primary).
-fn addresses(name: &str) -> heapless::Vec<Ipv4Addr, 16> {
-    let mut out = heapless::Vec::new();
-    let Ok(all) = nix::ifaddrs::getifaddrs() else { return out };
-    for ifa in all.filter(|i| i.interface_name == name) {
-        if let Some(sin) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
-            let _ = out.push(sin.ip());
-        }
-    }
-    out
 }
 
 /// An rtnetlink socket subscribed to link and IPv4 address changes: readable when any

@@ -1,6 +1,7 @@
 //! The OS boundary: system calls, interfaces, processes and logging. Every `unsafe` block of
 //! rcron is in `sys`.
 
+pub mod addr;
 pub mod heartbeat;
 pub mod hooks;
 pub mod job;

@@ -278,6 +278,54 @@ pub fn raw_socket(proto: u8) -> std::io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// A packet(7) socket of type SOCK_DGRAM (the kernel adds the link header), close-on-exec,
+/// for sending only: with protocol 0 it receives no frames.
+pub fn packet_socket() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let ty = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes plain integers and returns a new descriptor or -1. Protocol 0:
+    // the socket receives no frames; sendto names the protocol of each one.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, ty, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by socket(), is valid and owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `payload` as one frame of Ethernet protocol `proto` to the broadcast address on
+/// interface `ifindex`, through a [`packet_socket`].
+pub fn packet_send_broadcast(
+    sock: std::os::fd::BorrowedFd<'_>,
+    ifindex: u32,
+    proto: u16,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value of it.
+    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_protocol = proto.to_be();
+    to.sll_ifindex = ifindex as i32;
+    to.sll_halen = 6;
+    to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+    // SAFETY: `payload` and `to` are valid for the lengths given for the whole call; sendto
+    // only reads them.
+    let r = unsafe {
+        libc::sendto(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            payload.as_ptr().cast(),
+            payload.len(),
+            0,
+            (&to as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Tells a raw IPv4 socket that what it sends starts with its own IP header (IP_HDRINCL,
 /// raw(7)): the kernel then only fills in the checksum (and the total length, a zero
 /// identification or source).

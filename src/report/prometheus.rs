@@ -62,6 +62,13 @@ const METRICS: &[Metric] = &[
         Counter,
         "Control clients dropped before they sent a request.",
     ),
+    m("garp_sent", "garp_sent_total", Counter, "Gratuitous ARPs sent for virtual addresses."),
+    m(
+        "vip_errors",
+        "vip_errors_total",
+        Counter,
+        "Virtual address adds, removes, ARPs that failed.",
+    ),
     m("ledger_records", "ledger_records", Gauge, "Slot records the run ledger holds."),
     m("ledger_retention_s", "ledger_retention_seconds", Gauge, "How long a record is kept."),
     m("ledger_claims", "ledger_claims_total", Counter, "Slots this node claimed."),
@@ -109,6 +116,7 @@ const ENUMS: &[(&str, &str, &str, &[&str], &str)] = &[
 const FLAGS: &[(&str, &str, &str)] = &[
     ("fault", "fault", "The node is in fault (a link down, a failing check)."),
     ("ledger_synced", "ledger_synced", "The run ledger has synced its records with a peer."),
+    ("vips_held", "vips_held", "This node holds its virtual addresses."),
 ];
 
 /// Peers' run-ledger states (`peer_IP_ledger`), one sample per state, 1 for the current one.

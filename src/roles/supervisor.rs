@@ -3,8 +3,8 @@
 //! shell monitor is needed.
 //!
 //! Owns: the pid file and the worker process. Guarantees: whenever the worker is gone or has
-//! stopped sending heartbeats for [`hang_ms`], `passive` is written to the state file before
-//! anything else happens; restarts are rate-limited (exponential back-off up to 30 s);
+//! stopped sending heartbeats for [`hang_ms`], `passive` is written to the state file and
+//! the configured virtual addresses are removed before anything else happens; restarts are rate-limited (exponential back-off up to 30 s);
 //! SIGTERM stops the worker (which resigns), writes `passive`, removes the pid file and the
 //! control socket, and exits 0. If the supervisor itself dies, the worker sees its pipe close
 //! and resigns too.
@@ -30,11 +30,14 @@ fn hang_ms(cfg: &Config) -> u64 {
     Timing::new(cfg).hang_ms()
 }
 
-fn write_passive(cfg: &Config) {
+/// Passive on disk and no virtual address held: what this node must look like whenever no
+/// worker runs (a crashed or hung worker may have been master).
+fn go_passive(cfg: &Config) {
     if let Some(dir) = cfg.state_file.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     statefile::store_passive(&cfg.state_file);
+    crate::vrrp::vips::release_configured(cfg);
 }
 
 /// Extra time a new worker gets for its first heartbeat.
@@ -70,9 +73,9 @@ pub fn run(
         // Started: the starter stops reading our stderr now (see `detach`).
         crate::os::sys::stderr_to_null();
     }
-    write_passive(&cfg);
+    go_passive(&cfg);
     let code = supervise(cfg.clone(), conf_path, log_stderr);
-    write_passive(&cfg);
+    go_passive(&cfg);
     let _ = std::fs::remove_file(&cfg.pid_file);
     let _ = std::fs::remove_file(&cfg.control_socket);
     code
@@ -238,7 +241,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                 if timer.armed() {
                     continue;
                 }
-                write_passive(&cfg);
+                go_passive(&cfg);
                 log::error!(
                     "worker {worker} stopped beating (its hang timer fired): hung; passive, killing it"
                 );
@@ -248,7 +251,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
             }
         };
         if let Some(st) = ended {
-            write_passive(&cfg);
+            go_passive(&cfg);
             let refused = matches!(st.code(), Some(exit::USAGE) | Some(exit::CONFIG));
             if refused && restarts == 0 {
                 return Err(Failure::Config(format!("worker refused the config ({st}); stopping")));

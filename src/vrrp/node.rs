@@ -13,6 +13,7 @@
 use super::election::{self, Action, Election, Params, Reason};
 use super::receive::{self, Drops, Filter, MismatchLog};
 use super::socket::{self, RxBatch, VrrpSocket};
+use super::vips::{self, Vips};
 use super::wire;
 use crate::backend::{Backend, MasterName, Role, Sink, Transition};
 use crate::config::Config;
@@ -84,6 +85,8 @@ pub struct Node {
     c: Counters,
     /// Counts the sockets opened (`Backend::fds_generation`).
     opened: u64,
+    /// The virtual addresses, held while master.
+    vips: Vips,
 }
 
 impl Node {
@@ -127,7 +130,10 @@ impl Node {
             facts: Facts::default(),
             c: Counters::default(),
             opened: 0,
+            vips: Vips::new(cfg),
         };
+        // Not master yet: an address a crashed run left here goes (the peer may hold it).
+        vips::release_configured(cfg);
         node.check_link(now, &mut NoSink);
         Ok(node)
     }
@@ -194,6 +200,13 @@ impl Node {
                     Action::Transition { from, to, reason } => {
                         let took_over = reason == Reason::MasterDown;
                         let (was, is) = (from == Role::Master, to == Role::Master);
+                        // Addresses: taken before notify_active runs (the sink), given up
+                        // before notify_passive and before the priority-0 advert (rank 1).
+                        if is && !was {
+                            self.vips.take(now);
+                        } else if was && !is {
+                            self.vips.release();
+                        }
                         let interval = self.interval_ms();
                         self.facts.on_transition(now, was, is, took_over, interval);
                         let master = self.master();
@@ -376,12 +389,17 @@ impl Node {
             if self.sock.is_none() || self.sock_for != Some((index, addr)) {
                 match self.open_socket() {
                     Ok(sock) => {
+                        let new_link = self.sock_for.is_some_and(|(i, _)| i != index);
                         if self.sock_for.is_some() {
                             log::info!("raw socket re-opened on {} (index {index})", self.ifname);
                         }
                         self.sock = Some(sock);
                         self.sock_for = Some((index, addr));
                         self.opened += 1;
+                        if new_link && self.election.role() == Role::Master {
+                            // The addresses went with the old interface: add them again.
+                            self.vips.take(now);
+                        }
                     }
                     Err(e) => {
                         self.sock = None;
@@ -494,6 +512,9 @@ impl Backend for Node {
         if let Some(until) = self.send_fault_until {
             t = t.min(until);
         }
+        if let Some(g) = self.vips.poll_at() {
+            t = t.min(g);
+        }
         Some(self.election.poll_at().map_or(t, |e| e.min(t)))
     }
 
@@ -526,6 +547,7 @@ impl Backend for Node {
         }
         let acts = self.election.poll(now);
         self.act(now, &acts, sink);
+        self.vips.poll(now);
     }
 
     fn start(&mut self, now: u64, fault: bool, sink: &mut dyn Sink) {
@@ -567,6 +589,7 @@ impl Backend for Node {
         let other_router = cfg.virtual_router_id != self.cfg.virtual_router_id
             || cfg.vrrp_version != self.cfg.vrrp_version;
         self.cfg = cfg.clone();
+        self.vips.reconfigure(cfg, now);
         self.timing = Timing::new(cfg);
         self.ifname = cfg.interface.clone().unwrap_or_default();
         self.vrid = cfg.virtual_router_id.unwrap_or(0);
@@ -645,5 +668,6 @@ impl Backend for Node {
         for (k, v) in self.c.drops.iter() {
             out.put_suffixed("drop_", k, v);
         }
+        self.vips.status(out);
     }
 }
