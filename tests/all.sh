@@ -4,7 +4,7 @@
 #      x86_64 one beside the glibc build);
 #   2. cargo test --release: unit tests and the integration tests (wrapper, daemon elections,
 #      keepalived interop, tshark decoding, exactly-once torture, hostile input, packet attack,
-#      field reports, the etcd backend on a real 3-member etcd cluster), then the TLS build
+#      field reports, the etcd backend on a real 3-member etcd cluster, virtual addresses), then the TLS build
 #      against an etcd that requires client certificates (tests/etcd_tls.rs, --features tls),
 #      then tests/cross.sh: the static binaries checked under qemu-user, tests/man.sh (the
 #      man pages lint-clean and complete) and tests/dist.sh (systemd unit, Buildroot and

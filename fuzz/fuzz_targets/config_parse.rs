@@ -37,6 +37,10 @@ fuzz_target!(|data: &[u8]| {
     assert!((-20..=19).contains(&cfg.nice_level) && cfg.syslog_level <= 7);
     assert!(cfg.unicast_peers.len() <= MAX_PEERS && cfg.virtual_ipaddress.len() <= MAX_VIPS);
     assert!(cfg.track_interface.len() <= MAX_TRACK_IF);
+    // The adverts' list and the held addresses are the same addresses, in the same order.
+    let held: Vec<_> = cfg.vips.iter().map(|v| v.addr).collect();
+    assert_eq!(held.as_slice(), cfg.virtual_ipaddress.as_slice());
+    assert!(cfg.vips.iter().all(|v| v.prefix <= 32));
     if let Some(src) = cfg.unicast_src_ip {
         assert!(!cfg.unicast_peers.contains(&src));
     }

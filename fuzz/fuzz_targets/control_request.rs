@@ -1,7 +1,7 @@
 //! The control-socket request parser, alone and behind the daemon's line framing.
 //!
-//! Checks, beyond "never panics": `status`/`state` are recognised only as the whole trimmed
-//! line; a parsed `handoff` or `slot` prints back to a line that parses to the same request. The input
+//! Checks, beyond "never panics": `status [json|prometheus]`, `state` and `job OUTCOME` are
+//! recognised only as the whole trimmed line; a parsed `handoff` or `slot` prints back to a line that parses to the same request. The input
 //! is also sent over a socket pair to a `control::Client`, which must answer exactly: the
 //! first line if it ends within `MAX_REQUEST` bytes, `Gone` if the line is longer, `Pending`
 //! otherwise.
@@ -16,14 +16,21 @@ fuzz_target!(|data: &[u8]| {
     let req = control::parse_request(data);
     let trimmed = std::str::from_utf8(data).map(str::trim);
     match req {
-        Some(Request::Status) => assert_eq!(trimmed, Ok("status")),
+        Some(Request::Status(format)) => {
+            let want = format!("status {}", format.word());
+            assert_eq!(trimmed, Ok(want.trim_end()));
+        }
         Some(Request::State) => assert_eq!(trimmed, Ok("state")),
+        Some(Request::Job(outcome)) => {
+            assert_eq!(trimmed.map(|t| t.to_string()), Ok(format!("job {}", outcome.as_str())));
+        }
         Some(Request::Handoff { cut_ms }) => {
             let line = format!("handoff {cut_ms}");
             assert_eq!(control::parse_request(line.as_bytes()), req);
         }
-        Some(Request::Slot { job, slot, cut_ms }) => {
-            let line = format!("slot {job:016x} {slot} {cut_ms}");
+        Some(Request::Slot { job, slot, cut_ms, at_once }) => {
+            let now = if at_once { " now" } else { "" };
+            let line = format!("slot {job:016x} {slot} {cut_ms}{now}");
             assert_eq!(control::parse_request(line.as_bytes()), req);
         }
         None => {}
