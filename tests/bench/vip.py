@@ -130,7 +130,7 @@ def one_round(impl, fault, lab, args):
     time.sleep(1.5)  # past the first GARP batch; the client's neighbour entry points at A
     dur = 4.0
     probe = ns_exec(lab.ns["C"], [sys.executable, "-c", PROBE, str(dur)], stdout=subprocess.PIPE, text=True)
-    ping = ns_exec(lab.ns["C"], ["ping", "-q", "-i", "0.01", "-W", "0.1", "-w", str(dur), VIP],
+    ping = ns_exec(lab.ns["C"], ["ping", "-q", "-i", "0.01", "-W", "0.1", "-w", str(int(dur)), VIP],
                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     time.sleep(1.0)
     t0 = time.time()
@@ -158,7 +158,7 @@ def one_round(impl, fault, lab, args):
             reach = t - t0
             break
     lost = sum(1 for _, w in after if w == "-")
-    sent = recv = 0
+    sent = recv = None
     for line in ping_out.splitlines():
         if "packets transmitted" in line:
             parts = line.split(",")
@@ -181,6 +181,8 @@ def one_round(impl, fault, lab, args):
             except FileNotFoundError:
                 pass
     time.sleep(0.5)
+    if sent is None:
+        raise SystemExit(f"ping printed no statistics: {ping_out!r}")
     return reach, lost, sent - recv
 
 
