@@ -1,5 +1,6 @@
-//! What rcron prints for people and scripts: `--status` and `--is-active` (`key=value` lines,
-//! from the daemon or from the state file), and `--check`.
+//! What rcron prints for people and scripts: `--status` (`key=value` lines, one JSON object,
+//! or Prometheus text through `prometheus`, from the daemon or from the state file),
+//! `--is-active`, and `--check`.
 //!
 //! Owns: those formats and the field names (stable: monitoring reads them). Guarantees: a
 //! daemon that does not answer reads as passive, and says why.

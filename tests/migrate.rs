@@ -88,22 +88,7 @@ fn the_converted_master_runs_an_election_with_keepalived_on_the_tutorials_backup
     assert!(until(Duration::from_secs(25), || h0.state() == "active"), "{}", diag());
 
     // keepalived 2.2.7 on host 1 (the file written above).
-    let pid = h1.dir.join("ka.pid");
-    let vrrp_pid = h1.dir.join("ka-vrrp.pid");
-    let argv = [
-        "keepalived",
-        "-n",
-        "-P",
-        "-l",
-        "-D",
-        "-f",
-        ka_conf.to_str().unwrap(),
-        "-p",
-        pid.to_str().unwrap(),
-        "-r",
-        vrrp_pid.to_str().unwrap(),
-    ];
-    h1.spawn(&argv, "keepalived.log");
+    h1.spawn_keepalived(&ka_conf, "keepalived.log");
     assert!(until(Duration::from_secs(10), || !ka_states(h1).is_empty()), "{}", diag());
     // Renamed, keepalived takes them (the tutorial's misspelled LVS line it still reports).
     assert!(!h1.log("keepalived.log").contains("Unknown keyword 'vrrp_unicast"), "{}", diag());

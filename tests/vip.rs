@@ -213,22 +213,7 @@ fn a_mixed_pair_with_keepalived_moves_the_address_both_ways() {
         ),
     )
     .unwrap();
-    let pidfile = k.dir.join("ka.pid");
-    let vrrp_pid = k.dir.join("ka-vrrp.pid");
-    let ka = [
-        "keepalived",
-        "-n",
-        "-P",
-        "-l",
-        "-D",
-        "-f",
-        ka_conf.to_str().unwrap(),
-        "-p",
-        pidfile.to_str().unwrap(),
-        "-r",
-        vrrp_pid.to_str().unwrap(),
-    ];
-    k.spawn(&ka, "keepalived.log");
+    k.spawn_keepalived(&ka_conf, "keepalived.log");
     std::thread::sleep(Duration::from_secs(1));
     let sup = a.start_rcron(&conf_a);
     assert!(until(Duration::from_secs(5), || held(a).is_some() && held(k).is_none()));

@@ -70,10 +70,15 @@ class Lab:
         return f" {VIP}/" in sh(f"ip -n {self.ns[n]} -o -4 addr show dev vr0", check=False)
 
 
-def rcron_conf(lab, n, prio, advert):
+def node_dir(lab, n):
+    """Node n's directory (made) and its peer's address."""
     d = os.path.join(lab.base, n)
     os.makedirs(d, exist_ok=True)
-    peer = lab.ip["B" if n == "A" else "A"]
+    return d, lab.ip["B" if n == "A" else "A"]
+
+
+def rcron_conf(lab, n, prio, advert):
+    d, peer = node_dir(lab, n)
     path = os.path.join(d, "rcron.conf")
     with open(path, "w") as f:
         f.write(f"cluster_name bench\ninterface vr0\nunicast_src_ip {lab.ip[n]}\nunicast_peer {peer}\n"
@@ -84,9 +89,7 @@ def rcron_conf(lab, n, prio, advert):
 
 
 def ka_conf(lab, n, prio, advert):
-    d = os.path.join(lab.base, n)
-    os.makedirs(d, exist_ok=True)
-    peer = lab.ip["B" if n == "A" else "A"]
+    d, peer = node_dir(lab, n)
     path = os.path.join(d, "keepalived.conf")
     with open(path, "w") as f:
         f.write(f"global_defs {{\n router_id bench_{n}\n}}\nvrrp_instance VI {{\n state BACKUP\n"

@@ -267,6 +267,26 @@ impl Lab {
 }
 
 impl Host {
+    /// Starts keepalived in the foreground in this host's namespace on `conf`, with its pid
+    /// files in the host's directory (`ka.pid`, `ka-vrrp.pid`), logging to `log`.
+    pub fn spawn_keepalived(&self, conf: &Path, log: &str) -> u32 {
+        let (pid, vrrp_pid) = (self.dir.join("ka.pid"), self.dir.join("ka-vrrp.pid"));
+        let argv = [
+            "keepalived",
+            "-n",
+            "-P",
+            "-l",
+            "-D",
+            "-f",
+            conf.to_str().unwrap(),
+            "-p",
+            pid.to_str().unwrap(),
+            "-r",
+            vrrp_pid.to_str().unwrap(),
+        ];
+        self.spawn(&argv, log)
+    }
+
     /// The worker of the supervisor `sup` (its first child), if any.
     pub fn worker_of(sup: u32) -> Option<u32> {
         sh_out(&format!("pgrep -P {sup}")).lines().next().and_then(|l| l.trim().parse().ok())
