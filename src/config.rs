@@ -369,6 +369,7 @@ fn parser_over(input: &[u8]) -> Parser {
         errs: Vec::new(),
         warnings: Vec::new(),
         seen: [0; KEYS.len()],
+        vip_lines: Vec::new(),
     };
     for (idx, raw) in input.split(|&b| b == b'\n').enumerate() {
         p.line(idx + 1, raw);
@@ -487,6 +488,8 @@ struct Parser {
     warnings: Vec<ConfigError>,
     /// Line where each key was last set (0 = not yet).
     seen: [usize; KEYS.len()],
+    /// The line of each `cfg.vips` entry (its errors found later point there).
+    vip_lines: Vec<usize>,
 }
 
 /// One line split: the key, its values (quotes removed), and the raw text of the values as
@@ -742,6 +745,7 @@ impl Parser {
     /// `label LABEL` (keepalived's words); keepalived's other address options are refused by
     /// name rather than ignored.
     fn vip_line(&mut self, n: usize, values: &[&str]) {
+        let first = self.cfg.vips.len();
         let mut i = 0;
         while i < values.len() {
             let word = values[i];
@@ -751,15 +755,25 @@ impl Parser {
                         self.err(n, format!("virtual_ipaddress: `{word}` needs a value"));
                         return;
                     };
-                    let Some(last) = self.cfg.vips.last_mut() else {
+                    // Options belong to an address of their own line.
+                    let Some(last) = self.cfg.vips.get_mut(first..).and_then(|l| l.last_mut())
+                    else {
                         self.err(n, format!("virtual_ipaddress: `{word}` before any address"));
                         return;
                     };
                     let slot = if word == "dev" { &mut last.dev } else { &mut last.label };
                     let parsed = if word == "dev" { parse_ifname(arg) } else { parse_label(arg) };
-                    match parsed {
-                        Ok(name) => *slot = Some(name),
-                        Err(e) => self.err(n, format!("virtual_ipaddress {word}: {e}")),
+                    let problem = match (slot.is_some(), parsed) {
+                        (true, _) => Some(format!("{}: `{word}` given twice", last.addr)),
+                        (false, Ok(name)) => {
+                            *slot = Some(name);
+                            None
+                        }
+                        (false, Err(e)) => Some(format!("{word}: {e}")),
+                    };
+                    if let Some(p) = problem {
+                        self.err(n, format!("virtual_ipaddress {p}"));
+                        return;
                     }
                     i += 2;
                 }
@@ -775,12 +789,17 @@ impl Parser {
                     return;
                 }
                 _ => {
+                    if self.cfg.virtual_ipaddress.is_full() {
+                        self.err(n, format!("virtual_ipaddress: more than {MAX_VIPS} addresses"));
+                        return;
+                    }
                     let before = self.cfg.virtual_ipaddress.len();
                     self.list_ips(n, "virtual_ipaddress", &[word], false);
                     if self.cfg.virtual_ipaddress.len() > before
                         && let Ok((addr, prefix)) = parse_vip(word)
                     {
                         self.cfg.vips.push(Vip { addr, prefix, dev: None, label: None });
+                        self.vip_lines.push(n);
                     }
                     i += 1;
                 }
@@ -841,24 +860,39 @@ impl Parser {
         }
         let iface = self.cfg.interface.clone().unwrap_or_default();
         let mut bad_labels = Vec::new();
-        for v in &self.cfg.vips {
+        for (v, &line) in self.cfg.vips.iter().zip(&self.vip_lines) {
             let dev = v.dev.as_deref().unwrap_or(&iface);
             let fits =
                 |l: &str| l.strip_prefix(dev).is_some_and(|r| r.is_empty() || r.starts_with(':'));
             if let Some(l) = &v.label
+                && !dev.is_empty()
                 && !fits(l)
             {
                 // ip-address(8): "each label must start with the device name followed by a
                 // colon"; that is also how getifaddrs(3) shows it.
-                bad_labels.push(format!(
-                    "virtual_ipaddress {}: label {l} must start with its interface's name and a \
-                     colon ({dev}:...)",
-                    v.addr
+                bad_labels.push((
+                    line,
+                    format!(
+                        "virtual_ipaddress {}: label {l} must start with its interface's name and \
+                         a colon ({dev}:...)",
+                        v.addr
+                    ),
+                ));
+            }
+            if Some(v.addr) == self.cfg.unicast_src_ip {
+                // rcron adds and removes these: the node's own address cannot be one.
+                bad_labels.push((
+                    line,
+                    format!(
+                        "virtual_ipaddress {}: this node's own unicast_src_ip; rcron would remove \
+                         it when passive (keepalived's address owner keeps it out of the list)",
+                        v.addr
+                    ),
                 ));
             }
         }
-        for e in bad_labels {
-            self.err(line_of("virtual_ipaddress"), e);
+        for (line, e) in bad_labels {
+            self.err(line, e);
         }
         let v3 = self.cfg.vrrp_version == 3;
         let adv_line = line_of("advert_int");
@@ -1108,7 +1142,6 @@ fn parse_ip(v: &str) -> Result<Ipv4Addr, String> {
     Ok(ip)
 }
 
-/// A virtual address: `a.b.c.d` or keepalived's `a.b.c.d/len` (the length is not carried).
 /// An address label (`eth0:vip`): 1..15 bytes (IFNAMSIZ less its NUL), no blank or `/`.
 fn parse_label(v: &str) -> Result<String, String> {
     if v.is_empty() || v.len() > 15 || v.contains('/') || !v.bytes().all(|b| b.is_ascii_graphic()) {
@@ -1117,14 +1150,18 @@ fn parse_label(v: &str) -> Result<String, String> {
     Ok(v.into())
 }
 
-/// `ADDR[/PREFIX]`: the address and its prefix length (32 when not given).
+/// `ADDR[/PREFIX]` (keepalived's form): the address and its prefix length, 1..32 (32 when not
+/// given); not a loopback address.
 fn parse_vip(v: &str) -> Result<(Ipv4Addr, u8), String> {
     let (addr, len) = v.split_once('/').unwrap_or((v, "32"));
-    let prefix = match len.parse::<u8>() {
-        Ok(l) if l <= 32 => l,
-        _ => return Err(format!("bad prefix length in {v:?}")),
-    };
-    Ok((parse_ip(addr)?, prefix))
+    let ip = parse_ip(addr)?;
+    if ip.is_loopback() {
+        return Err(format!("{ip} is a loopback address"));
+    }
+    match len.parse::<u8>() {
+        Ok(l) if (1..=32).contains(&l) => Ok((ip, l)),
+        _ => Err(format!("bad prefix length in {v:?} (1..32)")),
+    }
 }
 
 fn parse_pass(v: &str) -> Result<[u8; 8], String> {
@@ -1391,6 +1428,21 @@ mod tests {
             ("virtual_ipaddress 192.0.2.9 label\n", &[1], "needs a value"),
             ("interface eth0\nvirtual_ipaddress 192.0.2.9 label eth1:x\n", &[2], "must start with"),
             ("garp_master_repeat 0\n", &[1], "out of range"),
+            ("virtual_ipaddress 192.0.2.9\nvirtual_ipaddress dev eth1\n", &[2], "before any"),
+            ("virtual_ipaddress 192.0.2.9 label eth0:a label eth0:b\n", &[1], "given twice"),
+            ("virtual_ipaddress 127.0.0.5\n", &[1], "loopback"),
+            ("virtual_ipaddress 192.0.2.9/0\n", &[1], "prefix length"),
+            ("virtual_ipaddress 2001:db8::1/64\n", &[1], "not an IPv4 address"),
+            (
+                "unicast_src_ip 192.0.2.1\nvirtual_ipaddress 192.0.2.1/24\n",
+                &[2],
+                "own unicast_src_ip",
+            ),
+            (
+                "interface eth0\nvirtual_ipaddress 192.0.2.8\n\nvirtual_ipaddress 192.0.2.9 label x:y\n",
+                &[4],
+                "must start with",
+            ),
             // Every error at once, not only the first.
             ("nice_level 99\nok_not 1\n\npriority 300\n", &[1, 2, 4], "out of range"),
         ];

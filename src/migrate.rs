@@ -297,6 +297,7 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
     ));
     // Top level: global_defs' vrrp_version; the chosen instance's vrrp_scripts; the rest said.
     let mut version = None;
+    let mut garp_defaults: Vec<(String, String)> = Vec::new();
     let scripts: Vec<&Item> = items
         .iter()
         .filter(|i| i.words.first().map(String::as_str) == Some("vrrp_script"))
@@ -307,6 +308,17 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
                 for g in it.block.iter().flatten() {
                     match g.words.first().map(String::as_str) {
                         Some("vrrp_version") => version = g.words.get(1).cloned(),
+                        // keepalived's defaults for every instance; an instance's own wins.
+                        Some(
+                            k @ ("vrrp_garp_master_delay"
+                            | "vrrp_garp_master_repeat"
+                            | "vrrp_garp_master_refresh"),
+                        ) => {
+                            garp_defaults.push((
+                                k.trim_start_matches("vrrp_").to_string(),
+                                g.words.get(1).cloned().unwrap_or_default(),
+                            ));
+                        }
                         _ => out.unmapped(g, "a global setting rcron does not have"),
                     }
                 }
@@ -318,7 +330,7 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
             _ => out.unmapped(it, "not an election setting"),
         }
     }
-    instance_body(chosen, &scripts, version, &mut out);
+    instance_body(chosen, &scripts, version, &garp_defaults, &mut out);
     if let Some(m) = out.missing {
         return Err(Failure::Data(m));
     }
@@ -335,7 +347,13 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
 }
 
 /// The keywords of one `vrrp_instance` block.
-fn instance_body(inst: &Item, scripts: &[&Item], mut version: Option<String>, out: &mut Out) {
+fn instance_body(
+    inst: &Item,
+    scripts: &[&Item],
+    mut version: Option<String>,
+    garp_defaults: &[(String, String)],
+    out: &mut Out,
+) {
     let body = inst.block.as_deref().unwrap_or(&[]);
     let first = |it: &Item| it.words.get(1).cloned().unwrap_or_default();
     // A keyword that takes one value: what follows it is said, not dropped.
@@ -413,9 +431,17 @@ fn instance_body(inst: &Item, scripts: &[&Item], mut version: Option<String>, ou
                     }
                     vips.push(entry);
                     if other {
-                        out.unmapped(v, "address options other than dev and label are not kept");
+                        out.unmapped(v, "the address is kept with its dev and label, not the rest");
                     }
                 }
+            }
+            "garp_master_delay" | "garp_master_repeat" | "garp_master_refresh" => {
+                let key = match kw {
+                    "garp_master_delay" => "garp_master_delay",
+                    "garp_master_repeat" => "garp_master_repeat",
+                    _ => "garp_master_refresh",
+                };
+                lines.push((key, one(it, out)));
             }
             "nopreempt" => lines.push(("preempt", "no".into())),
             "preempt_delay" => lines.push(("preempt_delay", one(it, out))),
@@ -486,6 +512,16 @@ fn instance_body(inst: &Item, scripts: &[&Item], mut version: Option<String>, ou
             let whole = (x.round() as u64).max(1);
             out.note(&format!("advert_int {}: VRRPv2 counts whole seconds: {whole}", lines[i].1));
             lines[i].1 = whole.to_string();
+        }
+    }
+    for (k, v) in garp_defaults {
+        let key = match k.as_str() {
+            "garp_master_delay" => "garp_master_delay",
+            "garp_master_repeat" => "garp_master_repeat",
+            _ => "garp_master_refresh",
+        };
+        if !lines.iter().any(|(l, _)| *l == key) {
+            lines.push((key, v.clone()));
         }
     }
     if let Some(v) = version {
@@ -652,6 +688,19 @@ mod tests {
                     "unicast_peer 10.0.0.2 10.0.0.3 10.0.0.4",
                 ]),
                 &["interface eth0 extra", "auth_pass 1234567890", "10.0.0.4 min_ttl", "fe80::1/64"],
+            ),
+            (
+                "global_defs {\n vrrp_garp_master_repeat 3\n vrrp_garp_master_delay 2\n}\n\
+                 vrrp_instance A {\n interface eth0\n virtual_router_id 7\n garp_master_delay 10\n \
+                 garp_master_refresh 60\n}",
+                Some(&[
+                    "interface eth0",
+                    "virtual_router_id 7",
+                    "garp_master_delay 10",
+                    "garp_master_refresh 60",
+                    "garp_master_repeat 3",
+                ]),
+                &[],
             ),
             (
                 // A password with a blank stays one value; v3 drops authentication as

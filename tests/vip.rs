@@ -123,6 +123,10 @@ fn the_address_follows_the_master_announced_and_never_held_twice() {
     let ping = client.run(&["ping", "-c", "3", "-i", "0.2", "-W", "1", VIP]);
     assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
 
+    // Deleted by hand while A is master: added again at the address event.
+    a.run(&["ip", "addr", "del", &format!("{VIP}/24"), "dev", "vr0"]);
+    assert!(until(Duration::from_secs(3), || held(a).is_some()), "A did not add it back");
+
     // SIGTERM: A resigns, its address goes before B takes it.
     let t = Instant::now();
     Host::signal(sup_a, "TERM");

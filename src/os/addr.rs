@@ -56,18 +56,26 @@ pub fn remove(h: &Held<'_>) -> io::Result<()> {
     }
 }
 
-/// The IPv4 addresses interface `name` has now, labelled ones included (getifaddrs(3) names
-/// an address by its label, `eth0:vip`).
+/// The IPv4 addresses interface `name` has now, labelled ones included, in the kernel's order.
 pub fn on_interface(name: &str) -> heapless::Vec<Ipv4Addr, 64> {
     let mut out = heapless::Vec::new();
-    let Ok(all) = nix::ifaddrs::getifaddrs() else { return out };
-    let ours = |n: &str| n == name || n.strip_prefix(name).is_some_and(|r| r.starts_with(':'));
-    for ifa in all.filter(|i| ours(&i.interface_name)) {
-        if let Some(sin) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
-            let _ = out.push(sin.ip());
-        }
+    for (_, ip) in all_ipv4().into_iter().filter(|(n, _)| n == name) {
+        let _ = out.push(ip);
     }
     out
+}
+
+/// Every IPv4 address of every interface now, as (interface, address): one getifaddrs(3)
+/// call. An address with a label (`eth0:vip`, which getifaddrs gives as its name) counts as
+/// its interface's.
+pub fn all_ipv4() -> Vec<(String, Ipv4Addr)> {
+    let Ok(all) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    all.filter_map(|ifa| {
+        let ip = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in())?.ip();
+        let name = ifa.interface_name.split(':').next().unwrap_or_default().to_string();
+        Some((name, ip))
+    })
+    .collect()
 }
 
 /// The ifindex of interface `name`. Errors: no such interface.

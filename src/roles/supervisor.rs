@@ -37,7 +37,7 @@ fn go_passive(cfg: &Config) {
         let _ = std::fs::create_dir_all(dir);
     }
     statefile::store_passive(&cfg.state_file);
-    crate::vrrp::vips::release_configured(cfg);
+    crate::vrrp::vips::release_configured(cfg, "no worker holds them now");
 }
 
 /// Extra time a new worker gets for its first heartbeat.
@@ -74,8 +74,9 @@ pub fn run(
         crate::os::sys::stderr_to_null();
     }
     go_passive(&cfg);
-    let code = supervise(cfg.clone(), conf_path, log_stderr);
-    go_passive(&cfg);
+    let mut last = cfg.clone();
+    let code = supervise(&mut last, conf_path, log_stderr);
+    go_passive(&last);
     let _ = std::fs::remove_file(&cfg.pid_file);
     let _ = std::fs::remove_file(&cfg.control_socket);
     code
@@ -169,7 +170,9 @@ fn spawn_worker(conf_path: &Path, foreground: bool, timer: &HangTimer) -> std::i
     cmd.spawn()
 }
 
-fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32, Failure> {
+/// `cfg` follows the reloads the supervisor accepts, so the caller's clean-up at the end
+/// uses the config last in force.
+fn supervise(cfg: &mut Config, conf_path: &Path, log_stderr: bool) -> Result<i32, Failure> {
     let sfd =
         crate::os::sys::daemon_signal_fd().map_err(|e| Failure::Os(format!("signalfd: {e}")))?;
     let timer = HangTimer::new().map_err(|e| Failure::Os(format!("timerfd: {e}")))?;
@@ -178,7 +181,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
     loop {
         // Armed for the worker's start-up (its first beat may take a while on a loaded
         // machine); from then on the worker re-arms it at each beat.
-        let _ = timer.arm(STARTUP_GRACE_MS + hang_ms(&cfg));
+        let _ = timer.arm(STARTUP_GRACE_MS + hang_ms(cfg));
         let mut child = spawn_worker(conf_path, log_stderr, &timer)
             .map_err(|e| Failure::Os(format!("cannot start the worker: {e}")))?;
         let started = monotonic_ms();
@@ -203,7 +206,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                         // The worker's own test: a config it refuses is not taken here either.
                         let loaded = crate::config::load_daemon(conf_path);
                         match loaded {
-                            Ok(p) => cfg = p.config,
+                            Ok(p) => *cfg = p.config,
                             Err(e) => log::error!("reload refused (supervisor): {e}"),
                         }
                         let _ = kill(worker, Signal::SIGHUP);
@@ -236,12 +239,12 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
                 // Last chance: if this process was frozen together with the worker (SIGSTOP of
                 // the whole daemon, a paused VM), the timer fired meanwhile and the worker
                 // re-arms it as soon as it runs again.
-                let grace = (hang_ms(&cfg) / 2).min(500);
+                let grace = (hang_ms(cfg) / 2).min(500);
                 std::thread::sleep(Duration::from_millis(grace));
                 if timer.armed() {
                     continue;
                 }
-                go_passive(&cfg);
+                go_passive(cfg);
                 log::error!(
                     "worker {worker} stopped beating (its hang timer fired): hung; passive, killing it"
                 );
@@ -251,7 +254,7 @@ fn supervise(mut cfg: Config, conf_path: &Path, log_stderr: bool) -> Result<i32,
             }
         };
         if let Some(st) = ended {
-            go_passive(&cfg);
+            go_passive(cfg);
             let refused = matches!(st.code(), Some(exit::USAGE) | Some(exit::CONFIG));
             if refused && restarts == 0 {
                 return Err(Failure::Config(format!("worker refused the config ({st}); stopping")));

@@ -133,7 +133,7 @@ impl Node {
             vips: Vips::new(cfg),
         };
         // Not master yet: an address a crashed run left here goes (the peer may hold it).
-        vips::release_configured(cfg);
+        vips::release_configured(cfg, "this worker starts as backup");
         node.check_link(now, &mut NoSink);
         Ok(node)
     }
@@ -389,17 +389,12 @@ impl Node {
             if self.sock.is_none() || self.sock_for != Some((index, addr)) {
                 match self.open_socket() {
                     Ok(sock) => {
-                        let new_link = self.sock_for.is_some_and(|(i, _)| i != index);
                         if self.sock_for.is_some() {
                             log::info!("raw socket re-opened on {} (index {index})", self.ifname);
                         }
                         self.sock = Some(sock);
                         self.sock_for = Some((index, addr));
                         self.opened += 1;
-                        if new_link && self.election.role() == Role::Master {
-                            // The addresses went with the old interface: add them again.
-                            self.vips.take(now);
-                        }
                     }
                     Err(e) => {
                         self.sock = None;
@@ -411,6 +406,8 @@ impl Node {
         if self.send_fault_until.is_some_and(|t| now >= t) {
             self.send_fault_until = None;
         }
+        // An address deleted by hand, or gone with a re-created interface: back while master.
+        self.vips.verify();
         let why = self.link_fault_reason(link);
         if why != self.link_fault {
             match (&why, &self.link_fault) {

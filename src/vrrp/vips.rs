@@ -1,12 +1,15 @@
 //! The virtual addresses of a master: added when this node becomes master, announced with
 //! gratuitous ARP, removed when it stops being master (RFC 5798 section 6.4.3: a new master
-//! broadcasts a gratuitous ARP for each address it now owns; section 6.4.3's leaving master
-//! stops answering for them). The timing of the announcements is keepalived's: a batch of
-//! `garp_master_repeat` per address at once, another `garp_master_delay` seconds later, then
-//! one per address every `garp_master_refresh` seconds while master.
+//! broadcasts a gratuitous ARP for each address it now owns). The timing of the
+//! announcements is keepalived's: a batch of `garp_master_repeat` per address at once, another
+//! `garp_master_delay` seconds later, then one per address every `garp_master_refresh` seconds
+//! while master.
 //!
 //! Owns: which configured addresses this node holds, the announcement schedule, counters.
-//! Guarantees: a failure to add, announce or remove is logged and counted, never fatal (the
+//! Guarantees: every address has its device resolved (`interface` when it names none), so a
+//! reload that changes `interface` moves the addresses; while master, an address found
+//! missing (deleted by hand, its interface created late) is added again at the next link
+//! event; a failure to add, announce or remove is logged and counted, never fatal (the
 //! election goes on); [`release_configured`] removes every configured address whether this
 //! process added it or a crashed one did.
 
@@ -16,13 +19,12 @@ use crate::report::Kv;
 
 /// The addresses of one node and their announcement schedule.
 pub struct Vips {
+    /// As configured, each with its device filled in.
     list: Vec<Vip>,
-    /// The election interface: the device of an address that names none.
-    interface: String,
     repeat: u32,
     delay_ms: u64,
     refresh_ms: u64,
-    /// Added and not removed since.
+    /// Taken (this node is master) and not released since.
     held: bool,
     /// When the next announcement batch goes out (while held).
     next_garp: Option<u64>,
@@ -32,11 +34,22 @@ pub struct Vips {
     errors: u64,
 }
 
+/// `cfg`'s addresses, each with its device (`interface` when it names none).
+fn resolved(cfg: &Config) -> Vec<Vip> {
+    let interface = cfg.interface.clone().unwrap_or_default();
+    let with_dev =
+        |v: &Vip| Vip { dev: Some(v.dev.clone().unwrap_or(interface.clone())), ..v.clone() };
+    cfg.vips.iter().map(with_dev).collect()
+}
+
+fn dev(v: &Vip) -> &str {
+    v.dev.as_deref().unwrap_or_default()
+}
+
 impl Vips {
     pub fn new(cfg: &Config) -> Vips {
         Vips {
-            list: cfg.vips.clone(),
-            interface: cfg.interface.clone().unwrap_or_default(),
+            list: resolved(cfg),
             repeat: cfg.garp_master_repeat,
             delay_ms: u64::from(cfg.garp_master_delay_s) * 1000,
             refresh_ms: u64::from(cfg.garp_master_refresh_s) * 1000,
@@ -48,31 +61,56 @@ impl Vips {
         }
     }
 
-    fn dev<'a>(&'a self, v: &'a Vip) -> &'a str {
-        v.dev.as_deref().unwrap_or(&self.interface)
-    }
-
     /// Becoming master: every address added, then the first batch of gratuitous ARPs.
     pub fn take(&mut self, now: u64) {
         if self.list.is_empty() {
             return;
         }
-        let mut errors = 0;
-        for v in &self.list {
-            let r = addr::index_of(self.dev(v)).and_then(|index| {
-                let label = v.label.as_deref();
-                addr::add(&Held { index, addr: v.addr, prefix: v.prefix, label })
-            });
-            if let Err(e) = r {
-                errors += 1;
-                log::warn!("virtual address {}/{} on {}: {e}", v.addr, v.prefix, self.dev(v));
-            }
-        }
-        self.errors += errors;
+        let added = self.add(|_| true);
+        log::info!("virtual addresses: {added} of {} added", self.list.len());
         self.held = true;
         self.delayed_sent = false;
         self.announce(self.repeat);
         self.next_garp = self.after_first(now);
+    }
+
+    /// Adds the addresses `which` picks; returns how many were added.
+    fn add(&mut self, which: impl Fn(&Vip) -> bool) -> usize {
+        let (mut added, mut errors) = (0, 0);
+        for v in self.list.iter().filter(|v| which(v)) {
+            let r = addr::index_of(dev(v)).and_then(|index| {
+                let label = v.label.as_deref();
+                addr::add(&Held { index, addr: v.addr, prefix: v.prefix, label })
+            });
+            match r {
+                Ok(()) => added += 1,
+                Err(e) => {
+                    errors += 1;
+                    log::warn!("virtual address {}/{} on {}: {e}", v.addr, v.prefix, dev(v));
+                }
+            }
+        }
+        self.errors += errors;
+        added
+    }
+
+    /// While master, after a link or address change: an address that is missing (deleted by
+    /// someone else, or its interface only now exists) is added again and announced.
+    pub fn verify(&mut self) {
+        if !self.held {
+            return;
+        }
+        let now = addr::all_ipv4();
+        let missing: Vec<Vip> = self.list.iter().filter(|v| !present(v, &now)).cloned().collect();
+        if missing.is_empty() {
+            return;
+        }
+        for v in &missing {
+            log::warn!("virtual address {} is not on {}: adding it again", v.addr, dev(v));
+        }
+        if self.add(|v| missing.contains(v)) > 0 {
+            self.announce(self.repeat);
+        }
     }
 
     /// When the batch after the first goes out: the delayed one, or the first refresh.
@@ -91,16 +129,16 @@ impl Vips {
         }
         self.held = false;
         self.next_garp = None;
-        let errors = remove_all(&self.list, &self.interface);
-        self.errors += errors;
+        self.errors += remove_all(&self.list);
+        log::info!("virtual addresses: {} removed", self.list.len());
     }
 
-    /// `count` gratuitous ARPs for every held address.
+    /// `count` gratuitous ARPs for every address that is there.
     fn announce(&mut self, count: u32) {
         let (mut sent, mut errors) = (0, 0);
-        for v in &self.list {
-            let dev = self.dev(v);
-            let r = match (addr::index_of(dev), addr::mac_of(dev)) {
+        let now = addr::all_ipv4();
+        for v in self.list.iter().filter(|v| present(v, &now)) {
+            let r = match (addr::index_of(dev(v)), addr::mac_of(dev(v))) {
                 (Ok(index), Some(mac)) => addr::gratuitous_arp(index, mac, v.addr, count),
                 (Err(e), _) => Err(e),
                 (Ok(_), None) => continue, // no hardware address (a tunnel): no ARP to send
@@ -109,7 +147,7 @@ impl Vips {
                 Ok(()) => sent += u64::from(count),
                 Err(e) => {
                     errors += 1;
-                    log::warn!("gratuitous ARP for {} on {dev}: {e}", v.addr);
+                    log::warn!("gratuitous ARP for {} on {}: {e}", v.addr, dev(v));
                 }
             }
         }
@@ -135,13 +173,13 @@ impl Vips {
         self.next_garp = (self.refresh_ms > 0).then(|| t.max(now) + self.refresh_ms);
     }
 
-    /// A reload: addresses no longer configured are removed, new ones added and announced
-    /// when this node holds them.
+    /// A reload: addresses no longer configured (or now on another device, prefix or
+    /// label) are removed; the new list is added and announced when this node holds it.
     pub fn reconfigure(&mut self, cfg: &Config, now: u64) {
         let next = Vips::new(cfg);
         let gone: Vec<Vip> = self.list.iter().filter(|v| !next.list.contains(v)).cloned().collect();
         if self.held {
-            self.errors += remove_all(&gone, &self.interface);
+            self.errors += remove_all(&gone);
         }
         let (held, garps, errors) = (self.held, self.garps, self.errors);
         *self = Vips { garps, errors, ..next };
@@ -150,50 +188,63 @@ impl Vips {
         }
     }
 
+    /// `vips` (as configured), `vips_held` (`yes`: master and every address there; `partly`;
+    /// `no`), `garp_sent`, `vip_errors`.
     pub fn status(&self, out: &mut Kv) {
         let shown: Vec<String> = self
             .list
             .iter()
             .map(|v| {
                 let label = v.label.as_deref().map(|l| format!(" label {l}")).unwrap_or_default();
-                format!("{}/{} dev {}{label}", v.addr, v.prefix, self.dev(v))
+                format!("{}/{} dev {}{label}", v.addr, v.prefix, dev(v))
             })
             .collect();
         out.put("vips", shown.join(","));
-        out.put("vips_held", if self.held { "yes" } else { "no" });
+        let there = match self.held {
+            true => {
+                let now = addr::all_ipv4();
+                self.list.iter().filter(|v| present(v, &now)).count()
+            }
+            false => 0,
+        };
+        let held = match there {
+            0 => "no",
+            n if n == self.list.len() => "yes",
+            _ => "partly",
+        };
+        out.put("vips_held", held);
         out.put("garp_sent", self.garps);
         out.put("vip_errors", self.errors);
     }
 }
 
-/// Removes `list` (devices defaulting to `interface`); returns the failures.
-fn remove_all(list: &[Vip], interface: &str) -> u64 {
+/// The address is on its device in `now` ([`addr::all_ipv4`]).
+fn present(v: &Vip, now: &[(String, std::net::Ipv4Addr)]) -> bool {
+    now.iter().any(|(n, ip)| *ip == v.addr && n == dev(v))
+}
+
+/// Removes `list` (devices resolved); returns the failures.
+fn remove_all(list: &[Vip]) -> u64 {
     let mut errors = 0;
     for v in list {
-        let dev = v.dev.as_deref().unwrap_or(interface);
-        let Ok(index) = addr::index_of(dev) else { continue }; // no interface: nothing held
+        let Ok(index) = addr::index_of(dev(v)) else { continue }; // no interface: nothing held
         let h = Held { index, addr: v.addr, prefix: v.prefix, label: None };
         if let Err(e) = addr::remove(&h) {
             errors += 1;
-            log::warn!("removing virtual address {} from {dev}: {e}", v.addr);
+            log::warn!("removing virtual address {} from {}: {e}", v.addr, dev(v));
         }
     }
     errors
 }
 
-/// Removes every configured address this node may hold (a worker starting while not master,
-/// the supervisor after its worker died): a crash must not leave an address on a node that
-/// is passive. Only addresses that are there are removed (no request otherwise).
-pub fn release_configured(cfg: &Config) {
-    let interface = cfg.interface.clone().unwrap_or_default();
-    let present: Vec<Vip> = cfg
-        .vips
-        .iter()
-        .filter(|v| addr::on_interface(v.dev.as_deref().unwrap_or(&interface)).contains(&v.addr))
-        .cloned()
-        .collect();
+/// Removes every address of `cfg` that is there now, saying `why` in the log: a worker
+/// starting while not master, or the supervisor when no worker runs (a crashed or hung one
+/// may have been master). Only addresses that are there are removed.
+pub fn release_configured(cfg: &Config, why: &str) {
+    let now = addr::all_ipv4();
+    let present: Vec<Vip> = resolved(cfg).into_iter().filter(|v| present(v, &now)).collect();
     if !present.is_empty() {
-        log::info!("removing {} virtual address(es) left while not master", present.len());
-        remove_all(&present, &interface);
+        log::info!("removing {} virtual address(es): {why}", present.len());
+        remove_all(&present);
     }
 }
