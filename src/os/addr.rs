@@ -3,7 +3,7 @@
 //! (RFC 5227 section 3: an ARP request with the sender and target protocol address both the
 //! announced address, broadcast, as keepalived sends it), from an AF_PACKET socket.
 //!
-//! Owns: one request socket per call (a transition is rare; nothing stays open). Guarantees:
+//! Owns: one request socket per batch (a transition is rare; nothing stays open). Guarantees:
 //! an address already there is not an error when adding, one already gone is not an error when
 //! removing (a restart, a crash, a reload find the kernel as it is); each call waits for the
 //! kernel's answer at most [`ACK_TIMEOUT`]; nothing the kernel sends back can panic.
@@ -39,21 +39,66 @@ pub struct Held<'a> {
     pub label: Option<&'a str>,
 }
 
-/// Adds `h` (RTM_NEWADDR with NLM_F_CREATE | NLM_F_REPLACE: an address left by a crash is
-/// taken over as it is). Errors: the kernel's (no such interface, no permission).
-pub fn add(h: &Held<'_>) -> io::Result<()> {
-    request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, h)
+/// An rtnetlink socket for a batch of address changes (one per transition: opened, used for
+/// every address, closed).
+pub struct Requests {
+    fd: OwnedFd,
 }
 
-/// Removes the address `h.addr` from interface `h.index`, whatever its prefix and label
-/// (only IFA_LOCAL is given, so the kernel matches the address alone). An address that is not
-/// there is not an error.
-pub fn remove(h: &Held<'_>) -> io::Result<()> {
-    match request(RTM_DELADDR, 0, &Held { label: None, prefix: 0, ..h.clone() }) {
-        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
-        other => other,
+impl Requests {
+    pub fn open() -> io::Result<Requests> {
+        let fd = socket::socket(
+            AddressFamily::Netlink,
+            socket::SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )?;
+        let tv = nix::sys::time::TimeVal::new(ACK_TIMEOUT.as_secs() as _, 0);
+        socket::setsockopt(&fd, socket::sockopt::ReceiveTimeout, &tv)?;
+        Ok(Requests { fd })
     }
+
+    /// Adds `h` (RTM_NEWADDR with NLM_F_CREATE | NLM_F_REPLACE: an address left by a crash is
+    /// taken over as it is). Errors: the kernel's (no such interface, no permission).
+    pub fn add(&self, h: &Held<'_>) -> io::Result<()> {
+        self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, h)
+    }
+
+    /// Removes the address `h.addr` from interface `h.index`, whatever its prefix and label
+    /// (only IFA_LOCAL is given, so the kernel matches the address alone). An address that is
+    /// not there is not an error.
+    pub fn remove(&self, h: &Held<'_>) -> io::Result<()> {
+        match self.request(RTM_DELADDR, 0, &Held { label: None, prefix: 0, ..h.clone() }) {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// One request about `h`, and the kernel's acknowledgement.
+    fn request(&self, kind: u16, flags: u16, h: &Held<'_>) -> io::Result<()> {
+        let msg = message(kind, flags, h);
+        socket::sendto(self.fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
+        ack(&self.fd)
+    }
+}
+
+/// One interface as a batch needs it: name, ifindex, hardware address (none on a tunnel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub index: u32,
+    pub mac: Option<[u8; 6]>,
+}
+
+/// Every interface now, from one getifaddrs(3) call (its AF_PACKET entries).
+pub fn links() -> Vec<Link> {
+    let Ok(all) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    all.filter_map(|ifa| {
+        let l = ifa.address.as_ref().and_then(|a| a.as_link_addr())?;
+        Some(Link { name: ifa.interface_name.clone(), index: l.ifindex() as u32, mac: l.addr() })
+    })
+    .collect()
 }
 
 /// The IPv4 addresses interface `name` has now, labelled ones included, in the kernel's order.
@@ -76,26 +121,6 @@ pub fn all_ipv4() -> Vec<(String, Ipv4Addr)> {
         Some((name, ip))
     })
     .collect()
-}
-
-/// The ifindex of interface `name`. Errors: no such interface.
-pub fn index_of(name: &str) -> io::Result<u32> {
-    nix::net::if_::if_nametoindex(name).map_err(io::Error::from)
-}
-
-/// One rtnetlink request about `h`, and the kernel's acknowledgement.
-fn request(kind: u16, flags: u16, h: &Held<'_>) -> io::Result<()> {
-    let fd = socket::socket(
-        AddressFamily::Netlink,
-        socket::SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )?;
-    let tv = nix::sys::time::TimeVal::new(ACK_TIMEOUT.as_secs() as _, 0);
-    socket::setsockopt(&fd, socket::sockopt::ReceiveTimeout, &tv)?;
-    let msg = message(kind, flags, h);
-    socket::sendto(fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
-    ack(&fd)
 }
 
 /// The request's bytes: nlmsghdr, ifaddrmsg, then IFA_LOCAL, IFA_ADDRESS and IFA_LABEL as
@@ -162,37 +187,36 @@ fn parse_ack(b: &[u8]) -> Option<io::Result<()>> {
     Some(if code == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(-code)) })
 }
 
-/// Sends `count` gratuitous ARPs for `addr` from interface `index` (hardware address `mac`):
-/// ARP requests (RFC 826) with sender and target protocol address `addr`, target hardware
-/// address zero, to the Ethernet broadcast address. Errors: the socket or the send.
-pub fn gratuitous_arp(index: u32, mac: [u8; 6], addr: Ipv4Addr, count: u32) -> io::Result<()> {
-    let fd = crate::os::sys::packet_socket()?;
-    let mut p = [0u8; 28];
-    p[0..2].copy_from_slice(&1u16.to_be_bytes()); // hardware: Ethernet
-    p[2..4].copy_from_slice(&0x0800u16.to_be_bytes()); // protocol: IPv4
-    p[4] = 6;
-    p[5] = 4;
-    p[6..8].copy_from_slice(&1u16.to_be_bytes()); // request
-    p[8..14].copy_from_slice(&mac);
-    p[14..18].copy_from_slice(&addr.octets());
-    p[24..28].copy_from_slice(&addr.octets());
-    for _ in 0..count {
-        crate::os::sys::packet_send_broadcast(fd.as_fd(), index, ETH_P_ARP, &p)?;
-    }
-    Ok(())
+/// A packet socket for a batch of gratuitous ARPs.
+pub struct Garp {
+    fd: OwnedFd,
 }
 
-/// The hardware (MAC) address of interface `name`, when it has one (not a tunnel or lo).
-pub fn mac_of(name: &str) -> Option<[u8; 6]> {
-    let all = nix::ifaddrs::getifaddrs().ok()?;
-    for ifa in all.filter(|i| i.interface_name == name) {
-        if let Some(mac) =
-            ifa.address.as_ref().and_then(|a| a.as_link_addr()).and_then(|l| l.addr())
-        {
-            return Some(mac);
-        }
+impl Garp {
+    pub fn open() -> io::Result<Garp> {
+        Ok(Garp { fd: crate::os::sys::packet_socket()? })
     }
-    None
+
+    /// Sends `count` gratuitous ARPs for `addr` from `link`: ARP requests (RFC 826) with
+    /// sender and target protocol address `addr`, target hardware address zero, to the
+    /// Ethernet broadcast address. A link without a hardware address gets none. Errors: the
+    /// send.
+    pub fn send(&self, link: &Link, addr: Ipv4Addr, count: u32) -> io::Result<u32> {
+        let Some(mac) = link.mac else { return Ok(0) };
+        let mut p = [0u8; 28];
+        p[0..2].copy_from_slice(&1u16.to_be_bytes()); // hardware: Ethernet
+        p[2..4].copy_from_slice(&0x0800u16.to_be_bytes()); // protocol: IPv4
+        p[4] = 6;
+        p[5] = 4;
+        p[6..8].copy_from_slice(&1u16.to_be_bytes()); // request
+        p[8..14].copy_from_slice(&mac);
+        p[14..18].copy_from_slice(&addr.octets());
+        p[24..28].copy_from_slice(&addr.octets());
+        for _ in 0..count {
+            crate::os::sys::packet_send_broadcast(self.fd.as_fd(), link.index, ETH_P_ARP, &p)?;
+        }
+        Ok(count)
+    }
 }
 
 #[cfg(test)]

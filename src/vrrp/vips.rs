@@ -14,7 +14,7 @@
 //! process added it or a crashed one did.
 
 use crate::config::{Config, Vip};
-use crate::os::addr::{self, Held};
+use crate::os::addr::{self, Garp, Held, Link, Requests};
 use crate::report::Kv;
 
 /// The addresses of one node and their announcement schedule.
@@ -61,27 +61,46 @@ impl Vips {
         }
     }
 
-    /// Becoming master: every address added, then the first batch of gratuitous ARPs.
+    /// Becoming master: every address added, then the first batch of gratuitous ARPs. One
+    /// interface lookup, one rtnetlink and one packet socket for the whole batch: this runs
+    /// between two adverts.
     pub fn take(&mut self, now: u64) {
         if self.list.is_empty() {
             return;
         }
-        let added = self.add(|_| true);
-        log::info!("virtual addresses: {added} of {} added", self.list.len());
+        let t = std::time::Instant::now();
+        let links = addr::links();
+        let added = self.add(&links, |_| true);
         self.held = true;
         self.delayed_sent = false;
-        self.announce(self.repeat);
+        self.announce(&links, self.repeat);
         self.next_garp = self.after_first(now);
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        log::info!(
+            "virtual addresses: {added} of {} added and announced in {ms:.1} ms",
+            self.list.len()
+        );
     }
 
     /// Adds the addresses `which` picks; returns how many were added.
-    fn add(&mut self, which: impl Fn(&Vip) -> bool) -> usize {
+    fn add(&mut self, links: &[Link], which: impl Fn(&Vip) -> bool) -> usize {
+        let req = match Requests::open() {
+            Ok(r) => r,
+            Err(e) => {
+                self.errors += 1;
+                log::warn!("virtual addresses: rtnetlink socket: {e}");
+                return 0;
+            }
+        };
         let (mut added, mut errors) = (0, 0);
         for v in self.list.iter().filter(|v| which(v)) {
-            let r = addr::index_of(dev(v)).and_then(|index| {
-                let label = v.label.as_deref();
-                addr::add(&Held { index, addr: v.addr, prefix: v.prefix, label })
-            });
+            let r = match link(links, v) {
+                Some(l) => {
+                    let label = v.label.as_deref();
+                    req.add(&Held { index: l.index, addr: v.addr, prefix: v.prefix, label })
+                }
+                None => Err(std::io::Error::from_raw_os_error(libc::ENODEV)),
+            };
             match r {
                 Ok(()) => added += 1,
                 Err(e) => {
@@ -108,8 +127,9 @@ impl Vips {
         for v in &missing {
             log::warn!("virtual address {} is not on {}: adding it again", v.addr, dev(v));
         }
-        if self.add(|v| missing.contains(v)) > 0 {
-            self.announce(self.repeat);
+        let links = addr::links();
+        if self.add(&links, |v| missing.contains(v)) > 0 {
+            self.announce(&links, self.repeat);
         }
     }
 
@@ -134,17 +154,21 @@ impl Vips {
     }
 
     /// `count` gratuitous ARPs for every address that is there.
-    fn announce(&mut self, count: u32) {
+    fn announce(&mut self, links: &[Link], count: u32) {
+        let garp = match Garp::open() {
+            Ok(g) => g,
+            Err(e) => {
+                self.errors += 1;
+                log::warn!("gratuitous ARP: packet socket: {e}");
+                return;
+            }
+        };
         let (mut sent, mut errors) = (0, 0);
         let now = addr::all_ipv4();
         for v in self.list.iter().filter(|v| present(v, &now)) {
-            let r = match (addr::index_of(dev(v)), addr::mac_of(dev(v))) {
-                (Ok(index), Some(mac)) => addr::gratuitous_arp(index, mac, v.addr, count),
-                (Err(e), _) => Err(e),
-                (Ok(_), None) => continue, // no hardware address (a tunnel): no ARP to send
-            };
-            match r {
-                Ok(()) => sent += u64::from(count),
+            let Some(l) = link(links, v) else { continue };
+            match garp.send(l, v.addr, count) {
+                Ok(n) => sent += u64::from(n),
                 Err(e) => {
                     errors += 1;
                     log::warn!("gratuitous ARP for {} on {}: {e}", v.addr, dev(v));
@@ -164,11 +188,12 @@ impl Vips {
     /// refreshes (one each).
     pub fn poll(&mut self, now: u64) {
         let Some(t) = self.next_garp.filter(|&t| now >= t && self.held) else { return };
+        let links = addr::links();
         if !self.delayed_sent && self.delay_ms > 0 {
-            self.announce(self.repeat);
+            self.announce(&links, self.repeat);
             self.delayed_sent = true;
         } else {
-            self.announce(1);
+            self.announce(&links, 1);
         }
         self.next_garp = (self.refresh_ms > 0).then(|| t.max(now) + self.refresh_ms);
     }
@@ -225,16 +250,32 @@ fn present(v: &Vip, now: &[(String, std::net::Ipv4Addr)]) -> bool {
 
 /// Removes `list` (devices resolved); returns the failures.
 fn remove_all(list: &[Vip]) -> u64 {
+    if list.is_empty() {
+        return 0;
+    }
+    let req = match Requests::open() {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn!("virtual addresses: rtnetlink socket: {e}");
+            return 1;
+        }
+    };
+    let links = addr::links();
     let mut errors = 0;
     for v in list {
-        let Ok(index) = addr::index_of(dev(v)) else { continue }; // no interface: nothing held
-        let h = Held { index, addr: v.addr, prefix: v.prefix, label: None };
-        if let Err(e) = addr::remove(&h) {
+        let Some(l) = link(&links, v) else { continue }; // no interface: nothing held
+        let h = Held { index: l.index, addr: v.addr, prefix: v.prefix, label: None };
+        if let Err(e) = req.remove(&h) {
             errors += 1;
             log::warn!("removing virtual address {} from {}: {e}", v.addr, dev(v));
         }
     }
     errors
+}
+
+/// `v`'s interface in `links`.
+fn link<'a>(links: &'a [Link], v: &Vip) -> Option<&'a Link> {
+    links.iter().find(|l| l.name == dev(v))
 }
 
 /// Removes every address of `cfg` that is there now, saying `why` in the log: a worker
