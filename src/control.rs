@@ -54,7 +54,8 @@ pub enum Request {
     },
 }
 
-/// How a job run through the wrapper ended, as it reports it to its daemon.
+/// How a job run through the wrapper ended, as it reports it to its daemon. The
+/// discriminants are the positions in [`JobOutcome::ALL`] (the daemon's counters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobOutcome {
     Ok,

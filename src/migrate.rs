@@ -258,6 +258,14 @@ fn writes_state_file(cmd: &str) -> bool {
     echo && state && w.len() == 4 && matches!(w[2], ">" | ">>")
 }
 
+/// keepalived's gratuitous-ARP keys, which rcron has under the same names.
+const GARP_KEYS: [&str; 3] = ["garp_master_delay", "garp_master_repeat", "garp_master_refresh"];
+
+/// `k` as rcron's key, when it is one of [`GARP_KEYS`].
+fn garp_key(k: &str) -> Option<&'static str> {
+    GARP_KEYS.into_iter().find(|g| *g == k)
+}
+
 /// A value as rcron's parser reads it back: quoted when it holds blanks.
 fn value(v: &str) -> String {
     if v.contains(char::is_whitespace) { format!("\"{v}\"") } else { v.to_string() }
@@ -297,7 +305,7 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
     ));
     // Top level: global_defs' vrrp_version; the chosen instance's vrrp_scripts; the rest said.
     let mut version = None;
-    let mut garp_defaults: Vec<(String, String)> = Vec::new();
+    let mut garp_defaults: Vec<(&'static str, String)> = Vec::new();
     let scripts: Vec<&Item> = items
         .iter()
         .filter(|i| i.words.first().map(String::as_str) == Some("vrrp_script"))
@@ -306,18 +314,13 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
         match it.words.first().map(String::as_str) {
             Some("global_defs") => {
                 for g in it.block.iter().flatten() {
-                    match g.words.first().map(String::as_str) {
-                        Some("vrrp_version") => version = g.words.get(1).cloned(),
-                        // keepalived's defaults for every instance; an instance's own wins.
-                        Some(
-                            k @ ("vrrp_garp_master_delay"
-                            | "vrrp_garp_master_repeat"
-                            | "vrrp_garp_master_refresh"),
-                        ) => {
-                            garp_defaults.push((
-                                k.trim_start_matches("vrrp_").to_string(),
-                                g.words.get(1).cloned().unwrap_or_default(),
-                            ));
+                    let kw = g.words.first().map(String::as_str);
+                    // keepalived's vrrp_garp_* defaults for every instance; an instance's own wins.
+                    let garp = kw.and_then(|k| k.strip_prefix("vrrp_")).and_then(garp_key);
+                    match (kw, garp) {
+                        (Some("vrrp_version"), _) => version = g.words.get(1).cloned(),
+                        (_, Some(key)) => {
+                            garp_defaults.push((key, g.words.get(1).cloned().unwrap_or_default()))
                         }
                         _ => out.unmapped(g, "a global setting rcron does not have"),
                     }
@@ -351,7 +354,7 @@ fn instance_body(
     inst: &Item,
     scripts: &[&Item],
     mut version: Option<String>,
-    garp_defaults: &[(String, String)],
+    garp_defaults: &[(&'static str, String)],
     out: &mut Out,
 ) {
     let body = inst.block.as_deref().unwrap_or(&[]);
@@ -435,13 +438,8 @@ fn instance_body(
                     }
                 }
             }
-            "garp_master_delay" | "garp_master_repeat" | "garp_master_refresh" => {
-                let key = match kw {
-                    "garp_master_delay" => "garp_master_delay",
-                    "garp_master_repeat" => "garp_master_repeat",
-                    _ => "garp_master_refresh",
-                };
-                lines.push((key, one(it, out)));
+            _ if garp_key(kw).is_some() => {
+                lines.push((garp_key(kw).unwrap_or_default(), one(it, out)))
             }
             "nopreempt" => lines.push(("preempt", "no".into())),
             "preempt_delay" => lines.push(("preempt_delay", one(it, out))),
@@ -514,13 +512,8 @@ fn instance_body(
             lines[i].1 = whole.to_string();
         }
     }
-    for (k, v) in garp_defaults {
-        let key = match k.as_str() {
-            "garp_master_delay" => "garp_master_delay",
-            "garp_master_repeat" => "garp_master_repeat",
-            _ => "garp_master_refresh",
-        };
-        if !lines.iter().any(|(l, _)| *l == key) {
+    for (key, v) in garp_defaults {
+        if !lines.iter().any(|(l, _)| l == key) {
             lines.push((key, v.clone()));
         }
     }

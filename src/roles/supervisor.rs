@@ -4,7 +4,8 @@
 //!
 //! Owns: the pid file and the worker process. Guarantees: whenever the worker is gone or has
 //! stopped sending heartbeats for [`hang_ms`], `passive` is written to the state file and
-//! the configured virtual addresses are removed before anything else happens; restarts are rate-limited (exponential back-off up to 30 s);
+//! the configured virtual addresses are removed before anything else happens; restarts are
+//! rate-limited (exponential back-off up to 30 s);
 //! SIGTERM stops the worker (which resigns), writes `passive`, removes the pid file and the
 //! control socket, and exits 0. If the supervisor itself dies, the worker sees its pipe close
 //! and resigns too.

@@ -282,6 +282,9 @@ fn link<'a>(links: &'a [Link], v: &Vip) -> Option<&'a Link> {
 /// starting while not master, or the supervisor when no worker runs (a crashed or hung one
 /// may have been master). Only addresses that are there are removed.
 pub fn release_configured(cfg: &Config, why: &str) {
+    if cfg.vips.is_empty() {
+        return; // no interface list to read at every start and worker death
+    }
     let now = addr::all_ipv4();
     let present: Vec<Vip> = resolved(cfg).into_iter().filter(|v| present(v, &now)).collect();
     if !present.is_empty() {
