@@ -879,6 +879,13 @@ impl Parser {
                     ),
                 ));
             }
+            if self.cfg.unicast_peers.contains(&v.addr) {
+                // The peer would answer for it too, and our adverts to it would come back here.
+                bad_labels.push((
+                    line,
+                    format!("virtual_ipaddress {}: a unicast_peer's own address", v.addr),
+                ));
+            }
             if Some(v.addr) == self.cfg.unicast_src_ip {
                 // rcron adds and removes these: the node's own address cannot be one.
                 bad_labels.push((
@@ -1437,6 +1444,11 @@ mod tests {
                 "unicast_src_ip 192.0.2.1\nvirtual_ipaddress 192.0.2.1/24\n",
                 &[2],
                 "own unicast_src_ip",
+            ),
+            (
+                "unicast_peer 192.0.2.2\nvirtual_ipaddress 192.0.2.2/24\n",
+                &[2],
+                "unicast_peer's own",
             ),
             (
                 "interface eth0\nvirtual_ipaddress 192.0.2.8\n\nvirtual_ipaddress 192.0.2.9 label x:y\n",

@@ -200,8 +200,8 @@ fn the_address_follows_the_master_announced_and_never_held_twice() {
 
 #[test]
 fn a_mixed_pair_with_keepalived_moves_the_address_both_ways() {
-    let found = Command::new("sh").args(["-c", "command -v keepalived"]).status().unwrap();
-    assert!(found.success(), "keepalived is not installed (tests/setup.sh installs it)");
+    let found = Command::new("sh").args(["-c", "command -v keepalived"]).output().unwrap();
+    assert!(found.status.success(), "keepalived is not installed (tests/setup.sh installs it)");
     let lab = Lab::new("vk", 2);
     let (a, k) = (&lab.hosts[0], &lab.hosts[1]);
     let conf_a = conf(&lab, 0, 150);

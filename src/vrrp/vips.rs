@@ -213,8 +213,9 @@ impl Vips {
         }
     }
 
-    /// `vips` (as configured), `vips_held` (`yes`: master and every address there; `partly`;
-    /// `no`), `garp_sent`, `vip_errors`.
+    /// `vips` (as configured), `vips_held` (from the kernel, whatever the role: `yes`, every
+    /// address is on its interface; `partly`; `no`; on a backup anything but `no` is a
+    /// duplicate someone added), `garp_sent`, `vip_errors`.
     pub fn status(&self, out: &mut Kv) {
         let shown: Vec<String> = self
             .list
@@ -225,13 +226,8 @@ impl Vips {
             })
             .collect();
         out.put("vips", shown.join(","));
-        let there = match self.held {
-            true => {
-                let now = addr::all_ipv4();
-                self.list.iter().filter(|v| present(v, &now)).count()
-            }
-            false => 0,
-        };
+        let now = if self.list.is_empty() { Vec::new() } else { addr::all_ipv4() };
+        let there = self.list.iter().filter(|v| present(v, &now)).count();
         let held = match there {
             0 => "no",
             n if n == self.list.len() => "yes",
