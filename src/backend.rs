@@ -103,6 +103,10 @@ pub trait Backend {
     fn started(&self) -> bool;
     /// A fault outside the backend (track script, tracked interface) began or ended.
     fn set_fault(&mut self, now: u64, fault: bool, sink: &mut dyn Sink);
+    /// Someone waits on the election's news as it arrives (a wrapper's question is held):
+    /// a backend that batches news to save wake-ups (VRRP's quiet socket) stops until this is
+    /// called with `false`.
+    fn set_attentive(&mut self, _now: u64, _attentive: bool, _sink: &mut dyn Sink) {}
     /// Why the backend itself cannot take part (its link is gone, ...), if so.
     fn fault_reason(&self) -> Option<&str>;
     /// Leaves the election cleanly (a master hands over at once).

@@ -169,7 +169,9 @@ pub struct Leadership {
     next_expire: u64,
     /// Slots a wrapper asked about while this node leads, not recorded yet.
     to_record: heapless::Deque<(u64, u64), 64>,
-    records: heapless::Deque<Entry, CAPACITY>,
+    /// At most [`CAPACITY`], oldest first; room made once, on the heap (inline, the 30 KB
+    /// node was copied through the worker's stack at start).
+    records: std::collections::VecDeque<Entry>,
     /// Failures in a row, and when the streak began and was last logged.
     failing: u32,
     failing_since: u64,
@@ -211,7 +213,7 @@ impl Leadership {
             next_read: 0,
             next_expire: 0,
             to_record: heapless::Deque::new(),
-            records: heapless::Deque::new(),
+            records: std::collections::VecDeque::with_capacity(CAPACITY),
             failing: 0,
             leaseless: None,
             unanswered: heapless::Vec::new(),
@@ -599,10 +601,10 @@ impl Leadership {
             e.unclaimed |= unclaimed;
             return;
         }
-        if self.records.is_full() {
+        if self.records.len() >= CAPACITY {
             let _ = self.records.pop_front();
         }
-        let _ = self.records.push_back(Entry { job, slot, runner, unclaimed });
+        self.records.push_back(Entry { job, slot, runner, unclaimed });
     }
 
     /// A wrapper's question about (job, slot): the record decides; a leader without one asks

@@ -181,7 +181,9 @@ pub struct Params {
 pub struct Ledger {
     p: Params,
     peers: heapless::Vec<Peer, MAX_PEERS>,
-    table: heapless::Vec<Entry, CAPACITY>,
+    /// At most [`CAPACITY`] entries, room for all of them made once, on the heap (a fixed-size
+    /// table inside the ledger made every move of it a 40 KB copy on the worker's stack).
+    table: Vec<Entry>,
     seq: u32,
     started: bool,
     /// Some entry is a claim waiting for answers: kept by the methods that change the table,
@@ -201,7 +203,7 @@ impl Ledger {
         Ledger {
             p,
             peers,
-            table: heapless::Vec::new(),
+            table: Vec::with_capacity(CAPACITY),
             seq: 0,
             started: false,
             claiming: false,
@@ -318,7 +320,7 @@ impl Ledger {
     /// Stores a record; when the table is full the oldest final record goes first. False
     /// when every entry is a claim still waiting for answers (nothing can go).
     fn insert(&mut self, e: Entry) -> bool {
-        if self.table.is_full() {
+        if self.table.len() >= CAPACITY {
             let oldest = (0..self.table.len())
                 .filter(|&i| self.table[i].held == Held::Final)
                 .min_by_key(|&i| self.table[i].learned);
@@ -332,7 +334,8 @@ impl Ledger {
                 None => return false,
             }
         }
-        self.table.push(e).is_ok()
+        self.table.push(e);
+        true
     }
 
     /// May this node run `job`'s slot `slot` now? `Wait` until the record, the peers'

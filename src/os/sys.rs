@@ -229,22 +229,64 @@ pub fn recv_batch<const N: usize>(
     bufs: &mut [[u8; N]],
     lens: &mut [usize],
 ) -> std::io::Result<usize> {
+    recv_batch_inner(sock, bufs, lens, None)
+}
+
+/// [`recv_batch`], and when each datagram arrived: `stamps[i]`, nanoseconds of the wall clock
+/// since the epoch as the kernel stamped it on arrival (socket(7) SO_TIMESTAMPNS, turned on
+/// by [`set_rx_timestamps`]); `None` when the kernel gave none.
+pub fn recv_batch_stamped<const N: usize>(
+    sock: std::os::fd::BorrowedFd<'_>,
+    bufs: &mut [[u8; N]],
+    lens: &mut [usize],
+    stamps: &mut [Option<i64>],
+) -> std::io::Result<usize> {
+    recv_batch_inner(sock, bufs, lens, Some(stamps))
+}
+
+/// SO_TIMESTAMPNS_OLD and _NEW (asm-generic/socket.h: x86_64, aarch64 and arm alike). The old
+/// option is asked for, as every kernel since 2.6.22 has it; its control message carries a
+/// `timespec` of two longs (16 bytes on 64-bit, 8 on 32-bit), and musl's 64-bit-time ABI on
+/// 32-bit targets may add a copy as the new one (two 64-bit fields).
+const SO_TIMESTAMPNS_OLD: libc::c_int = 35;
+const SO_TIMESTAMPNS_NEW: libc::c_int = 64;
+/// Room for one datagram's control messages: a timestamp (and its converted copy) fits.
+const CMSG_ROOM: usize = 64;
+
+fn recv_batch_inner<const N: usize>(
+    sock: std::os::fd::BorrowedFd<'_>,
+    bufs: &mut [[u8; N]],
+    lens: &mut [usize],
+    mut stamps: Option<&mut [Option<i64>]>,
+) -> std::io::Result<usize> {
     use std::os::fd::AsRawFd;
     const MAX: usize = 16;
-    let n = bufs.len().min(lens.len()).min(MAX);
+    let mut n = bufs.len().min(lens.len()).min(MAX);
+    if let Some(s) = &stamps {
+        n = n.min(s.len());
+    }
     // SAFETY: all-zero iovec and mmsghdr are valid values of these plain C structs.
     let mut iov: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
-    for ((v, m), b) in iov.iter_mut().zip(msgs.iter_mut()).zip(bufs.iter_mut()).take(n) {
+    // u64 words: aligned for the cmsghdr the kernel writes at their start.
+    let mut control = [[0u64; CMSG_ROOM / 8]; MAX];
+    for (((v, m), b), c) in
+        iov.iter_mut().zip(msgs.iter_mut()).zip(bufs.iter_mut()).zip(control.iter_mut()).take(n)
+    {
         v.iov_base = b.as_mut_ptr().cast();
         v.iov_len = N;
         m.msg_hdr.msg_iov = v;
         m.msg_hdr.msg_iovlen = 1;
+        if stamps.is_some() {
+            m.msg_hdr.msg_control = c.as_mut_ptr().cast();
+            m.msg_hdr.msg_controllen = CMSG_ROOM as _;
+        }
     }
     // SAFETY: the first `n` headers each point at one iovec of `iov`, which points at a live
-    // buffer of N bytes in `bufs`; all of them outlive the call, which writes only into those
-    // buffers and the headers' msg_len and msg_flags. No timeout pointer.
+    // buffer of N bytes in `bufs`, and (with stamps) at CMSG_ROOM bytes of `control`; all of
+    // them outlive the call, which writes only into those buffers and the headers' msg_len,
+    // msg_controllen and msg_flags. No timeout pointer.
     let r = unsafe {
         libc::recvmmsg(
             sock.as_raw_fd(),
@@ -259,10 +301,102 @@ pub fn recv_batch<const N: usize>(
         return if e.kind() == std::io::ErrorKind::WouldBlock { Ok(0) } else { Err(e) };
     }
     let got = (r as usize).min(n);
-    for (len, m) in lens.iter_mut().zip(msgs.iter()).take(got) {
-        *len = (m.msg_len as usize).min(N);
+    for (i, m) in msgs.iter().enumerate().take(got) {
+        lens[i] = (m.msg_len as usize).min(N);
+        if let Some(s) = stamps.as_deref_mut() {
+            s[i] = rx_stamp(&m.msg_hdr);
+        }
     }
     Ok(got)
+}
+
+/// The arrival stamp among the control messages `recvmmsg` left in `hdr`, in nanoseconds.
+fn rx_stamp(hdr: &libc::msghdr) -> Option<i64> {
+    if hdr.msg_control.is_null() || (hdr.msg_controllen as usize) > CMSG_ROOM {
+        return None;
+    }
+    let mut stamp = None;
+    // SAFETY: `hdr` is a header recvmmsg filled in: msg_control points at CMSG_ROOM live,
+    // aligned bytes of which the kernel wrote msg_controllen (checked above to fit), and the
+    // CMSG macros walk only within msg_controllen.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(hdr) };
+    while !c.is_null() {
+        // SAFETY: `c` is a non-null header inside the control buffer (CMSG_FIRSTHDR/NXTHDR).
+        let (level, kind, len) = unsafe { ((*c).cmsg_level, (*c).cmsg_type, (*c).cmsg_len) };
+        // SAFETY: as above; CMSG_DATA points just past the header, inside the buffer.
+        let data = unsafe { libc::CMSG_DATA(c) };
+        // SAFETY: as above.
+        let head = unsafe { libc::CMSG_LEN(0) } as usize;
+        let payload = (len as usize).saturating_sub(head);
+        let fits = data as usize + payload <= hdr.msg_control as usize + CMSG_ROOM;
+        if level == libc::SOL_SOCKET
+            && fits
+            && (kind == SO_TIMESTAMPNS_OLD || kind == SO_TIMESTAMPNS_NEW)
+        {
+            let mut b = [0u8; 16];
+            let take = payload.min(16);
+            // SAFETY: `data` points at `payload` bytes inside the control buffer (`fits`);
+            // `take` is at most that, and `b` has room for it.
+            unsafe { std::ptr::copy_nonoverlapping(data, b.as_mut_ptr(), take) };
+            stamp = match payload {
+                16 => {
+                    let sec = i64::from_ne_bytes(b[..8].try_into().unwrap_or_default());
+                    let nsec = i64::from_ne_bytes(b[8..].try_into().unwrap_or_default());
+                    Some(sec.saturating_mul(1_000_000_000).saturating_add(nsec))
+                }
+                8 => {
+                    // A 32-bit `timespec`: its seconds read unsigned, right until 2106.
+                    let sec = i32::from_ne_bytes(b[..4].try_into().unwrap_or_default());
+                    let nsec = i32::from_ne_bytes(b[4..8].try_into().unwrap_or_default());
+                    Some(sec as u32 as i64 * 1_000_000_000 + nsec as i64)
+                }
+                _ => stamp,
+            };
+        }
+        // SAFETY: `c` is a header inside the buffer described by `hdr`.
+        c = unsafe { libc::CMSG_NXTHDR(hdr, c) };
+    }
+    stamp
+}
+
+/// Asks the kernel to stamp each datagram `sock` receives with its arrival time on the wall
+/// clock, for [`recv_batch_stamped`] (socket(7) SO_TIMESTAMPNS).
+pub fn set_rx_timestamps(sock: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    set_int(sock, libc::SOL_SOCKET, SO_TIMESTAMPNS_OLD, 1)
+}
+
+/// Attaches a classic BPF program to `sock` (socket(7) SO_ATTACH_FILTER), replacing the one
+/// it had: from then on the kernel queues only the datagrams it accepts. Errors: EINVAL for a
+/// program the kernel's checker refuses, ENOMEM.
+pub fn attach_filter(
+    sock: std::os::fd::BorrowedFd<'_>,
+    program: &[libc::sock_filter],
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = u16::try_from(program.len())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let prog = libc::sock_fprog { len, filter: program.as_ptr().cast_mut() };
+    // SAFETY: `prog` points at `program`, `len` instructions long, both live across the call;
+    // the kernel copies the program and writes to neither.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The wall clock in nanoseconds since the epoch, on the scale of [`recv_batch_stamped`]'s
+/// stamps (CLOCK_REALTIME); 0 before 1970.
+pub fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// A raw IPv4 socket for IP protocol `proto`, non-blocking and close-on-exec.
@@ -345,13 +479,23 @@ fn set_ip_int(
     opt: libc::c_int,
     v: libc::c_int,
 ) -> std::io::Result<()> {
+    set_int(sock, libc::IPPROTO_IP, opt, v)
+}
+
+/// An integer socket option at `level`.
+fn set_int(
+    sock: std::os::fd::BorrowedFd<'_>,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: libc::c_int,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `v` is a live c_int and `len` its size; setsockopt only reads it.
     let r = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::IPPROTO_IP,
+            level,
             opt,
             (&v as *const libc::c_int).cast(),
             len,

@@ -357,6 +357,8 @@ impl Worker {
             if !self.pending.is_empty() {
                 self.answer_pending(monotonic_ms());
             }
+            // A held question is decided by the next advert: it must wake the loop.
+            self.backend.set_attentive(now, !self.pending.is_empty(), &mut self.shell);
         }
     }
 

@@ -133,6 +133,22 @@ impl Election {
         self.master_adver_ms
     }
 
+    /// While backup, the master whose adverts do nothing but reset the Master_Down_Timer as
+    /// long as they repeat its last one (RFC 5798 6.4.2: its priority is above zero and at
+    /// least ours, or preempt is off), so that the node may read them late, at their arrival
+    /// times (`socket::Routine`). `None` as master, in fault, before an advert was heard, and
+    /// while a lower-priority master is being preempted.
+    pub fn quiet_master(&self) -> Option<Ipv4Addr> {
+        match (self.started, self.role, self.master, self.last_rx) {
+            (true, Role::Backup, Some((ip, prio)), Some(_))
+                if prio > 0 && (prio >= self.p.priority || !self.p.preempt) =>
+            {
+                Some(ip)
+            }
+            _ => None,
+        }
+    }
+
     /// Skew_Time at the current Master_Adver_Interval (`timing::skew_ms`).
     pub fn skew_ms(&self) -> u64 {
         crate::timing::skew_ms(self.p.version, self.p.priority, self.master_adver_ms)
@@ -486,6 +502,63 @@ mod tests {
         assert_eq!(e.last_rx(), Some(6000));
         assert!(e.on_advert(7000, LOW, 100, 1000).is_empty(), "equal priority also resets");
         assert_eq!(e.poll_at(), Some(10609));
+    }
+
+    #[test]
+    fn only_a_master_whose_repeats_just_reset_the_timer_is_quiet() {
+        let mut e = Election::new(params(2, 100, 1000));
+        assert_eq!(e.quiet_master(), None, "not started");
+        e.start(0);
+        assert_eq!(e.quiet_master(), None, "no advert heard yet");
+        e.on_advert(1000, HIGH, 150, 1000);
+        assert_eq!(e.quiet_master(), Some(HIGH));
+        e.on_advert(2000, HIGH, 0, 1000);
+        assert_eq!(e.quiet_master(), None, "a resigning master");
+        e.on_advert(2100, LOW, 100, 1000);
+        assert_eq!(e.quiet_master(), Some(LOW), "equal priority");
+        let mut e = Election::new(params(2, 100, 1000));
+        e.start(0);
+        e.on_advert(1000, LOW, 50, 1000);
+        assert_eq!(e.quiet_master(), None, "a lower priority, preempted");
+        let mut e = Election::new(Params { preempt: false, ..params(2, 100, 1000) });
+        e.start(0);
+        e.on_advert(1000, LOW, 50, 1000);
+        assert_eq!(e.quiet_master(), Some(LOW), "a lower priority, preempt off");
+        let mut e = Election::new(params(2, 255, 1000));
+        e.start(0);
+        assert_eq!(e.quiet_master(), None, "master");
+    }
+
+    #[test]
+    fn repeats_read_late_at_their_arrival_times_take_over_as_on_time() {
+        // What the quiet socket relies on: a backup woken only at its deadlines, reading what
+        // arrived since with the arrival times, takes over when one woken per advert does.
+        let arrivals = [900, 1900, 2900, 3900, 4900, 5900];
+        let mut on_time = Election::new(params(3, 100, 1000));
+        on_time.start(0);
+        for t in arrivals {
+            assert!(on_time.on_advert(t, HIGH, 150, 1000).is_empty());
+        }
+        assert!(on_time.poll(5900 + 3609 - 1).is_empty());
+        let taken = on_time.poll(5900 + 3609);
+        assert_eq!(transitions(&taken), [(Role::Master, Reason::MasterDown)]);
+        let mut late = Election::new(params(3, 100, 1000));
+        late.start(0);
+        let (mut next, mut wakes) = (0, 0);
+        loop {
+            let at = late.poll_at().expect("a backup has a deadline");
+            while next < arrivals.len() && arrivals[next] <= at {
+                assert!(late.on_advert(arrivals[next], HIGH, 150, 1000).is_empty());
+                next += 1;
+            }
+            wakes += 1;
+            let a = late.poll(at);
+            if !a.is_empty() {
+                assert_eq!((at, transitions(&a)), (5900 + 3609, transitions(&taken)));
+                break;
+            }
+        }
+        assert!(wakes <= 4, "{wakes} wake-ups for six adverts");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! One VRRP node: the election (`election::Election`) wired to its raw socket, its interface
 //! and its peers; the daemon's [`Backend`] for `election = vrrp`.
 //!
-//! Owns: the raw socket and what it was opened for, the interface as last read (rtnetlink
-//! events say when to read it again), the receive filter's counters and the mismatch log, the
-//! handoff facts. Guarantees: carries out the election's actions in break-before-make order
-//! (leaving master reaches the sink, and so the state file, before the priority-0 advert lets
+//! Owns: the raw socket pair and what it was opened for, which adverts its kernel filters let
+//! wait (the quiet master's repeats, read at the next wake-up with their arrival times: see
+//! `socket`), the interface as last read (rtnetlink events say when to read it again), the
+//! receive filter's counters and the mismatch log, the handoff facts. Guarantees: carries out
+//! the election's actions in break-before-make order (leaving master reaches the sink, and so the state file, before the priority-0 advert lets
 //! a peer take over; a new master's advert goes out before the sink's possibly slow write);
 //! follows the interface by name (a new ifindex or source address re-opens the socket); a node
 //! that cannot send, has no interface, address or carrier, or whose tracked interface is down
@@ -41,6 +42,8 @@ const SEND_FAULT_MAX_MS: u64 = 60_000;
 #[derive(Default)]
 struct Counters {
     rx: u64,
+    /// Adverts read from the quiet socket: at a later wake-up, at their arrival times.
+    rx_deferred: u64,
     tx: u64,
     tx_errors: u64,
     addr_mismatch: u64,
@@ -61,7 +64,7 @@ pub struct Node {
     /// The raw socket, while one is open on the interface as it is now.
     sock: Option<VrrpSocket>,
     /// Receive buffers (taken out while a batch is handled).
-    rx: Option<Box<RxBatch>>,
+    rx: Option<RxBatch>,
     /// The socket or the rtnetlink socket may hold more than one wake-up reads: read again
     /// at once (both are watched edge-triggered).
     more_waiting: bool,
@@ -85,6 +88,14 @@ pub struct Node {
     c: Counters,
     /// Counts the sockets opened (`Backend::fds_generation`).
     opened: u64,
+    /// The sender and header of the last advert the election accepted: the routine the
+    /// quiet socket takes while that sender is the quiet master (see `socket`).
+    last_head: Option<socket::Routine>,
+    /// Someone waits on adverts as they arrive (`Backend::set_attentive`): no quiet socket.
+    attentive: bool,
+    /// The latest time this node was called at: whatever the quiet socket holds arrived
+    /// after it (less a wall-clock step, which can only move a packet within that window).
+    called_at: u64,
     /// The virtual addresses, held while master.
     vips: Vips,
 }
@@ -130,6 +141,9 @@ impl Node {
             facts: Facts::default(),
             c: Counters::default(),
             opened: 0,
+            last_head: None,
+            attentive: false,
+            called_at: now,
             vips: Vips::new(cfg),
         };
         // Not master yet: an address a crashed run left here goes (the peer may hold it).
@@ -302,15 +316,21 @@ impl Node {
         }
     }
 
-    /// Reads what waits on the raw socket, a batch per system call, until it would block or
-    /// [`MAX_RX_BATCHES`] batches were read (a flood leaves time for the rest of the loop).
-    /// True in the second case: more may be waiting.
-    fn drain_socket(&mut self, now: u64, sink: &mut dyn Sink) -> bool {
+    /// Reads what waits on the loud socket, or the `quiet` one, a batch per system call,
+    /// until it would block or [`MAX_RX_BATCHES`] batches were read (a flood leaves time for
+    /// the rest of the loop). True in the second case: more may be waiting. A loud packet is
+    /// handed on as arrived `now`; a quiet one (a repeat of the master's advert) at its
+    /// arrival time: the kernel's stamp, on the wall clock, as an age subtracted from `now`,
+    /// kept within [`Node::called_at`, `now`] and in arrival order.
+    fn drain(&mut self, now: u64, quiet: bool, sink: &mut dyn Sink) -> bool {
         let Some(mut rx) = self.rx.take() else { return false };
+        let wall = if quiet { crate::os::sys::wall_ns() } else { 0 };
+        let mut at = self.called_at.min(now);
         let mut more = true;
         for _ in 0..MAX_RX_BATCHES {
             let Some(sock) = &self.sock else { break };
-            let n = match sock.recv_batch(&mut rx) {
+            let got = if quiet { sock.recv_quiet(&mut rx) } else { sock.recv_batch(&mut rx) };
+            let n = match got {
                 Ok(n) => n,
                 Err(e) => {
                     // An error on the socket itself (its device gone): poll would report it
@@ -322,8 +342,12 @@ impl Node {
                     break;
                 }
             };
-            for pkt in rx.packets() {
-                self.receive(now, pkt, sink);
+            for (pkt, stamp) in rx.stamped() {
+                let age_ms = stamp.map_or(0, |s| wall.saturating_sub(s).max(0) / 1_000_000);
+                let rx_at = now.saturating_sub(age_ms as u64);
+                at = at.max(rx_at);
+                self.c.rx_deferred += quiet as u64;
+                self.receive(now, at, pkt, sink);
             }
             if n < socket::RX_BATCH {
                 more = false;
@@ -334,8 +358,37 @@ impl Node {
         more
     }
 
-    /// One packet from the raw socket: checked, counted, and handed to the election.
-    fn receive(&mut self, now: u64, pkt: &[u8], sink: &mut dyn Sink) {
+    /// Splits the adverts between the loud and the quiet socket for the election as it is
+    /// now: the quiet master's repeats go to the quiet socket, unless someone waits on adverts.
+    /// What the quiet socket held under the old split is read at once, and the daemon told to
+    /// look again at once (a waiting question may be decidable). A filter the kernel refused
+    /// closes the socket pair: the link check opens a new one, which splits nothing.
+    fn follow_routine(&mut self, now: u64, sink: &mut dyn Sink) {
+        let wanted = match self.election.quiet_master() {
+            Some(ip) if !self.attentive => self.last_head.filter(|r| r.src == ip),
+            _ => None,
+        };
+        let Some(sock) = &mut self.sock else { return };
+        let was = sock.routine();
+        if was == wanted {
+            return;
+        }
+        if let Err(e) = sock.set_routine(wanted) {
+            log::warn!("receive filter on {}: {e}: re-opening the raw socket", self.ifname);
+            self.sock = None;
+            self.link_check_due = true;
+            return;
+        }
+        if was.is_some() {
+            let before = self.c.rx_deferred;
+            let more = self.drain(now, true, sink);
+            self.more_waiting |= more || self.c.rx_deferred != before;
+        }
+    }
+
+    /// One packet from the raw socket: checked, counted, and handed to the election as
+    /// arrived at `rx_at` (`now` for the loud socket).
+    fn receive(&mut self, now: u64, rx_at: u64, pkt: &[u8], sink: &mut dyn Sink) {
         let filter = self.filter();
         let outcome = receive::check(&filter, pkt);
         if let Some(m) = receive::mismatch(&filter, pkt, &outcome)
@@ -351,9 +404,10 @@ impl Node {
                 }
                 let own = (self.cfg.priority, self.own_ip);
                 let outranks = election::outranks(a.priority, a.src, own.0, own.1);
-                self.facts.on_advert_received(now, a.priority, outranks);
-                let acts = self.election.on_advert(now, a.src, a.priority, a.interval_ms);
+                self.facts.on_advert_received(rx_at, a.priority, outranks);
+                let acts = self.election.on_advert(rx_at, a.src, a.priority, a.interval_ms);
                 self.act(now, &acts, sink);
+                self.last_head = routine_of(a.src, pkt);
             }
             Err(d) => self.c.drops.count(d),
         }
@@ -387,6 +441,11 @@ impl Node {
                 self.act(now, &acts, sink);
             }
             if self.sock.is_none() || self.sock_for != Some((index, addr)) {
+                // The master's repeats still waiting there reset the timer first: a socket
+                // closed with them unread would make it run out early.
+                if self.sock.as_ref().is_some_and(|s| s.routine().is_some()) {
+                    self.more_waiting |= self.drain(now, true, sink);
+                }
                 match self.open_socket() {
                     Ok(sock) => {
                         if self.sock_for.is_some() {
@@ -458,6 +517,13 @@ impl Node {
         let acts = self.election.set_fault(now, self.fault());
         self.act(now, &acts, sink);
     }
+
+    /// The end of every call from the daemon: the socket split follows the election, and
+    /// the time is noted (see [`Node::called_at`]).
+    fn settle(&mut self, now: u64, sink: &mut dyn Sink) {
+        self.follow_routine(now, sink);
+        self.called_at = self.called_at.max(now);
+    }
 }
 
 /// The election's parameters for `cfg`, with `own_ip` as the tie-breaking address.
@@ -470,6 +536,13 @@ fn params(cfg: &Config, t: &Timing, own_ip: Ipv4Addr) -> Params {
         preempt_delay_ms: t.preempt_delay_ms,
         own_ip,
     }
+}
+
+/// The routine an accepted advert from `src` sets: its VRRP header's first bytes.
+fn routine_of(src: Ipv4Addr, pkt: &[u8]) -> Option<socket::Routine> {
+    let ihl = (*pkt.first()? & 0x0f) as usize * 4;
+    let head = pkt.get(ihl..ihl + socket::HEAD_LEN)?.try_into().ok()?;
+    Some(socket::Routine { src, head })
 }
 
 fn join(list: &[Ipv4Addr]) -> String {
@@ -521,10 +594,14 @@ impl Backend for Node {
         let again = self.more_waiting;
         let mut more = false;
         let mut i = 0;
-        if self.sock.is_some() {
-            // Packets first: a waiting advert must reset the down timer before it fires.
-            if again || ready.get(i).copied().unwrap_or(false) {
-                more |= self.drain_socket(now, sink);
+        if let Some(sock) = &self.sock {
+            // Packets first: a waiting advert must reset the down timer before it fires. The
+            // quiet socket's repeats arrived before what woke us (they go in arrival order).
+            let quiet = sock.routine().is_some() && self.drain(now, true, sink);
+            if quiet {
+                more = true;
+            } else if again || ready.get(i).copied().unwrap_or(false) {
+                more |= self.drain(now, false, sink);
             }
             i += 1;
         }
@@ -545,6 +622,7 @@ impl Backend for Node {
         let acts = self.election.poll(now);
         self.act(now, &acts, sink);
         self.vips.poll(now);
+        self.settle(now, sink);
     }
 
     fn start(&mut self, now: u64, fault: bool, sink: &mut dyn Sink) {
@@ -552,6 +630,7 @@ impl Backend for Node {
         let acts =
             if self.fault() { self.election.start_in_fault() } else { self.election.start(now) };
         self.act(now, &acts, sink);
+        self.settle(now, sink);
     }
 
     fn started(&self) -> bool {
@@ -561,6 +640,14 @@ impl Backend for Node {
     fn set_fault(&mut self, now: u64, fault: bool, sink: &mut dyn Sink) {
         self.outside_fault = fault;
         self.apply_fault(now, sink);
+        self.settle(now, sink);
+    }
+
+    fn set_attentive(&mut self, now: u64, attentive: bool, sink: &mut dyn Sink) {
+        if attentive != self.attentive {
+            self.attentive = attentive;
+            self.settle(now, sink);
+        }
     }
 
     fn fault_reason(&self) -> Option<&str> {
@@ -570,6 +657,7 @@ impl Backend for Node {
     fn shutdown(&mut self, now: u64, sink: &mut dyn Sink) {
         let acts = self.election.shutdown();
         self.act(now, &acts, sink);
+        self.settle(now, sink);
     }
 
     fn reload(&mut self, now: u64, cfg: &Config, sink: &mut dyn Sink) {
@@ -601,7 +689,9 @@ impl Backend for Node {
             let acts = self.election.reconfigure(now, p);
             self.act(now, &acts, sink);
         }
+        self.last_head = None;
         self.check_link(now, sink);
+        self.settle(now, sink);
     }
 
     fn role(&self) -> Role {
@@ -658,6 +748,7 @@ impl Backend for Node {
         out.put("peers", join(&self.cfg.unicast_peers));
         out.put("link_index", self.link.map_or(0, |l| l.index));
         out.put("rx_adverts", self.c.rx);
+        out.put("rx_deferred", self.c.rx_deferred);
         out.put("tx_adverts", self.c.tx);
         out.put("tx_errors", self.c.tx_errors);
         out.put("rx_addr_mismatch", self.c.addr_mismatch);

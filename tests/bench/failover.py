@@ -812,8 +812,8 @@ def report(results, steady, idle, runs, odd, settings, elapsed):
             odd.append(f"steady {impl}: {st['note']}")
     print(f"CPU is utime+stime from /proc/PID/stat (in {1000 // os.sysconf('SC_CLK_TCK')} ms "
           "ticks); the sum_exec_runtime row is the")
-    print("scheduler's run time of every thread, for cross-checking. keepalived also installs")
-    print("the virtual address on the master; rcron only advertises it.")
+    print("scheduler's run time of every thread, for cross-checking. Both install the virtual")
+    print("address on the master.")
     print()
 
     print("Targets (informational; this benchmark never fails on speed)")
