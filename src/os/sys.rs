@@ -493,13 +493,7 @@ fn set_int(
     let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `v` is a live c_int and `len` its size; setsockopt only reads it.
     let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            opt,
-            (&v as *const libc::c_int).cast(),
-            len,
-        )
+        libc::setsockopt(sock.as_raw_fd(), level, opt, (&v as *const libc::c_int).cast(), len)
     };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }

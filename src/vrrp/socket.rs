@@ -154,8 +154,8 @@ impl VrrpSocket {
 /// its IP header (raw(7)); a packet too short for the fields compared never matches.
 fn program(routine: Option<&Routine>, loud: bool) -> heapless::Vec<libc::sock_filter, 13> {
     use libc::{
-        BPF_ABS, BPF_ALU, BPF_B, BPF_H, BPF_IND, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD,
-        BPF_LDX, BPF_LEN, BPF_MSH, BPF_RET, BPF_SUB, BPF_W, BPF_X,
+        BPF_ABS, BPF_ALU, BPF_B, BPF_H, BPF_IND, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_LDX,
+        BPF_LEN, BPF_MSH, BPF_RET, BPF_SUB, BPF_W, BPF_X,
     };
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
     let (matched, other) = if loud { (0, u32::MAX) } else { (u32::MAX, 0) };
@@ -168,16 +168,16 @@ fn program(routine: Option<&Routine>, loud: bool) -> heapless::Vec<libc::sock_fi
     let half = u16::from_be_bytes([r.head[4], r.head[5]]) as u32;
     // Jumps count the instructions skipped; `other` is the second last, `matched` the last.
     let code = [
-        op(BPF_LD | BPF_W | BPF_LEN, 0, 0, 0),                    // A = length
+        op(BPF_LD | BPF_W | BPF_LEN, 0, 0, 0), // A = length
         op(BPF_JMP | BPF_JGE | BPF_K, 0, 9, (wire::IP_HEADER_LEN + HEAD_LEN) as u32),
-        op(BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0),                   // X = IP header length
-        op(BPF_ALU | BPF_SUB | BPF_K, 0, 0, HEAD_LEN as u32),     // A = length - 6
-        op(BPF_JMP | BPF_JGE | BPF_X, 0, 6, 0),                   // the head fits
-        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, 12),                   // A = IP source
+        op(BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0), // X = IP header length
+        op(BPF_ALU | BPF_SUB | BPF_K, 0, 0, HEAD_LEN as u32), // A = length - 6
+        op(BPF_JMP | BPF_JGE | BPF_X, 0, 6, 0), // the head fits
+        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, 12), // A = IP source
         op(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, u32::from(r.src)),
-        op(BPF_LD | BPF_W | BPF_IND, 0, 0, 0),                    // head bytes 0..4
+        op(BPF_LD | BPF_W | BPF_IND, 0, 0, 0), // head bytes 0..4
         op(BPF_JMP | BPF_JEQ | BPF_K, 0, 2, word),
-        op(BPF_LD | BPF_H | BPF_IND, 0, 0, 4),                    // head bytes 4..6
+        op(BPF_LD | BPF_H | BPF_IND, 0, 0, 4), // head bytes 4..6
         op(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, half),
         op(BPF_RET | BPF_K, 0, 0, other),
         op(BPF_RET | BPF_K, 0, 0, matched),
