@@ -187,7 +187,7 @@ fn parse_ack(b: &[u8]) -> Option<io::Result<()>> {
     Some(if code == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(-code)) })
 }
 
-/// A packet socket for a batch of gratuitous ARPs.
+/// A packet socket for gratuitous ARPs (AF_PACKET, SOCK_DGRAM, protocol 0: sends only).
 pub struct Garp {
     fd: OwnedFd,
 }

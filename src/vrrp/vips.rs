@@ -32,6 +32,11 @@ pub struct Vips {
     delayed_sent: bool,
     garps: u64,
     errors: u64,
+    /// The packet socket for gratuitous ARPs, opened at the first announcement and kept:
+    /// closing one waits for an RCU grace period (packet(7) release: 5 to 15 ms here), which
+    /// a socket per takeover put between the first advert and the state file. Bound to no
+    /// protocol, it receives nothing.
+    garp: Option<Garp>,
 }
 
 /// `cfg`'s addresses, each with its device (`interface` when it names none).
@@ -58,22 +63,25 @@ impl Vips {
             delayed_sent: false,
             garps: 0,
             errors: 0,
+            garp: None,
         }
     }
 
     /// Becoming master: every address added, then the first batch of gratuitous ARPs. One
-    /// interface lookup, one rtnetlink and one packet socket for the whole batch: this runs
-    /// between two adverts.
+    /// interface lookup and one rtnetlink socket for the whole batch, and the kept packet
+    /// socket: this runs between two adverts.
     pub fn take(&mut self, now: u64) {
         if self.list.is_empty() {
             return;
         }
         let t = std::time::Instant::now();
         let links = addr::links();
-        let added = self.add(&links, |_| true);
+        let there = self.add(&links, |_| true);
+        let added = there.iter().filter(|&&b| b).count();
         self.held = true;
         self.delayed_sent = false;
-        self.announce(&links, self.repeat);
+        // Announced as added (no second interface dump between the advert and the file).
+        self.announce(&links, self.repeat, Some(&there));
         self.next_garp = self.after_first(now);
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         log::info!(
@@ -82,18 +90,20 @@ impl Vips {
         );
     }
 
-    /// Adds the addresses `which` picks; returns how many were added.
-    fn add(&mut self, links: &[Link], which: impl Fn(&Vip) -> bool) -> usize {
+    /// Adds the addresses `which` picks; says for each of the list whether it was added (or
+    /// was there already).
+    fn add(&mut self, links: &[Link], which: impl Fn(&Vip) -> bool) -> Vec<bool> {
+        let mut there = vec![false; self.list.len()];
         let req = match Requests::open() {
             Ok(r) => r,
             Err(e) => {
                 self.errors += 1;
                 log::warn!("virtual addresses: rtnetlink socket: {e}");
-                return 0;
+                return there;
             }
         };
-        let (mut added, mut errors) = (0, 0);
-        for v in self.list.iter().filter(|v| which(v)) {
+        let mut errors = 0;
+        for (i, v) in self.list.iter().enumerate().filter(|(_, v)| which(v)) {
             let r = match link(links, v) {
                 Some(l) => {
                     let label = v.label.as_deref();
@@ -102,15 +112,17 @@ impl Vips {
                 None => Err(std::io::Error::from_raw_os_error(libc::ENODEV)),
             };
             match r {
-                Ok(()) => added += 1,
+                Ok(()) => there[i] = true,
                 Err(e) => {
+                    // Someone else's copy (counted, as before): there all the same.
+                    there[i] = e.raw_os_error() == Some(libc::EEXIST);
                     errors += 1;
                     log::warn!("virtual address {}/{} on {}: {e}", v.addr, v.prefix, dev(v));
                 }
             }
         }
         self.errors += errors;
-        added
+        there
     }
 
     /// While master, after a link or address change: an address that is missing (deleted by
@@ -128,8 +140,8 @@ impl Vips {
             log::warn!("virtual address {} is not on {}: adding it again", v.addr, dev(v));
         }
         let links = addr::links();
-        if self.add(&links, |v| missing.contains(v)) > 0 {
-            self.announce(&links, self.repeat);
+        if self.add(&links, |v| missing.contains(v)).contains(&true) {
+            self.announce(&links, self.repeat, None);
         }
     }
 
@@ -153,19 +165,25 @@ impl Vips {
         log::info!("virtual addresses: {} removed", self.list.len());
     }
 
-    /// `count` gratuitous ARPs for every address that is there.
-    fn announce(&mut self, links: &[Link], count: u32) {
-        let garp = match Garp::open() {
-            Ok(g) => g,
-            Err(e) => {
-                self.errors += 1;
-                log::warn!("gratuitous ARP: packet socket: {e}");
-                return;
+    /// `count` gratuitous ARPs for every address that is there: per `there` (as [`Vips::add`]
+    /// says), else as the interfaces say now.
+    fn announce(&mut self, links: &[Link], count: u32, there: Option<&[bool]>) {
+        if self.garp.is_none() {
+            match Garp::open() {
+                Ok(g) => self.garp = Some(g),
+                Err(e) => {
+                    self.errors += 1;
+                    log::warn!("gratuitous ARP: packet socket: {e}");
+                    return;
+                }
             }
-        };
+        }
+        let Some(garp) = &self.garp else { return };
         let (mut sent, mut errors) = (0, 0);
-        let now = addr::all_ipv4();
-        for v in self.list.iter().filter(|v| present(v, &now)) {
+        let now = if there.is_none() { addr::all_ipv4() } else { Vec::new() };
+        let is_there =
+            |i: usize, v: &Vip| there.map_or_else(|| present(v, &now), |t| t.get(i) == Some(&true));
+        for (_, v) in self.list.iter().enumerate().filter(|&(i, v)| is_there(i, v)) {
             let Some(l) = link(links, v) else { continue };
             match garp.send(l, v.addr, count) {
                 Ok(n) => sent += u64::from(n),
@@ -190,10 +208,10 @@ impl Vips {
         let Some(t) = self.next_garp.filter(|&t| now >= t && self.held) else { return };
         let links = addr::links();
         if !self.delayed_sent && self.delay_ms > 0 {
-            self.announce(&links, self.repeat);
+            self.announce(&links, self.repeat, None);
             self.delayed_sent = true;
         } else {
-            self.announce(&links, 1);
+            self.announce(&links, 1, None);
         }
         self.next_garp = (self.refresh_ms > 0).then(|| t.max(now) + self.refresh_ms);
     }
@@ -206,8 +224,8 @@ impl Vips {
         if self.held {
             self.errors += remove_all(&gone);
         }
-        let (held, garps, errors) = (self.held, self.garps, self.errors);
-        *self = Vips { garps, errors, ..next };
+        let (held, garps, errors, garp) = (self.held, self.garps, self.errors, self.garp.take());
+        *self = Vips { garps, errors, garp, ..next };
         if held {
             self.take(now);
         }
