@@ -9,17 +9,6 @@ use std::time::{Duration, Instant};
 const V3_FAST: &str =
     "virtual_router_id 9\nvrrp_version 3\nadvert_int 0.1\nvirtual_ipaddress 192.0.2.100\n";
 
-/// A crash of the whole daemon: both processes frozen first, so neither can resign.
-fn crash(sup: u32) {
-    let w = Host::worker_of(sup);
-    Host::signal(sup, "STOP");
-    if let Some(w) = w {
-        Host::signal(w, "STOP");
-        Host::signal(w, "KILL");
-    }
-    Host::signal(sup, "KILL");
-}
-
 fn actives(lab: &Lab) -> Vec<usize> {
     (0..lab.hosts.len()).filter(|&i| lab.hosts[i].state() == "active").collect()
 }
@@ -42,7 +31,7 @@ fn three_nodes_elect_fail_over_and_preempt() {
 
     // kill -9 of the master: the next priority takes over after Master_Down_Interval.
     let t = Instant::now();
-    crash(sups[0]);
+    Host::crash(sups[0]);
     assert!(until(Duration::from_secs(3), || lab.hosts[1].state() == "active"));
     let took = t.elapsed();
     // Master_Down for prio 100 at 0.1 s: 300 + 60 ms; allow for a loaded machine.
@@ -76,7 +65,7 @@ fn without_preempt_a_returning_higher_priority_node_stays_backup() {
     let s0 = lab.hosts[0].start_rcron(&c0);
     lab.hosts[1].start_rcron(&c1);
     assert!(converge(&lab, 0, Duration::from_secs(5)));
-    crash(s0);
+    Host::crash(s0);
     assert!(until(Duration::from_secs(3), || lab.hosts[1].state() == "active"));
     lab.hosts[0].start_rcron(&c0);
     // Give it several Master_Down_Intervals: it must stay backup.

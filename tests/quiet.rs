@@ -145,13 +145,7 @@ fn a_backup_wakes_about_once_per_master_down_interval_and_still_takes_over_on_ti
 
     // The timer still runs from each advert's arrival: no takeover before Master_Down.
     let t = Instant::now();
-    let w = Host::worker_of(sup_a);
-    Host::signal(sup_a, "STOP");
-    if let Some(w) = w {
-        Host::signal(w, "STOP");
-        Host::signal(w, "KILL");
-    }
-    Host::signal(sup_a, "KILL");
+    Host::crash(sup_a);
     assert!(until(Duration::from_secs(3), || lab.hosts[1].state() == "active"));
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(250), "B took over {took:?} after A died");

@@ -198,6 +198,18 @@ impl Host {
         let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
     }
 
+    /// A crash of a whole rcron daemon: supervisor and worker frozen first, so neither can
+    /// resign, then killed.
+    pub fn crash(sup: u32) {
+        let w = Host::worker_of(sup);
+        Host::signal(sup, "STOP");
+        if let Some(w) = w {
+            Host::signal(w, "STOP");
+            Host::signal(w, "KILL");
+        }
+        Host::signal(sup, "KILL");
+    }
+
     /// Kills every process this host started (and their process groups' workers).
     pub fn kill_all(&self) {
         let mut ch = self.children.lock().unwrap();
