@@ -150,3 +150,47 @@ fn a_backup_wakes_about_once_per_master_down_interval_and_still_takes_over_on_ti
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(250), "B took over {took:?} after A died");
 }
+
+/// Whether the state file at `host` read `active` at any 2 ms sample within `span`.
+fn ever_active(host: &Host, span: Duration) -> bool {
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        if host.state() == "active" {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn a_backup_frozen_with_a_backlog_of_repeats_does_not_take_over_from_a_live_master() {
+    require_root();
+    let lab = Lab::new("qf", 2);
+    let v3 = "virtual_router_id 29\nvrrp_version 3\nadvert_int 0.01\n";
+    let ca = lab.rcron_conf(0, &format!("{v3}priority 150\n"));
+    let cb = lab.rcron_conf(1, &format!("{v3}priority 100\n"));
+    lab.hosts[0].start_rcron(&ca);
+    assert!(until(Duration::from_secs(5), || lab.hosts[0].state() == "active"));
+    let sup_b = lab.hosts[1].start_rcron(&cb);
+    std::thread::sleep(Duration::from_secs(1));
+    // 2.62 s: a backlog of ~260 repeats, more than one read's worth (the node used to read
+    // 256 and run the timer from the 256th: a takeover); 4 s: more than the receive buffer
+    // holds, so the newest are lost.
+    for freeze_ms in [2620, 4000] {
+        let worker = Host::worker_of(sup_b).expect("B's worker");
+        Host::signal(sup_b, "STOP");
+        Host::signal(worker, "STOP");
+        std::thread::sleep(Duration::from_millis(freeze_ms));
+        Host::signal(worker, "CONT");
+        Host::signal(sup_b, "CONT");
+        assert!(
+            !ever_active(&lab.hosts[1], Duration::from_millis(1500)),
+            "B took over from a live master after a {freeze_ms} ms freeze:\n{}",
+            lab.hosts[1].log("rcron.log")
+        );
+    }
+    let log = lab.hosts[1].log("rcron.log");
+    assert!(!log.contains("reason=master_down"), "{log}");
+    assert_eq!(lab.hosts[0].state(), "active");
+}

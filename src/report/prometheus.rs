@@ -42,6 +42,12 @@ const METRICS: &[Metric] = &[
     m("transitions", "transitions_total", Counter, "Role changes since the worker started."),
     m("since", "last_transition_timestamp_seconds", Gauge, "Unix time of the last role change."),
     m("rx_adverts", "adverts_received_total", Counter, "VRRP adverts received and accepted."),
+    m(
+        "rx_deferred",
+        "adverts_deferred_total",
+        Counter,
+        "Of those, the master's repeats a backup read at a later wake-up, at their arrival times.",
+    ),
     m("tx_adverts", "adverts_sent_total", Counter, "VRRP adverts sent."),
     m("tx_errors", "advert_send_errors_total", Counter, "VRRP adverts the kernel refused."),
     m(

@@ -88,14 +88,15 @@ pub struct Node {
     c: Counters,
     /// Counts the sockets opened (`Backend::fds_generation`).
     opened: u64,
-    /// The sender and header of the last advert the election accepted: the routine the
-    /// quiet socket takes while that sender is the quiet master (see `socket`).
+    /// The sender and header of the last advert the election accepted, and how many in a row
+    /// had both: the routine the quiet socket takes while that sender is the quiet master,
+    /// from the second repeat on (two masters alternating never switch the filters).
     last_head: Option<socket::Routine>,
+    repeats: u32,
     /// Someone waits on adverts as they arrive (`Backend::set_attentive`): no quiet socket.
     attentive: bool,
-    /// The latest time this node was called at: whatever the quiet socket holds arrived
-    /// after it (less a wall-clock step, which can only move a packet within that window).
-    called_at: u64,
+    /// When the quiet socket was last read to the end: whatever it holds arrived since.
+    quiet_read_at: u64,
     /// The virtual addresses, held while master.
     vips: Vips,
 }
@@ -142,8 +143,9 @@ impl Node {
             c: Counters::default(),
             opened: 0,
             last_head: None,
+            repeats: 0,
             attentive: false,
-            called_at: now,
+            quiet_read_at: now,
             vips: Vips::new(cfg),
         };
         // Not master yet: an address a crashed run left here goes (the peer may hold it).
@@ -316,18 +318,29 @@ impl Node {
         }
     }
 
-    /// Reads what waits on the loud socket, or the `quiet` one, a batch per system call,
-    /// until it would block or [`MAX_RX_BATCHES`] batches were read (a flood leaves time for
-    /// the rest of the loop). True in the second case: more may be waiting. A loud packet is
-    /// handed on as arrived `now`; a quiet one (a repeat of the master's advert) at its
-    /// arrival time: the kernel's stamp, on the wall clock, as an age subtracted from `now`,
-    /// kept within [`Node::called_at`, `now`] and in arrival order.
+    /// Reads what waits on the loud socket, or the `quiet` one, a batch per system call, until
+    /// it would block. The loud one stops after [`MAX_RX_BATCHES`] batches (a flood leaves time
+    /// for the rest of the loop) and then says true: more may be waiting. The quiet one is read
+    /// to the end (its receive buffer bounds it), as the timer must not run from a part of it.
+    ///
+    /// A loud packet is handed on as arrived `now`; a quiet one (a repeat of the master's
+    /// advert) at its arrival time: the kernel's stamp, on the wall clock, as an age subtracted
+    /// from `now`, in arrival order. A stamp that cannot be right (before the last read of the
+    /// quiet socket, or in the future: the wall clock was stepped) counts as `now`, and so does
+    /// everything after a freeze (a call later than the election's deadline by more than
+    /// Master_Down_Interval, as `election` judges it): the queue may have overflowed, losing
+    /// the newest repeats, and the election then starts over as after any freeze. Both err
+    /// towards a later takeover, never an early one.
     fn drain(&mut self, now: u64, quiet: bool, sink: &mut dyn Sink) -> bool {
         let Some(mut rx) = self.rx.take() else { return false };
         let wall = if quiet { crate::os::sys::wall_ns() } else { 0 };
-        let mut at = self.called_at.min(now);
+        let late = self.election.poll_at().map_or(0, |t| now.saturating_sub(t));
+        let frozen = late > self.election.master_down_ms();
+        let (floor, mut at) = (self.quiet_read_at.min(now), 0);
         let mut more = true;
-        for _ in 0..MAX_RX_BATCHES {
+        let mut batches = 0;
+        while quiet || batches < MAX_RX_BATCHES {
+            batches += 1;
             let Some(sock) = &self.sock else { break };
             let got = if quiet { sock.recv_quiet(&mut rx) } else { sock.recv_batch(&mut rx) };
             let n = match got {
@@ -343,29 +356,38 @@ impl Node {
                 }
             };
             for (pkt, stamp) in rx.stamped() {
-                let age_ms = stamp.map_or(0, |s| wall.saturating_sub(s).max(0) / 1_000_000);
-                let rx_at = now.saturating_sub(age_ms as u64);
+                let age_ms = stamp.map(|s| wall.saturating_sub(s) / 1_000_000);
+                let rx_at = match age_ms.and_then(|a| now.checked_sub(u64::try_from(a).ok()?)) {
+                    Some(t) if !frozen && t >= floor => t,
+                    _ => now,
+                };
                 at = at.max(rx_at);
-                self.c.rx_deferred += quiet as u64;
-                self.receive(now, at, pkt, sink);
+                if self.receive(now, at, pkt, sink) && quiet {
+                    self.c.rx_deferred += 1;
+                }
             }
             if n < socket::RX_BATCH {
                 more = false;
                 break;
             }
         }
+        if quiet && self.sock.is_some() {
+            self.quiet_read_at = now;
+        }
         self.rx = Some(rx);
         more
     }
 
-    /// Splits the adverts between the loud and the quiet socket for the election as it is
-    /// now: the quiet master's repeats go to the quiet socket, unless someone waits on adverts.
+    /// Called at the end of every call from the daemon. Splits the adverts between the loud
+    /// and the quiet socket for the election as it is now: the quiet master's repeats go to the quiet socket, unless someone waits on adverts.
     /// What the quiet socket held under the old split is read at once, and the daemon told to
     /// look again at once (a waiting question may be decidable). A filter the kernel refused
     /// closes the socket pair: the link check opens a new one, which splits nothing.
     fn follow_routine(&mut self, now: u64, sink: &mut dyn Sink) {
         let wanted = match self.election.quiet_master() {
-            Some(ip) if !self.attentive => self.last_head.filter(|r| r.src == ip),
+            Some(ip) if !self.attentive && self.repeats >= 2 => {
+                self.last_head.filter(|r| r.src == ip)
+            }
             _ => None,
         };
         let Some(sock) = &mut self.sock else { return };
@@ -379,16 +401,19 @@ impl Node {
             self.link_check_due = true;
             return;
         }
-        if was.is_some() {
+        if was.is_none() {
+            // It took nothing until now: what it holds from here on arrived from here on.
+            self.quiet_read_at = now;
+        } else {
             let before = self.c.rx_deferred;
-            let more = self.drain(now, true, sink);
-            self.more_waiting |= more || self.c.rx_deferred != before;
+            self.drain(now, true, sink);
+            self.more_waiting |= self.c.rx_deferred != before;
         }
     }
 
     /// One packet from the raw socket: checked, counted, and handed to the election as
-    /// arrived at `rx_at` (`now` for the loud socket).
-    fn receive(&mut self, now: u64, rx_at: u64, pkt: &[u8], sink: &mut dyn Sink) {
+    /// arrived at `rx_at` (`now` for the loud socket). True when it passed the checks.
+    fn receive(&mut self, now: u64, rx_at: u64, pkt: &[u8], sink: &mut dyn Sink) -> bool {
         let filter = self.filter();
         let outcome = receive::check(&filter, pkt);
         if let Some(m) = receive::mismatch(&filter, pkt, &outcome)
@@ -407,9 +432,16 @@ impl Node {
                 self.facts.on_advert_received(rx_at, a.priority, outranks);
                 let acts = self.election.on_advert(rx_at, a.src, a.priority, a.interval_ms);
                 self.act(now, &acts, sink);
-                self.last_head = routine_of(a.src, pkt);
+                let head = routine_of(a.src, pkt);
+                self.repeats =
+                    if head == self.last_head { self.repeats.saturating_add(1) } else { 1 };
+                self.last_head = head;
+                true
             }
-            Err(d) => self.c.drops.count(d),
+            Err(d) => {
+                self.c.drops.count(d);
+                false
+            }
         }
     }
 
@@ -444,7 +476,7 @@ impl Node {
                 // The master's repeats still waiting there reset the timer first: a socket
                 // closed with them unread would make it run out early.
                 if self.sock.as_ref().is_some_and(|s| s.routine().is_some()) {
-                    self.more_waiting |= self.drain(now, true, sink);
+                    self.drain(now, true, sink);
                 }
                 match self.open_socket() {
                     Ok(sock) => {
@@ -516,13 +548,6 @@ impl Node {
     fn apply_fault(&mut self, now: u64, sink: &mut dyn Sink) {
         let acts = self.election.set_fault(now, self.fault());
         self.act(now, &acts, sink);
-    }
-
-    /// The end of every call from the daemon: the socket split follows the election, and
-    /// the time is noted (see [`Node::called_at`]).
-    fn settle(&mut self, now: u64, sink: &mut dyn Sink) {
-        self.follow_routine(now, sink);
-        self.called_at = self.called_at.max(now);
     }
 }
 
@@ -597,10 +622,10 @@ impl Backend for Node {
         if let Some(sock) = &self.sock {
             // Packets first: a waiting advert must reset the down timer before it fires. The
             // quiet socket's repeats arrived before what woke us (they go in arrival order).
-            let quiet = sock.routine().is_some() && self.drain(now, true, sink);
-            if quiet {
-                more = true;
-            } else if again || ready.get(i).copied().unwrap_or(false) {
+            if sock.routine().is_some() {
+                self.drain(now, true, sink);
+            }
+            if again || ready.get(i).copied().unwrap_or(false) {
                 more |= self.drain(now, false, sink);
             }
             i += 1;
@@ -622,7 +647,7 @@ impl Backend for Node {
         let acts = self.election.poll(now);
         self.act(now, &acts, sink);
         self.vips.poll(now);
-        self.settle(now, sink);
+        self.follow_routine(now, sink);
     }
 
     fn start(&mut self, now: u64, fault: bool, sink: &mut dyn Sink) {
@@ -630,7 +655,7 @@ impl Backend for Node {
         let acts =
             if self.fault() { self.election.start_in_fault() } else { self.election.start(now) };
         self.act(now, &acts, sink);
-        self.settle(now, sink);
+        self.follow_routine(now, sink);
     }
 
     fn started(&self) -> bool {
@@ -640,13 +665,13 @@ impl Backend for Node {
     fn set_fault(&mut self, now: u64, fault: bool, sink: &mut dyn Sink) {
         self.outside_fault = fault;
         self.apply_fault(now, sink);
-        self.settle(now, sink);
+        self.follow_routine(now, sink);
     }
 
     fn set_attentive(&mut self, now: u64, attentive: bool, sink: &mut dyn Sink) {
         if attentive != self.attentive {
             self.attentive = attentive;
-            self.settle(now, sink);
+            self.follow_routine(now, sink);
         }
     }
 
@@ -657,7 +682,7 @@ impl Backend for Node {
     fn shutdown(&mut self, now: u64, sink: &mut dyn Sink) {
         let acts = self.election.shutdown();
         self.act(now, &acts, sink);
-        self.settle(now, sink);
+        self.follow_routine(now, sink);
     }
 
     fn reload(&mut self, now: u64, cfg: &Config, sink: &mut dyn Sink) {
@@ -689,9 +714,9 @@ impl Backend for Node {
             let acts = self.election.reconfigure(now, p);
             self.act(now, &acts, sink);
         }
-        self.last_head = None;
+        (self.last_head, self.repeats) = (None, 0);
         self.check_link(now, sink);
-        self.settle(now, sink);
+        self.follow_routine(now, sink);
     }
 
     fn role(&self) -> Role {

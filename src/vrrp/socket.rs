@@ -15,8 +15,10 @@
 //! ([`Routine`]) splits the adverts between them in the kernel: repeats go to the quiet one,
 //! read at the node's next wake-up (at the latest the Master_Down_Timer's deadline), and
 //! everything else (another sender, priority, interval or address count, a priority-0
-//! resignation, a malformed packet) to the loud one, which wakes the node at once. Without a
-//! routine (master, fault, or a wrapper waiting on adverts) the quiet socket takes nothing.
+//! resignation, a packet too short to compare) to the loud one, which wakes the node at once.
+//! A repeat that fails a later check (checksum, TTL, password) is found so when it is read.
+//! Without a routine (master, fault, or a wrapper waiting on adverts) the quiet socket takes
+//! nothing.
 //! Guarantees: non-blocking; errors are returned, never panics.
 
 use crate::vrrp::wire;
