@@ -1,15 +1,15 @@
-//! One VRRP node: the election (`election::Election`) wired to its raw socket, its interface
-//! and its peers; the daemon's [`Backend`] for `election = vrrp`.
+//! One VRRP node: the election (`election::Election`) wired to its raw socket, its interface and
+//! its peers; the daemon's [`Backend`] for `election = vrrp`.
 //!
-//! Owns: the raw socket pair and what it was opened for, which adverts its kernel filters let
-//! wait (the quiet master's repeats, read at the next wake-up with their arrival times: see
-//! `socket`), the interface as last read (rtnetlink events say when to read it again), the
-//! receive filter's counters and the mismatch log, the handoff facts. Guarantees: carries out
-//! the election's actions in break-before-make order (leaving master reaches the sink, and so the state file, before the priority-0 advert lets
-//! a peer take over; a new master's advert goes out before the sink's possibly slow write);
-//! follows the interface by name (a new ifindex or source address re-opens the socket); a node
-//! that cannot send, has no interface, address or carrier, or whose tracked interface is down
-//! is in Fault; nothing received can panic it.
+//! Owns: the raw socket pair and what it was opened for, which adverts its kernel filters let wait
+//! (the quiet master's repeats, read at the next wake-up with their arrival times: see `socket`),
+//! the interface as last read (rtnetlink events say when to read it again), the receive filter's
+//! counters and the mismatch log, the handoff facts. Guarantees: carries out the election's actions
+//! in break-before-make order (leaving master reaches the sink, and so the state file, before the
+//! priority-0 advert lets a peer take over; a new master's advert goes out before the sink's
+//! possibly slow write); follows the interface by name (a new ifindex or source address re-opens
+//! the socket); a node that cannot send, has no interface, address or carrier, or whose tracked
+//! interface is down is in Fault; nothing received can panic it.
 
 use super::election::{self, Action, Election, Params, Reason};
 use super::receive::{self, Drops, Filter, MismatchLog};
@@ -379,10 +379,11 @@ impl Node {
     }
 
     /// Called at the end of every call from the daemon. Splits the adverts between the loud
-    /// and the quiet socket for the election as it is now: the quiet master's repeats go to the quiet socket, unless someone waits on adverts.
-    /// What the quiet socket held under the old split is read at once, and the daemon told to
-    /// look again at once (a waiting question may be decidable). A filter the kernel refused
-    /// closes the socket pair: the link check opens a new one, which splits nothing.
+    /// and the quiet socket for the election as it is now: the quiet master's repeats go to
+    /// the quiet socket, unless someone waits on adverts. What the quiet socket held under the
+    /// old split is read at once, and the daemon told to look again at once (a waiting
+    /// question may be decidable). A filter the kernel refused closes the socket pair: the
+    /// link check opens a new one, which splits nothing.
     fn follow_routine(&mut self, now: u64, sink: &mut dyn Sink) {
         let wanted = match self.election.quiet_master() {
             Some(ip) if !self.attentive && self.repeats >= 2 => {
