@@ -31,8 +31,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 pub struct VrrpSocket {
     /// The loud socket: in the poll set; sends, and receives what the quiet one does not.
     fd: OwnedFd,
-    /// The quiet socket: never polled; receives the repeats of [`Routine`], stamped.
-    quiet: OwnedFd,
+    /// The quiet socket: never polled; receives the repeats of [`Routine`], stamped. `None`
+    /// where the kernel (or an emulator such as qemu-user) refuses the filter or the stamps:
+    /// then every advert wakes the node, as before the split.
+    quiet: Option<OwnedFd>,
     /// The routine the filters split on now (`None`: the quiet socket takes nothing).
     routine: Option<Routine>,
 }
@@ -55,9 +57,14 @@ impl VrrpSocket {
     /// Opens the socket on `ifname`. `bind_src`: unicast mode's own address; `None` for
     /// multicast, which then joins the group on `local` (the interface's address).
     pub fn open(ifname: &str, bind_src: Option<Ipv4Addr>, local: Ipv4Addr) -> io::Result<Self> {
-        let fd = Self::open_one(ifname, bind_src, local, true)?;
-        let quiet = Self::open_one(ifname, bind_src, local, false)?;
-        crate::os::sys::set_rx_timestamps(quiet.as_fd())?;
+        let fd = Self::open_one(ifname, bind_src, local, false)?;
+        let quiet = match Self::open_one(ifname, bind_src, local, true) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                log::info!("no quiet socket on {ifname} ({e}): every advert wakes a backup");
+                None
+            }
+        };
         let sock = VrrpSocket { fd, quiet, routine: None };
         // A raw socket takes packets from its creation on: the quiet one starts empty.
         let mut rx = RxBatch::new();
@@ -65,15 +72,19 @@ impl VrrpSocket {
         Ok(sock)
     }
 
-    /// One socket of the pair, its filter set for no routine.
+    /// One socket of the pair: the loud one without a filter (it takes everything), the
+    /// `quiet` one taking nothing yet, and stamping what it will take.
     fn open_one(
         ifname: &str,
         bind_src: Option<Ipv4Addr>,
         local: Ipv4Addr,
-        loud: bool,
+        quiet: bool,
     ) -> io::Result<OwnedFd> {
         let fd = crate::os::sys::raw_socket(wire::PROTO_VRRP)?;
-        crate::os::sys::attach_filter(fd.as_fd(), &program(None, loud))?;
+        if quiet {
+            crate::os::sys::attach_filter(fd.as_fd(), &program(None, false))?;
+            crate::os::sys::set_rx_timestamps(fd.as_fd())?;
+        }
         socket::setsockopt(&fd, sockopt::BindToDevice, &OsString::from(ifname))
             .map_err(io::Error::from)?;
         crate::os::sys::set_ip_hdrincl(fd.as_fd())?;
@@ -110,15 +121,17 @@ impl VrrpSocket {
     /// socket takes everything first, then the quiet one its share, then the loud one gives
     /// that up; a repeat that arrives meanwhile may be read from both (an advert read twice
     /// resets the timer twice). What the quiet socket still holds stays there for the next
-    /// [`VrrpSocket::recv_quiet`]. Errors: the kernel refused a filter (ENOMEM): the split is
-    /// then undefined, and the pair must be closed.
+    /// [`VrrpSocket::recv_quiet`]. Without a quiet socket, nothing (the routine stays `None`).
+    /// Errors: the kernel refused a filter (ENOMEM): the split is then undefined, and the pair
+    /// must be closed.
     pub fn set_routine(&mut self, routine: Option<Routine>) -> io::Result<()> {
+        let Some(quiet) = &self.quiet else { return Ok(()) };
         if routine == self.routine {
             return Ok(());
         }
         let attach = crate::os::sys::attach_filter;
         attach(self.fd.as_fd(), &program(None, true))?;
-        attach(self.quiet.as_fd(), &program(routine.as_ref(), false))?;
+        attach(quiet.as_fd(), &program(routine.as_ref(), false))?;
         attach(self.fd.as_fd(), &program(routine.as_ref(), true))?;
         self.routine = routine;
         Ok(())
@@ -143,8 +156,12 @@ impl VrrpSocket {
 
     /// [`VrrpSocket::recv_batch`] on the quiet socket, with each packet's arrival stamp.
     pub fn recv_quiet(&self, batch: &mut RxBatch) -> io::Result<usize> {
+        let Some(quiet) = &self.quiet else {
+            batch.n = 0;
+            return Ok(0);
+        };
         let (bufs, lens, stamps) = (&mut batch.bufs, &mut batch.lens, &mut batch.stamps);
-        let n = crate::os::sys::recv_batch_stamped(self.quiet.as_fd(), bufs, lens, stamps)?;
+        let n = crate::os::sys::recv_batch_stamped(quiet.as_fd(), bufs, lens, stamps)?;
         batch.n = n;
         Ok(n)
     }
