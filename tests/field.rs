@@ -50,18 +50,6 @@ fn script(path: &Path, text: &str) -> PathBuf {
     path.to_path_buf()
 }
 
-/// Samples host `h`'s state file every 10 ms for `span`: true if it ever said active.
-fn ever_active(h: &Host, span: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < span {
-        if h.state() == "active" {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
 /// Field report 1: `ip link del eth0` and a new `eth0` with the same address left A master
 /// with every send failing (ENODEV) while B became master too, until A was restarted. Also a
 /// rename away and back, and the address removed and added again.
@@ -143,7 +131,7 @@ fn a_track_script_that_never_passed_keeps_the_node_out_at_start_and_after_reload
         );
         let sup = h.start_rcron(&conf);
         assert!(
-            !ever_active(h, Duration::from_secs(span)),
+            !h.ever_active(Duration::from_secs(span), Duration::from_millis(10)),
             "priority {prio}: active\n{}",
             diag(&lab)
         );
@@ -172,7 +160,10 @@ fn a_track_script_that_never_passed_keeps_the_node_out_at_start_and_after_reload
     conf("\"/bin/sh -c 'sleep 0.3; exit 1'\"");
     Host::signal(sup, "HUP");
     assert!(until(Duration::from_millis(500), || h.state() == "passive"), "{}", diag(&lab));
-    assert!(!ever_active(h, Duration::from_secs(3)), "active again after the reload");
+    assert!(
+        !h.ever_active(Duration::from_secs(3), Duration::from_millis(10)),
+        "active again after the reload"
+    );
     assert_eq!(h.status_field("fault_reason").as_deref(), Some("track_script failing"));
 }
 

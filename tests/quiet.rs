@@ -111,6 +111,18 @@ fn wake_ups(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// Hosts A (priority 150, started first and active) and B (100), with `v3`'s keys: the lab
+/// and both supervisors.
+fn pair(tag: &str, v3: &str) -> (Lab, u32, u32) {
+    let lab = Lab::new(tag, 2);
+    let ca = lab.rcron_conf(0, &format!("{v3}priority 150\n"));
+    let cb = lab.rcron_conf(1, &format!("{v3}priority 100\n"));
+    let sup_a = lab.hosts[0].start_rcron(&ca);
+    assert!(until(Duration::from_secs(5), || lab.hosts[0].state() == "active"));
+    let sup_b = lab.hosts[1].start_rcron(&cb);
+    (lab, sup_a, sup_b)
+}
+
 fn counters(h: &Host) -> (u64, u64) {
     let s = h.status_map();
     let n = |k: &str| s.get(k).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{k}: {s:?}"));
@@ -120,13 +132,7 @@ fn counters(h: &Host) -> (u64, u64) {
 #[test]
 fn a_backup_wakes_about_once_per_master_down_interval_and_still_takes_over_on_time() {
     require_root();
-    let lab = Lab::new("qu", 2);
-    let v3 = "virtual_router_id 19\nvrrp_version 3\nadvert_int 0.1\n";
-    let ca = lab.rcron_conf(0, &format!("{v3}priority 150\n"));
-    let cb = lab.rcron_conf(1, &format!("{v3}priority 100\n"));
-    let sup_a = lab.hosts[0].start_rcron(&ca);
-    assert!(until(Duration::from_secs(5), || lab.hosts[0].state() == "active"));
-    let sup_b = lab.hosts[1].start_rcron(&cb);
+    let (lab, sup_a, sup_b) = pair("qu", "virtual_router_id 19\nvrrp_version 3\nadvert_int 0.1\n");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(lab.hosts[1].state(), "passive");
     let worker = Host::worker_of(sup_b).expect("B's worker");
@@ -151,28 +157,10 @@ fn a_backup_wakes_about_once_per_master_down_interval_and_still_takes_over_on_ti
     assert!(took >= Duration::from_millis(250), "B took over {took:?} after A died");
 }
 
-/// Whether the state file at `host` read `active` at any 2 ms sample within `span`.
-fn ever_active(host: &Host, span: Duration) -> bool {
-    let end = Instant::now() + span;
-    while Instant::now() < end {
-        if host.state() == "active" {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    false
-}
-
 #[test]
 fn a_backup_frozen_with_a_backlog_of_repeats_does_not_take_over_from_a_live_master() {
     require_root();
-    let lab = Lab::new("qf", 2);
-    let v3 = "virtual_router_id 29\nvrrp_version 3\nadvert_int 0.01\n";
-    let ca = lab.rcron_conf(0, &format!("{v3}priority 150\n"));
-    let cb = lab.rcron_conf(1, &format!("{v3}priority 100\n"));
-    lab.hosts[0].start_rcron(&ca);
-    assert!(until(Duration::from_secs(5), || lab.hosts[0].state() == "active"));
-    let sup_b = lab.hosts[1].start_rcron(&cb);
+    let (lab, _, sup_b) = pair("qf", "virtual_router_id 29\nvrrp_version 3\nadvert_int 0.01\n");
     std::thread::sleep(Duration::from_secs(1));
     // 2.62 s: a backlog of ~260 repeats, more than one read's worth (the node used to read
     // 256 and run the timer from the 256th: a takeover); 4 s: more than the receive buffer
@@ -185,7 +173,7 @@ fn a_backup_frozen_with_a_backlog_of_repeats_does_not_take_over_from_a_live_mast
         Host::signal(worker, "CONT");
         Host::signal(sup_b, "CONT");
         assert!(
-            !ever_active(&lab.hosts[1], Duration::from_millis(1500)),
+            !lab.hosts[1].ever_active(Duration::from_millis(1500), Duration::from_millis(2)),
             "B took over from a live master after a {freeze_ms} ms freeze:\n{}",
             lab.hosts[1].log("rcron.log")
         );

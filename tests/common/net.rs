@@ -210,6 +210,18 @@ impl Host {
         Host::signal(sup, "KILL");
     }
 
+    /// Samples this host's state file every `every` for `span`: true if it ever said active.
+    pub fn ever_active(&self, span: std::time::Duration, every: std::time::Duration) -> bool {
+        let t = std::time::Instant::now();
+        while t.elapsed() < span {
+            if self.state() == "active" {
+                return true;
+            }
+            std::thread::sleep(every);
+        }
+        false
+    }
+
     /// Kills every process this host started (and their process groups' workers).
     pub fn kill_all(&self) {
         let mut ch = self.children.lock().unwrap();
