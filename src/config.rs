@@ -123,6 +123,10 @@ pub struct Config {
     /// Group (gid) allowed on the control socket besides root; `None`: root only.
     pub control_group: Option<u32>,
     pub pid_file: PathBuf,
+    /// The daemon's own niceness, -20..19 (`setpriority(2)`), so that a crowd of jobs cannot
+    /// starve its adverts; its hooks and track script run at the niceness it was started with.
+    /// keepalived's `vrrp_priority` does the same, off by default; rcron's default is -10.
+    pub daemon_nice: i32,
     pub lock_dir: PathBuf,
     /// Record each slot among the peers before running it (`ledger`); `false`: the advert
     /// timing rule (`handoff`) decides, as with keepalived peers.
@@ -182,6 +186,7 @@ impl Default for Config {
             control_socket: "/var/run/rcron/rcron.sock".into(),
             control_group: None,
             pid_file: "/var/run/rcron/rcrond.pid".into(),
+            daemon_nice: -10,
             lock_dir: "/var/run/rcron".into(),
             run_ledger: true,
             max_clock_offset_s: 30,
@@ -403,7 +408,7 @@ pub struct Vip {
 }
 
 /// Every key, whether it takes a list, and its index in `Parser::seen`.
-const KEYS: [(&str, bool); 44] = [
+const KEYS: [(&str, bool); 45] = [
     ("cluster_name", false),
     ("state_file", false),
     ("default_state", false),
@@ -436,6 +441,7 @@ const KEYS: [(&str, bool); 44] = [
     ("control_socket", false),
     ("control_group", false),
     ("pid_file", false),
+    ("daemon_nice", false),
     ("lock_dir", false),
     ("run_ledger", false),
     ("max_clock_offset", false),
@@ -673,6 +679,7 @@ impl Parser {
             "control_socket" => path(v).map(|p| self.cfg.control_socket = p),
             "control_group" => parse_group(v).map(|g| self.cfg.control_group = Some(g)),
             "pid_file" => path(v).map(|p| self.cfg.pid_file = p),
+            "daemon_nice" => int_in(v, -20, 19).map(|x| self.cfg.daemon_nice = x as i32),
             "lock_dir" => path(v).map(|p| self.cfg.lock_dir = p),
             "run_ledger" => parse_bool(v).map(|b| self.cfg.run_ledger = b),
             "max_clock_offset" => {
@@ -1383,6 +1390,7 @@ mod tests {
         let table: &[(&str, &[usize], &str)] = &[
             ("bogus_key 1\n", &[1], "unknown key `bogus_key`"),
             ("\n\nnice_level 20\n", &[3], "out of range"),
+            ("daemon_nice -21\n", &[1], "out of range"),
             ("nice_level abc\n", &[1], "expected an integer"),
             ("default_state inactive\n", &[1], "expected `active` or `passive`"),
             ("cluster_name\n", &[1], "has no value"),
@@ -1594,6 +1602,7 @@ mod tests {
         let c = ok("control_group 0\n");
         assert_eq!(c.control_group, Some(0));
         assert!(errs("control_group no-such-group-here\n")[0].1.contains("no group"));
+        assert_eq!((ok("\n").daemon_nice, ok("daemon_nice 0\n").daemon_nice), (-10, 0));
     }
 
     /// keepalived's vrrp_complete_instance: (MTU - 14 - 20 - 8 [- 8 for v2]) / 4, at most 255.

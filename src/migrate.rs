@@ -303,9 +303,10 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
         "rcron.conf from {source}, vrrp_instance {} (rcron --from-keepalived)",
         name_of(chosen)
     ));
-    // Top level: global_defs' vrrp_version; the chosen instance's vrrp_scripts; the rest said.
+    // Top level: global_defs' vrrp_version, vrrp_garp_* and vrrp_priority; the chosen
+    // instance's vrrp_scripts; the rest said.
     let mut version = None;
-    let mut garp_defaults: Vec<(&'static str, String)> = Vec::new();
+    let mut globals: Vec<(&'static str, String)> = Vec::new();
     let scripts: Vec<&Item> = items
         .iter()
         .filter(|i| i.words.first().map(String::as_str) == Some("vrrp_script"))
@@ -315,12 +316,15 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
             Some("global_defs") => {
                 for g in it.block.iter().flatten() {
                     let kw = g.words.first().map(String::as_str);
-                    // keepalived's vrrp_garp_* defaults for every instance; an instance's own wins.
+                    // keepalived's vrrp_garp_* defaults for every instance (an instance's own
+                    // wins), and vrrp_priority, the VRRP process's niceness: daemon_nice (only
+                    // when given: keepalived's default 0 is not rcron's -10).
                     let garp = kw.and_then(|k| k.strip_prefix("vrrp_")).and_then(garp_key);
-                    match (kw, garp) {
+                    let key = if kw == Some("vrrp_priority") { Some("daemon_nice") } else { garp };
+                    match (kw, key) {
                         (Some("vrrp_version"), _) => version = g.words.get(1).cloned(),
                         (_, Some(key)) => {
-                            garp_defaults.push((key, g.words.get(1).cloned().unwrap_or_default()))
+                            globals.push((key, g.words.get(1).cloned().unwrap_or_default()))
                         }
                         _ => out.unmapped(g, "a global setting rcron does not have"),
                     }
@@ -333,7 +337,7 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
             _ => out.unmapped(it, "not an election setting"),
         }
     }
-    instance_body(chosen, &scripts, version, &garp_defaults, &mut out);
+    instance_body(chosen, &scripts, version, &globals, &mut out);
     if let Some(m) = out.missing {
         return Err(Failure::Data(m));
     }
@@ -354,7 +358,7 @@ fn instance_body(
     inst: &Item,
     scripts: &[&Item],
     mut version: Option<String>,
-    garp_defaults: &[(&'static str, String)],
+    globals: &[(&'static str, String)],
     out: &mut Out,
 ) {
     let body = inst.block.as_deref().unwrap_or(&[]);
@@ -512,7 +516,7 @@ fn instance_body(
             lines[i].1 = whole.to_string();
         }
     }
-    for (key, v) in garp_defaults {
+    for (key, v) in globals {
         if !lines.iter().any(|(l, _)| l == key) {
             lines.push((key, v.clone()));
         }
@@ -683,15 +687,16 @@ mod tests {
                 &["interface eth0 extra", "auth_pass 1234567890", "10.0.0.4 min_ttl", "fe80::1/64"],
             ),
             (
-                "global_defs {\n vrrp_garp_master_repeat 3\n vrrp_garp_master_delay 2\n}\n\
-                 vrrp_instance A {\n interface eth0\n virtual_router_id 7\n garp_master_delay 10\n \
-                 garp_master_refresh 60\n}",
+                "global_defs {\n vrrp_garp_master_repeat 3\n vrrp_garp_master_delay 2\n \
+                 vrrp_priority -5\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 7\n \
+                 garp_master_delay 10\n garp_master_refresh 60\n}",
                 Some(&[
                     "interface eth0",
                     "virtual_router_id 7",
                     "garp_master_delay 10",
                     "garp_master_refresh 60",
                     "garp_master_repeat 3",
+                    "daemon_nice -5",
                 ]),
                 &[],
             ),

@@ -287,3 +287,45 @@ fn a_detached_daemon_that_fails_at_start_says_why_on_the_starters_stderr() {
     assert!(err.contains("daemon exited at start"), "{err}");
     assert!(err.contains("pid file: /proc/no-such-dir/"), "the daemon's own reason: {err}");
 }
+
+/// The daemon's niceness: `daemon_nice` (-10 by default) for the worker, so that a crowd of
+/// jobs cannot starve its adverts; its hooks and track script at the niceness it was started
+/// with; a reload applies a new value.
+#[test]
+fn the_daemon_runs_at_daemon_nice_and_its_hooks_at_the_niceness_it_was_started_with() {
+    let lab = Lab::new("ni", 2); // the peer stays silent: host 0 takes over alone
+    let h = &lab.hosts[0];
+    let (hook_out, track_out) = (h.dir.join("hook.nice"), h.dir.join("track.nice"));
+    let hook = h.dir.join("hook.sh");
+    std::fs::write(&hook, format!("#!/bin/sh\nnice > {}\n", hook_out.display())).unwrap();
+    sh(&format!("chmod 755 {}", hook.display()));
+    let extra = format!(
+        "{V3_FAST}notify_active {}\ntrack_script sh -c 'nice > {}'\ntrack_interval 0.1\n",
+        hook.display(),
+        track_out.display()
+    );
+    let conf = lab.rcron_conf(0, &extra);
+    let sup = h.start_rcron(&conf);
+    assert!(until(Duration::from_secs(5), || h.state() == "active"), "{}", h.log("rcron.log"));
+    let worker = Host::worker_of(sup).expect("a worker");
+    // /proc/PID/stat: field 19 is the niceness (after the command's closing parenthesis).
+    let nice = |pid: u32| -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit(')').next()?.split_whitespace().nth(16)?.parse().ok()
+    };
+    // The supervisor keeps the niceness this test runs at: the one the hooks get.
+    let started = nice(sup).expect("the supervisor's niceness").to_string();
+    assert_ne!(started, "-10");
+    assert_eq!(nice(worker), Some(-10), "the worker");
+    assert!(until(Duration::from_secs(3), || hook_out.exists() && track_out.exists()));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (hook_nice, track_nice) = (read(&hook_out), read(&track_out));
+    assert_eq!((hook_nice.trim(), track_nice.trim()), (&*started, &*started), "hook, track");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, format!("{text}daemon_nice 5\n")).unwrap();
+    Host::signal(sup, "HUP");
+    assert!(until(Duration::from_secs(3), || nice(worker) == Some(5)), "{:?}", nice(worker));
+    std::fs::remove_file(&track_out).unwrap();
+    assert!(until(Duration::from_secs(3), || track_out.exists()));
+    assert_eq!(read(&track_out).trim(), started, "the track script after the reload");
+}

@@ -31,8 +31,11 @@ fn advert(src: Ipv4Addr, priority: u8, interval_cs: u16) -> Vec<u8> {
     buf[..wire::IP_HEADER_LEN + n].to_vec()
 }
 
+/// Packets with their arrival stamps (ns), as the quiet socket gives them.
+type Stamped = Vec<(Vec<u8>, Option<i64>)>;
+
 /// What each socket of the pair holds: (loud packets, quiet packets with their stamps).
-fn read_both(sock: &VrrpSocket, rx: &mut RxBatch) -> (Vec<Vec<u8>>, Vec<(Vec<u8>, Option<i64>)>) {
+fn read_both(sock: &VrrpSocket, rx: &mut RxBatch) -> (Vec<Vec<u8>>, Stamped) {
     let mut loud = Vec::new();
     while sock.recv_batch(rx).unwrap() > 0 {
         loud.extend(rx.packets().map(<[u8]>::to_vec));

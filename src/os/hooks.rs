@@ -90,7 +90,8 @@ pub fn check_secure(cmd: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn spawn(cmd: &str, env: &[(&str, String)]) -> Result<Child, String> {
+/// Starts `cmd` at niceness `nice`, with a cleared environment but `env` and [`HOOK_PATH`].
+fn spawn(cmd: &str, env: &[(&str, String)], nice: i32) -> Result<Child, String> {
     let words = split_words(cmd).ok_or_else(|| format!("cannot split command {cmd:?}"))?;
     let argv: Vec<std::ffi::OsString> = words.into_iter().map(Into::into).collect();
     let setup = |c: &mut Command| {
@@ -100,6 +101,7 @@ fn spawn(cmd: &str, env: &[(&str, String)]) -> Result<Child, String> {
             c.env(k, v);
         }
         crate::os::sys::unblock_signals_in_child(c);
+        crate::os::sys::nice_in_child(c, nice);
     };
     crate::os::sys::spawn_posix(&argv, HOOK_PATH.as_ref(), setup).map_err(|e| format!("{cmd}: {e}"))
 }
@@ -165,13 +167,19 @@ impl Running {
 }
 
 /// The notify hooks: a queue run one at a time, in order.
-#[derive(Default)]
 pub struct Notifier {
     queue: VecDeque<(String, Vec<(&'static str, String)>)>,
     running: Option<Running>,
+    /// The niceness hooks run at (the daemon's own, `daemon_nice`, is not theirs).
+    nice: i32,
 }
 
 impl Notifier {
+    /// Hooks will run at niceness `nice`.
+    pub fn new(nice: i32) -> Notifier {
+        Notifier { queue: VecDeque::new(), running: None, nice }
+    }
+
     pub fn push(&mut self, cmd: &str, env: Vec<(&'static str, String)>) {
         if self.queue.len() >= 64 {
             log::warn!("notify queue full: dropping the oldest hook");
@@ -197,7 +205,7 @@ impl Notifier {
             let Some((cmd, env)) = self.queue.pop_front() else {
                 return;
             };
-            match spawn(&cmd, &env) {
+            match spawn(&cmd, &env, self.nice) {
                 Ok(child) => {
                     let what = format!("notify hook {cmd:?}");
                     self.running = Some(Running { child, started: now, what });
@@ -238,10 +246,13 @@ pub struct Tracker {
     ok_run: u32,
     fail_run: u32,
     verdict: Verdict,
+    /// The niceness the check runs at.
+    nice: i32,
 }
 
 impl Tracker {
-    pub fn new(cmd: &str, interval_ms: u64, fall: u32, rise: u32, now: u64) -> Tracker {
+    /// Runs `cmd` every `interval_ms` from `now`, at niceness `nice`.
+    pub fn new(cmd: &str, interval_ms: u64, fall: u32, rise: u32, now: u64, nice: i32) -> Tracker {
         Tracker {
             cmd: cmd.into(),
             interval_ms,
@@ -252,14 +263,15 @@ impl Tracker {
             ok_run: 0,
             fail_run: 0,
             verdict: Verdict::Unknown,
+            nice,
         }
     }
 
-    /// The tracker `cfg` asks for (`None` without `track_script`).
-    pub fn from_config(cfg: &Config, now: u64) -> Option<Tracker> {
+    /// The tracker `cfg` asks for (`None` without `track_script`), run at niceness `nice`.
+    pub fn from_config(cfg: &Config, now: u64, nice: i32) -> Option<Tracker> {
         let cmd = cfg.track_script.as_deref()?;
         let interval_ms = cfg.track_interval_cs as u64 * 10;
-        Some(Tracker::new(cmd, interval_ms, cfg.track_fall, cfg.track_rise, now))
+        Some(Tracker::new(cmd, interval_ms, cfg.track_fall, cfg.track_rise, now, nice))
     }
 
     /// True when `cfg` asks for this very check (a reload keeps its verdict then).
@@ -293,7 +305,7 @@ impl Tracker {
         }
         if self.running.is_none() && now >= self.next_at {
             self.next_at = now + self.interval_ms;
-            match spawn(&self.cmd, &[]) {
+            match spawn(&self.cmd, &[], self.nice) {
                 Ok(child) => {
                     let what = format!("track_script {:?}", self.cmd);
                     self.running = Some(Running { child, started: now, what });
@@ -370,7 +382,7 @@ mod tests {
 
     #[test]
     fn tracker_falls_after_fall_failures_and_rises_after_rise_successes() {
-        let mut t = Tracker::new("x", 1000, 2, 3, 0);
+        let mut t = Tracker::new("x", 1000, 2, 3, 0, 0);
         t.record(true);
         assert_eq!(t.verdict(), Verdict::Healthy, "the first success decides at once");
         t.record(false);
@@ -392,7 +404,7 @@ mod tests {
     /// yet exited holds the instance; its first failure is a fault whatever `fall` says.
     #[test]
     fn a_check_that_never_passed_is_a_fault_and_its_first_failure_decides() {
-        let mut t = Tracker::new("x", 1000, 3, 1, 0);
+        let mut t = Tracker::new("x", 1000, 3, 1, 0, 0);
         assert_eq!(t.verdict(), Verdict::Unknown);
         assert!(t.fault(), "unknown holds the node out of the master role");
         t.record(false);

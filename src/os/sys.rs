@@ -58,6 +58,30 @@ pub fn set_nice(level: i32) -> Result<(), std::io::Error> {
     if r == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// This process's niceness (`getpriority(2)`), or 0 when it cannot be read.
+pub fn nice() -> i32 {
+    nix::errno::Errno::clear();
+    // SAFETY: getpriority takes plain integers and touches no memory of ours; -1 is also a
+    // niceness, so errno (cleared above) tells an error apart.
+    let r = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    if r == -1 && nix::errno::Errno::last_raw() != 0 { 0 } else { r }
+}
+
+/// Makes `cmd`'s child start at niceness `level` (the daemon's hooks: at the niceness the
+/// daemon was started with, not at its own `daemon_nice`). A refusal is ignored: a hook at
+/// the daemon's niceness is better than a hook not run.
+pub fn nice_in_child(cmd: &mut std::process::Command, level: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls setpriority, a plain
+    // system call: async-signal-safe, no allocation, no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setpriority(libc::PRIO_PROCESS, 0, level);
+            Ok(())
+        });
+    }
+}
+
 /// Local time of `secs` since the epoch, as (month 0..11, day 1..31, hour, minute, second).
 pub fn local_time(secs: i64) -> Option<(usize, u32, u32, u32, u32)> {
     let t: libc::time_t = secs as libc::time_t;
@@ -311,6 +335,7 @@ fn recv_batch_inner<const N: usize>(
 }
 
 /// The arrival stamp among the control messages `recvmmsg` left in `hdr`, in nanoseconds.
+#[allow(clippy::unnecessary_cast)] // msg_controllen and cmsg_len are u32 on musl, usize on glibc
 fn rx_stamp(hdr: &libc::msghdr) -> Option<i64> {
     if hdr.msg_control.is_null() || (hdr.msg_controllen as usize) > CMSG_ROOM {
         return None;

@@ -161,6 +161,8 @@ pub struct Worker {
     backend: Box<dyn Backend>,
     shell: Shell,
     conf_path: PathBuf,
+    /// The niceness the daemon was started with: its hooks and track script run at it.
+    hook_nice: i32,
     tracker: Option<Tracker>,
     listener: UnixListener,
     clients: Vec<Client>,
@@ -205,6 +207,9 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
     let hang_timer = if supervised { HangTimer::from_stdout() } else { None };
     // One descriptor per waiting wrapper, plus the daemon's own and the reading clients.
     crate::os::sys::raise_fd_limit((control::MAX_PENDING + control::MAX_CLIENTS + 64) as u64);
+    // Before the etcd backend starts its threads: they inherit it.
+    let hook_nice = crate::os::sys::nice();
+    set_daemon_nice(cfg.daemon_nice);
     let now = monotonic_ms();
     let (backend, describe): (Box<dyn Backend>, String) = match cfg.election {
         Election::Vrrp => {
@@ -227,12 +232,12 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
     log::info!("rcrond starting: cluster={} {describe}", cfg.cluster_name);
     let mut w = Worker {
         backend,
-        tracker: Tracker::from_config(&cfg, now),
+        tracker: Tracker::from_config(&cfg, now, hook_nice),
         shell: Shell {
             timing: Timing::new(&cfg),
             state_file: statefile::Writer::new(&cfg.state_file),
             cfg,
-            notifier: Notifier::default(),
+            notifier: Notifier::new(hook_nice),
             transitions: 0,
             next_refresh: now,
             written: Reading {
@@ -243,6 +248,7 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
             last_reason: "start",
         },
         conf_path: conf_path.to_path_buf(),
+        hook_nice,
         listener,
         clients: Vec::new(),
         pending: Vec::new(),
@@ -266,6 +272,15 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
     let code = w.run_loop(&sfd);
     w.leave();
     code
+}
+
+/// Sets the daemon's niceness to `daemon_nice` (Linux: of the calling thread, and of the
+/// threads it starts later). Refused (no CAP_SYS_NICE): logged, and the daemon runs on at the
+/// niceness it has.
+fn set_daemon_nice(level: i32) {
+    if let Err(e) = crate::os::sys::set_nice(level) {
+        log::warn!("daemon_nice {level}: {e}: running at niceness {}", crate::os::sys::nice());
+    }
 }
 
 /// The daemon's own checks of a config (the keys an election needs, hooks nobody else can
@@ -699,10 +714,14 @@ impl Worker {
         // (keepalived: a script not yet run holds the instance); an unchanged one keeps its
         // verdict.
         if !self.tracker.as_ref().is_some_and(|t| t.same_as(&cfg)) {
-            self.tracker = Tracker::from_config(&cfg, now);
+            self.tracker = Tracker::from_config(&cfg, now, self.hook_nice);
             // Held before the new settings apply: a new priority of 255 must not make a node
             // master whose new check has not passed.
             self.update_fault(now);
+        }
+        if cfg.daemon_nice != self.shell.cfg.daemon_nice {
+            // The election loop's thread; the etcd backend's keep the value they started with.
+            set_daemon_nice(cfg.daemon_nice);
         }
         self.shell.timing = Timing::new(&cfg);
         // The hang limit may have changed: beat now, with the new one.

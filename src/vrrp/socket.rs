@@ -220,6 +220,12 @@ pub struct RxBatch {
     n: usize,
 }
 
+impl Default for RxBatch {
+    fn default() -> Self {
+        RxBatch::new()
+    }
+}
+
 impl RxBatch {
     pub fn new() -> RxBatch {
         RxBatch {
