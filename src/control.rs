@@ -241,8 +241,8 @@ pub enum QueryError {
     Busy,
     /// Connected, but no whole answer within the timeout (the daemon is hung or frozen).
     Timeout,
-    /// The daemon closed the connection without a word: it died, or stopped with the question
-    /// still pending.
+    /// The daemon closed or reset the connection without a word: it died (before or after
+    /// reading the question), or stopped with the question still pending.
     Closed,
     /// An answer that is not `key=value` text, or an `error=` line.
     BadAnswer(String),
@@ -322,8 +322,14 @@ pub fn query_open(
         ErrorKind::WouldBlock | ErrorKind::TimedOut => QueryError::Timeout,
         _ => QueryError::BadAnswer(e.to_string()),
     };
+    // A daemon that died holding the question unread resets the connection: to the caller
+    // that is a daemon gone without an answer, as a close is (it asks a restarted one again).
+    let gone = |e: std::io::Error| match e.kind() {
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => QueryError::Closed,
+        _ => timed_out(e),
+    };
     s.set_write_timeout(Some(left(start)?)).map_err(timed_out)?;
-    s.write_all(format!("{request}\n").as_bytes()).map_err(timed_out)?;
+    s.write_all(format!("{request}\n").as_bytes()).map_err(gone)?;
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
     let mut fence = None;
@@ -344,6 +350,7 @@ pub fn query_open(
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if out.is_empty() => return Err(gone(e)),
             Err(e) => return Err(timed_out(e)),
         }
     }

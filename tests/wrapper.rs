@@ -350,3 +350,47 @@ fn version_and_help() {
     assert_eq!(code(&o), 0);
     assert!(stdout(&o).contains("usage: rcron"));
 }
+
+/// Found by the newcomer pass: a worker killed while a wrapper's question sat unread in its
+/// socket resets the connection (ECONNRESET). That is a daemon gone without an answer, as a
+/// close is: the wrapper asks again and runs the job when the restarted daemon says so (it
+/// was `daemon_bad_answer`, passive: the slot ran on no node).
+#[test]
+fn a_daemon_that_dies_holding_the_question_unread_is_asked_again() {
+    use std::io::{BufRead, Write};
+    let s = Sandbox::new("reset");
+    let sock = s.path("rcron.sock");
+    let conf = s.conf(&format!("virtual_router_id 9\ncontrol_socket {}\n", sock.display()));
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let daemon = std::thread::spawn(move || {
+        // The first daemon dies with the question in its socket, unread: a reset.
+        let (first, _) = listener.accept().unwrap();
+        // Blocks until the question is there, and leaves it unread.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&first);
+        let mut peek = [0u8; 1];
+        nix::sys::socket::recv(fd, &mut peek, nix::sys::socket::MsgFlags::MSG_PEEK).unwrap();
+        drop(first);
+        // Its successor reads the question again, if it comes (10 s), and answers.
+        listener.set_nonblocking(true).unwrap();
+        let mut next = None;
+        assert!(until(Duration::from_secs(10), || {
+            next = listener.accept().ok().map(|(c, _)| c);
+            next.is_some()
+        }));
+        let mut next = next.unwrap();
+        next.set_nonblocking(false).unwrap();
+        let mut question = String::new();
+        std::io::BufReader::new(&next).read_line(&mut question).unwrap();
+        next.write_all(b"decision=run\nreason=test_answer\nstate=active\n").unwrap();
+        question
+    });
+    let ran = s.path("ran");
+    let o = s.rcron(&["-v", "--conf", conf.to_str().unwrap(), "touch", ran.to_str().unwrap()]);
+    let err = stderr(&o);
+    let question = daemon.join().unwrap_or_else(|_| panic!("never asked again: {err}"));
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(ran.exists(), "the job did not run: {err}");
+    assert!(err.contains("asking again"), "{err}");
+    assert!(err.contains("daemon says run: test_answer"), "{err}");
+    assert!(!question.is_empty(), "the second daemon got the question");
+}

@@ -34,9 +34,11 @@ use crate::report::Kv;
 use crate::vrrp::election::outranks;
 use std::net::Ipv4Addr;
 
-/// Records held at most: at [`Ledger::retention_ms`] of 210 s (the default offset of 30 s),
-/// room for about 140 slots a minute. Past it the oldest record goes first (counted).
-pub const CAPACITY: usize = 512;
+/// Records held at most: one for each question that can wait at once
+/// ([`crate::control::MAX_PENDING`]), so a crowd of that many slots due in the same minute is
+/// held whole. At [`Ledger::retention_ms`] of 210 s (the default offset of 30 s), room for
+/// about 1,100 slots a minute. Past it the oldest record goes first (counted).
+pub const CAPACITY: usize = 4096;
 /// Peers at most (`config::MAX_PEERS`).
 pub const MAX_PEERS: usize = crate::config::MAX_PEERS;
 /// Tries of a claim before the peers that did not answer are taken as down.
@@ -184,6 +186,13 @@ pub struct Ledger {
     /// At most [`CAPACITY`] entries, room for all of them made once, on the heap (a fixed-size
     /// table inside the ledger made every move of it a 40 KB copy on the worker's stack).
     table: Vec<Entry>,
+    /// Where each (job, slot) of `table` is: every waiting question looks its slot up at each
+    /// wake-up, thousands of them in a crowd. Kept by [`Ledger::insert`], [`Ledger::remove`]
+    /// and [`Ledger::expire`], the only places that add, move or drop entries.
+    index: std::collections::HashMap<(u64, u64), usize>,
+    /// CLOCK_MONOTONIC ms at which the oldest entry passes the retention: [`Ledger::expire`]
+    /// scans the table only from then on.
+    expire_at: u64,
     seq: u32,
     started: bool,
     /// Some entry is a claim waiting for answers: kept by the methods that change the table,
@@ -204,6 +213,8 @@ impl Ledger {
             p,
             peers,
             table: Vec::with_capacity(CAPACITY),
+            index: std::collections::HashMap::with_capacity(CAPACITY),
+            expire_at: u64::MAX,
             seq: 0,
             started: false,
             claiming: false,
@@ -238,6 +249,8 @@ impl Ledger {
             let _ = self.peers.push(kept.unwrap_or(Peer::new(addr)));
         }
         self.p = p;
+        // The retention may have changed.
+        self.expire_at = 0;
         self.note_claims();
     }
 
@@ -314,7 +327,16 @@ impl Ledger {
     }
 
     fn find(&self, job: u64, slot: u64) -> Option<usize> {
-        self.table.iter().position(|e| e.rec.job == job && e.rec.slot == slot)
+        self.index.get(&(job, slot)).copied()
+    }
+
+    /// Drops `table[i]`; the last entry takes its place.
+    fn remove(&mut self, i: usize) {
+        let gone = self.table.swap_remove(i);
+        self.index.remove(&(gone.rec.job, gone.rec.slot));
+        if let Some(moved) = self.table.get(i) {
+            self.index.insert((moved.rec.job, moved.rec.slot), i);
+        }
     }
 
     /// Stores a record; when the table is full the oldest final record goes first. False
@@ -329,11 +351,13 @@ impl Ledger {
                     if e.learned.saturating_sub(self.table[i].learned) < self.retention_ms() {
                         self.c.evicted_early += 1;
                     }
-                    self.table.swap_remove(i);
+                    self.remove(i);
                 }
                 None => return false,
             }
         }
+        self.index.insert((e.rec.job, e.rec.slot), self.table.len());
+        self.expire_at = self.expire_at.min(e.learned + self.retention_ms());
         self.table.push(e);
         true
     }
@@ -467,7 +491,7 @@ impl Ledger {
                 if acked == 0 && standing == Standing::NotMaster {
                     // Nobody holds our record and we are no longer master: leave the slot to
                     // the new master.
-                    self.table.swap_remove(i);
+                    self.remove(i);
                     self.c.claims_lost += 1;
                     continue;
                 }
@@ -500,8 +524,21 @@ impl Ledger {
     /// Final records past the retention go (the retries above do not wait for it: a
     /// question asked, a claim made or a retry due expires them).
     fn expire(&mut self, now: Now) {
+        if now.mono < self.expire_at {
+            return;
+        }
         let keep = self.retention_ms();
+        let before = self.table.len();
         self.table.retain(|e| e.held != Held::Final || now.mono.saturating_sub(e.learned) < keep);
+        if self.table.len() != before {
+            self.index.clear();
+            for (i, e) in self.table.iter().enumerate() {
+                self.index.insert((e.rec.job, e.rec.slot), i);
+            }
+        }
+        // A claim is not expired: while one is the oldest, this runs at each call until it is
+        // final (a claim lasts CLAIM_TRIES * CLAIM_RETRY_MS at most).
+        self.expire_at = self.table.iter().map(|e| e.learned + keep).min().unwrap_or(u64::MAX);
     }
 
     /// When [`Ledger::poll`] must run next (a retry or a time-out).
@@ -1107,6 +1144,27 @@ mod tests {
         }
         assert_eq!(n.ledger(A).table.len(), CAPACITY);
         assert_eq!(n.ledger(A).c.evicted_early, 5);
+        // The index follows the evictions (each moved the last entry into the freed place).
+        let l = n.ledger(A);
+        assert_eq!(l.index.len(), CAPACITY);
+        assert!(l.table.iter().enumerate().all(|(i, e)| l.find(e.rec.job, e.rec.slot) == Some(i)));
+        let gone = (0..CAPACITY as u64 + 5).filter(|k| l.find(JOB, SLOT + k).is_none()).count();
+        assert_eq!(gone, 5, "five went (all learned at once: any five)");
+        let newest = SLOT + CAPACITY as u64 + 4;
+        let now = n.now();
+        let l = &mut n.nodes[0].1;
+        let again = l.ask(now, JOB, newest, Standing::ConfirmedMaster, &mut From(A, &mut n.wire));
+        assert_eq!(again, Answer::Held { runner: A }, "a second wrapper of a held slot");
+        // Nothing expires a moment before the retention, everything at it.
+        n.t += keep - 1;
+        let now = n.now();
+        n.nodes[0].1.poll(now, Standing::NotMaster, &mut From(A, &mut n.wire));
+        assert_eq!(n.ledger(A).table.len(), CAPACITY);
+        n.t += 1;
+        let now = n.now();
+        n.nodes[0].1.poll(now, Standing::NotMaster, &mut From(A, &mut n.wire));
+        assert_eq!((n.ledger(A).table.len(), n.ledger(A).index.len()), (0, 0));
+        assert_eq!(n.ledger(A).find(JOB, newest), None);
     }
 
     /// A's `--status` after a SYNC_REQ from B stamped with B's clock at `wall_ms`.

@@ -31,6 +31,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+// Every question that can wait at once has room for its slot's record: a crowd is held whole.
+const _: () = assert!(crate::ledger::book::CAPACITY >= control::MAX_PENDING);
+
 /// epoll tokens: the listener, the signalfd, the supervisor's pipe, the backend's descriptors
 /// (`BACKEND + descriptor number`: stable while the descriptor is open, whichever others the
 /// backend closes), the clients being read (`CLIENT + accept order`).
