@@ -536,8 +536,8 @@ impl Ledger {
                 self.index.insert((e.rec.job, e.rec.slot), i);
             }
         }
-        // A claim is not expired: while one is the oldest, this runs at each call until it is
-        // final (a claim lasts CLAIM_TRIES * CLAIM_RETRY_MS at most).
+        // Claims count too: none outlives the retention (one lasts CLAIM_TRIES tries), and the
+        // record a claim becomes keeps its `learned`.
         self.expire_at = self.table.iter().map(|e| e.learned + keep).min().unwrap_or(u64::MAX);
     }
 
