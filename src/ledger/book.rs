@@ -187,8 +187,8 @@ pub struct Ledger {
     /// table inside the ledger made every move of it a 40 KB copy on the worker's stack).
     table: Vec<Entry>,
     /// Where each (job, slot) of `table` is: every waiting question looks its slot up at each
-    /// wake-up, thousands of them in a crowd. Kept by [`Ledger::insert`], [`Ledger::remove`]
-    /// and [`Ledger::expire`], the only places that add, move or drop entries.
+    /// wake-up, thousands of them in a crowd. Kept by [`Ledger::insert`] and
+    /// [`Ledger::remove`], the only places that add, move or drop entries.
     index: std::collections::HashMap<(u64, u64), usize>,
     /// CLOCK_MONOTONIC ms at which the oldest entry passes the retention: [`Ledger::expire`]
     /// scans the table only from then on.
@@ -528,12 +528,15 @@ impl Ledger {
             return;
         }
         let keep = self.retention_ms();
-        let before = self.table.len();
-        self.table.retain(|e| e.held != Held::Final || now.mono.saturating_sub(e.learned) < keep);
-        if self.table.len() != before {
-            self.index.clear();
-            for (i, e) in self.table.iter().enumerate() {
-                self.index.insert((e.rec.job, e.rec.slot), i);
+        // One pass, each removal O(1) in the index (a crowd's records fall due one by one over
+        // the seconds they were learned in: no rebuild of the index for each).
+        let mut i = 0;
+        while i < self.table.len() {
+            let e = &self.table[i];
+            if e.held == Held::Final && now.mono.saturating_sub(e.learned) >= keep {
+                self.remove(i);
+            } else {
+                i += 1;
             }
         }
         // Claims count too: none outlives the retention (one lasts CLAIM_TRIES tries), and the

@@ -18,6 +18,9 @@ pub struct LedgerSocket {
     pub tx_errors: u64,
 }
 
+/// The receive buffer asked for (the kernel doubles it for its bookkeeping).
+const RCVBUF_BYTES: usize = 1 << 20;
+
 impl LedgerSocket {
     /// Opens the socket. Errors: the address is not there yet, or another socket holds the
     /// port (a second rcrond on this host: each group needs its own `ledger_port`; with
@@ -63,6 +66,14 @@ impl LedgerSocket {
         .map_err(io::Error::from)?;
         sock.set_ttl(255)?;
         crate::os::sys::set_ip_minttl(sock.as_fd(), 255)?;
+        // A full table's sync is about 86 datagrams at once (4,096 records, 48 each), about
+        // the default buffer's room: 1 MiB, past `rmem_max` (root may force it). Refused, the
+        // default stays.
+        let _ = nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::RcvBufForce,
+            &RCVBUF_BYTES,
+        );
         sock.set_nonblocking(true)?;
         Ok(LedgerSocket { sock, port, tx_errors: 0 })
     }
