@@ -266,6 +266,16 @@ fn garp_key(k: &str) -> Option<&'static str> {
     GARP_KEYS.into_iter().find(|g| *g == k)
 }
 
+/// The rcron key of a `global_defs` keyword that sets a default rcron has as a key:
+/// `vrrp_garp_*` (an instance's own `garp_*` wins) and `vrrp_priority`, the VRRP process's
+/// niceness (only when given: keepalived's default 0 is not rcron's `daemon_nice` -10).
+fn global_key(k: &str) -> Option<&'static str> {
+    match k {
+        "vrrp_priority" => Some("daemon_nice"),
+        _ => k.strip_prefix("vrrp_").and_then(garp_key),
+    }
+}
+
 /// A value as rcron's parser reads it back: quoted when it holds blanks.
 fn value(v: &str) -> String {
     if v.contains(char::is_whitespace) { format!("\"{v}\"") } else { v.to_string() }
@@ -316,12 +326,7 @@ fn convert(items: &[Item], instance: Option<&str>, source: &str) -> Result<Conve
             Some("global_defs") => {
                 for g in it.block.iter().flatten() {
                     let kw = g.words.first().map(String::as_str);
-                    // keepalived's vrrp_garp_* defaults for every instance (an instance's own
-                    // wins), and vrrp_priority, the VRRP process's niceness: daemon_nice (only
-                    // when given: keepalived's default 0 is not rcron's -10).
-                    let garp = kw.and_then(|k| k.strip_prefix("vrrp_")).and_then(garp_key);
-                    let key = if kw == Some("vrrp_priority") { Some("daemon_nice") } else { garp };
-                    match (kw, key) {
+                    match (kw, kw.and_then(global_key)) {
                         (Some("vrrp_version"), _) => version = g.words.get(1).cloned(),
                         (_, Some(key)) => {
                             globals.push((key, g.words.get(1).cloned().unwrap_or_default()))

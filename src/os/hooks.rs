@@ -180,6 +180,11 @@ impl Notifier {
         Notifier { queue: VecDeque::new(), running: None, nice }
     }
 
+    /// The niceness hooks run at (the track script's too).
+    pub fn nice(&self) -> i32 {
+        self.nice
+    }
+
     pub fn push(&mut self, cmd: &str, env: Vec<(&'static str, String)>) {
         if self.queue.len() >= 64 {
             log::warn!("notify queue full: dropping the oldest hook");

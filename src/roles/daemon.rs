@@ -164,8 +164,6 @@ pub struct Worker {
     backend: Box<dyn Backend>,
     shell: Shell,
     conf_path: PathBuf,
-    /// The niceness the daemon was started with: its hooks and track script run at it.
-    hook_nice: i32,
     tracker: Option<Tracker>,
     listener: UnixListener,
     clients: Vec<Client>,
@@ -251,7 +249,6 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
             last_reason: "start",
         },
         conf_path: conf_path.to_path_buf(),
-        hook_nice,
         listener,
         clients: Vec::new(),
         pending: Vec::new(),
@@ -717,7 +714,9 @@ impl Worker {
         // (keepalived: a script not yet run holds the instance); an unchanged one keeps its
         // verdict.
         if !self.tracker.as_ref().is_some_and(|t| t.same_as(&cfg)) {
-            self.tracker = Tracker::from_config(&cfg, now, self.hook_nice);
+            // At the niceness the daemon was started with, as its hooks.
+            let nice = self.shell.notifier.nice();
+            self.tracker = Tracker::from_config(&cfg, now, nice);
             // Held before the new settings apply: a new priority of 255 must not make a node
             // master whose new check has not passed.
             self.update_fault(now);
