@@ -37,6 +37,7 @@ A full run takes about 6 minutes. Not a test: it never fails on speed (exit 0).
 import argparse
 import atexit
 import datetime
+import json
 import os
 import shlex
 import shutil
@@ -324,12 +325,20 @@ def skew(version, advert, prio=100):
 # ---------------------------------------------------------------- measurements
 
 SNIFFER = r"""
-import socket, sys, time
+import socket, struct, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+# The kernel's arrival stamp (SO_TIMESTAMPNS, CLOCK_REALTIME), moved to CLOCK_MONOTONIC: when
+# the advert reached B, not when this process was next scheduled.
+TS = getattr(socket, "SO_TIMESTAMPNS", 35)  # asm-generic and x86 value, absent in Python
+s.setsockopt(socket.SOL_SOCKET, TS, 1)
 out = sys.stdout
 while True:
-    d, a = s.recvfrom(4096)
+    d, anc, _, a = s.recvmsg(4096, 64)
     t = time.monotonic()
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == TS and len(data) >= struct.calcsize("@ll"):
+            sec, nsec = struct.unpack("@ll", data[:struct.calcsize("@ll")])
+            t = sec + nsec / 1e9 - (time.time() - time.monotonic())
     v = d[(d[0] & 15) * 4:]
     if len(v) >= 3:
         out.write("%.6f %s %d\n" % (t, a[0], v[2]))
@@ -477,6 +486,43 @@ def rss_kib(pids):
     return total
 
 
+def pss_kib(pids):
+    """Proportional set size: a page mapped by n processes counts 1/n in each (the binary's
+    pages, mapped by both of rcron's processes, count once in the sum)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+# The machine's own timer latency in the same window: a process at the lowest real-time
+# priority (no ordinary task delays it) wakes on a grid of `interval` seconds and records how
+# late each wake-up is. A daemon's advert can be no more punctual than this.
+PROBE = r"""
+import json, os, sys, time
+interval, seconds, over = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+late, worst, n = 0, 0.0, 0
+due = time.monotonic() + interval
+end = due + seconds
+while due < end:
+    left = due - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+    lag = (time.monotonic() - due) * 1000.0
+    worst, n = max(worst, lag), n + 1
+    late += lag > over
+    due += interval
+print(json.dumps({"worst_ms": worst, "late": late, "wakeups": n}))
+"""
+
+
 def exec_runtime_ms(pids):
     """se.sum_exec_runtime (ms, ns resolution) summed over every thread of `pids`."""
     total = 0.0
@@ -546,6 +592,8 @@ def steady_together(binaries, seconds, sniffers, version=2, advert=1.0):
             merged[key] = sum(f[key] * f["wall"] for f in figs) / wall
         merged["late_adverts"] = sum(f["late_adverts"] for f in figs)
         merged["max_gap_ms"] = max(f["max_gap_ms"] for f in figs)
+        merged["probe_late"] = sum(f["probe_late"] for f in figs)
+        merged["probe_worst_ms"] = max(f["probe_worst_ms"] for f in figs)
         merged["wall"] = wall
         merged["windows"] = [(f["run_a"], f["run_b"]) for f in figs]
         notes = [f["note"] for f in figs if "note" in f]
@@ -566,6 +614,8 @@ def measure(nodes, seconds, advert):
     t0 = time.monotonic()
     for _, _, sn in nodes:
         sn.clear()
+    probe = subprocess.Popen([sys.executable, "-c", PROBE, str(advert), str(seconds), "5"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
     while time.monotonic() < t0 + seconds:
         time.sleep(min(1.0, max(0.0, t0 + seconds - time.monotonic())))
         for _, _, sn in nodes:
@@ -573,6 +623,12 @@ def measure(nodes, seconds, advert):
     tick1 = [(cpu_ticks(pa), cpu_ticks(pb)) for pa, pb in pids]
     t1 = time.monotonic()
     run1 = [(exec_runtime_ms(pa), exec_runtime_ms(pb)) for pa, pb in pids]
+    try:
+        lag = json.loads(probe.communicate(timeout=advert * 3 + 5)[0])
+    except (subprocess.TimeoutExpired, ValueError):
+        probe.kill()
+        probe.wait()
+        lag = {"worst_ms": float("nan"), "late": -1, "wakeups": 0}
     out = []
     for i, (a, b, sn) in enumerate(nodes):
         (pa, pb), (ca, cb), (ca2, cb2) = pids[i], tick0[i], tick1[i]
@@ -583,6 +639,9 @@ def measure(nodes, seconds, advert):
             "rss_kib": rss_kib(pa),
             "rss_start_kib": rss_start[i],
             "rss_each": [rss_kib([p]) for p in pa],
+            "pss_kib": pss_kib(pa),
+            "probe_worst_ms": lag["worst_ms"],
+            "probe_late": lag["late"],
             "rss_b_kib": rss_kib(pb),
             "cpu_a": 100.0 * (ca2 - ca) / hz / (t1 - t0),
             "cpu_b": 100.0 * (cb2 - cb) / hz / (t1 - t0),
@@ -780,6 +839,7 @@ def report(results, steady, idle, runs, odd, settings, elapsed):
     row("RSS node A, KiB", lambda s: f"{s['rss_kib']}")
     row("  main + child process", lambda s: " + ".join(str(x) for x in s["rss_each"]))
     row("  at start of the window", lambda s: f"{s['rss_start_kib']}")
+    row("PSS node A, KiB", lambda s: f"{s['pss_kib']}")
     row("RSS node B, KiB", lambda s: f"{s['rss_b_kib']}")
     row("CPU node A (master), % core", lambda s: f"{s['cpu_a']:.2f}")
     row("CPU node B (backup), % core", lambda s: f"{s['cpu_b']:.2f}")
@@ -789,6 +849,9 @@ def report(results, steady, idle, runs, odd, settings, elapsed):
     row("adverts/s from A seen at B", lambda s: f"{s['adverts_per_s']:.1f}")
     row("  longest gap between them, ms", lambda s: f"{s['max_gap_ms']:.1f}")
     row("  gaps over 15 ms", lambda s: f"{s['late_adverts']}")
+    row("real-time timer, same windows:", lambda s: "")
+    row("  wake-ups over 5 ms late", lambda s: f"{s['probe_late']}")
+    row("  latest wake-up, ms", lambda s: f"{s['probe_worst_ms']:.1f}")
     for impl in IMPLS:
         st = idle.get(impl, {})
         if "error" in st:
@@ -857,7 +920,8 @@ def report(results, steady, idle, runs, odd, settings, elapsed):
             target(f"CPU at v2 / 1 s ({who}) at or below keepalived's", si[key] <= ki[key],
                    f"({si[key]:.4f} vs {ki[key]:.4f} %)")
     target("no gap over 15 ms between adverts at 100/s", (st["late_adverts"] == 0) if have else None,
-           f"({st['late_adverts']} gaps, longest {st['max_gap_ms']:.1f} ms)" if have else "")
+           f"({st['late_adverts']} gaps, longest {st['max_gap_ms']:.1f} ms; a real-time timer "
+           f"woke over 5 ms late {st['probe_late']} times)" if have else "")
     print("  (all on medians of the `signal` figures)")
     if odd:
         print()
