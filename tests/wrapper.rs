@@ -351,46 +351,182 @@ fn version_and_help() {
     assert!(stdout(&o).contains("usage: rcron"));
 }
 
+/// A daemon on `sock` that dies holding each of its first `cut` questions unread (a reset, as
+/// a worker killed under a waiting wrapper), then answers the next one with `answer`; returns
+/// the question it answered (empty when none came within 10 s).
+fn fake_daemon(
+    sock: &std::path::Path,
+    cut: usize,
+    answer: &'static str,
+) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, Write};
+    let _ = std::fs::remove_file(sock);
+    let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let accept = || {
+            let mut next = None;
+            until(Duration::from_secs(10), || {
+                next = listener.accept().ok().map(|(c, _)| c);
+                next.is_some()
+            });
+            let c = next?;
+            c.set_nonblocking(false).unwrap();
+            Some(c)
+        };
+        for _ in 0..cut {
+            let Some(first) = accept() else { return String::new() };
+            // Blocks until the question is there, and leaves it unread.
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&first);
+            let mut peek = [0u8; 1];
+            nix::sys::socket::recv(fd, &mut peek, nix::sys::socket::MsgFlags::MSG_PEEK).unwrap();
+        }
+        let Some(mut next) = accept() else { return String::new() };
+        let mut question = String::new();
+        std::io::BufReader::new(&next).read_line(&mut question).unwrap();
+        next.write_all(answer.as_bytes()).unwrap();
+        question
+    })
+}
+
 /// Found by the newcomer pass: a worker killed while a wrapper's question sat unread in its
 /// socket resets the connection (ECONNRESET). That is a daemon gone without an answer, as a
 /// close is: the wrapper asks again and runs the job when the restarted daemon says so (it
 /// was `daemon_bad_answer`, passive: the slot ran on no node).
 #[test]
 fn a_daemon_that_dies_holding_the_question_unread_is_asked_again() {
-    use std::io::{BufRead, Write};
     let s = Sandbox::new("reset");
     let sock = s.path("rcron.sock");
     let conf = s.conf(&format!("virtual_router_id 9\ncontrol_socket {}\n", sock.display()));
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let daemon = std::thread::spawn(move || {
-        // The first daemon dies with the question in its socket, unread: a reset.
-        let (first, _) = listener.accept().unwrap();
-        // Blocks until the question is there, and leaves it unread.
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&first);
-        let mut peek = [0u8; 1];
-        nix::sys::socket::recv(fd, &mut peek, nix::sys::socket::MsgFlags::MSG_PEEK).unwrap();
-        drop(first);
-        // Its successor reads the question again, if it comes (10 s), and answers.
-        listener.set_nonblocking(true).unwrap();
-        let mut next = None;
-        assert!(until(Duration::from_secs(10), || {
-            next = listener.accept().ok().map(|(c, _)| c);
-            next.is_some()
-        }));
-        let mut next = next.unwrap();
-        next.set_nonblocking(false).unwrap();
-        let mut question = String::new();
-        std::io::BufReader::new(&next).read_line(&mut question).unwrap();
-        next.write_all(b"decision=run\nreason=test_answer\nstate=active\n").unwrap();
-        question
-    });
+    let daemon = fake_daemon(&sock, 1, "decision=run\nreason=test_answer\nstate=active\n");
     let ran = s.path("ran");
     let o = s.rcron(&["-v", "--conf", conf.to_str().unwrap(), "touch", ran.to_str().unwrap()]);
     let err = stderr(&o);
-    let question = daemon.join().unwrap_or_else(|_| panic!("never asked again: {err}"));
+    let question = daemon.join().unwrap();
     assert_eq!(code(&o), 0, "{err}");
     assert!(ran.exists(), "the job did not run: {err}");
     assert!(err.contains("asking again"), "{err}");
     assert!(err.contains("daemon says run: test_answer"), "{err}");
-    assert!(!question.is_empty(), "the second daemon got the question");
+    assert!(!question.is_empty(), "the second daemon got the question: {err}");
+}
+
+/// Waits, if needed, until the wall clock is at least `margin_s` clear of an hour's turn, so
+/// that the wrappers of a test started now name one `--slot 1h` slot.
+fn clear_of_the_hour(margin_s: u64) {
+    let secs =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    while secs() % 3600 > 3600 - margin_s {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The run marks in the sandbox's `lock_dir`.
+fn marks(s: &Sandbox) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(s.path("locks")) else { return Vec::new() };
+    let names = dir.flatten().map(|e| e.file_name().to_string_lossy().into_owned());
+    names.filter(|n| n.starts_with("rcron-ran-")).collect()
+}
+
+/// The window the README documents for the run ledger: a daemon killed after its node
+/// recorded the slot and before its wrapper had the answer. The restarted daemon finds the
+/// slot held by its own node (`ran_here`); the wrapper it cut off knows it never had an
+/// answer, and the run mark (ledger::mark) says no wrapper of this node started the slot:
+/// it runs. A second wrapper of the slot, cut off the same way, finds the mark and skips.
+#[test]
+fn a_wrapper_cut_off_from_its_answer_runs_a_slot_its_node_holds_and_no_wrapper_here_started() {
+    let s = Sandbox::new("unanswered");
+    let sock = s.path("rcron.sock");
+    let conf = s.conf(&format!("virtual_router_id 9\ncontrol_socket {}\n", sock.display()));
+    let conf = conf.to_str().unwrap();
+    let held = "decision=skip\nreason=ran_here\nran_on=192.0.2.1\nstate=passive\n";
+    clear_of_the_hour(20);
+    let wrapper = |ran: &std::path::Path, cut: usize| {
+        let daemon = fake_daemon(&sock, cut, held);
+        let argv = ["-v", "--conf", conf, "--id", "nightly", "--slot", "1h", "touch"];
+        let o = s.rcron(&[&argv[..], &[ran.to_str().unwrap()]].concat());
+        assert!(!daemon.join().unwrap().is_empty(), "never asked again: {}", stderr(&o));
+        o
+    };
+    let (first, second) = (s.path("first"), s.path("second"));
+    let o = wrapper(&first, 1);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(first.exists(), "the slot its node recorded ran nowhere: {err}");
+    assert!(err.contains("which no wrapper here started"), "{err}");
+    assert_eq!(marks(&s).len(), 1, "{:?}", marks(&s));
+
+    let o = wrapper(&second, 1);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(!second.exists(), "the slot ran twice on this node: {err}");
+    assert!(err.contains("status=ignore reason=ran_here"), "{err}");
+
+    // Not cut off: `ran_here` is the daemon's last word, as before marks.
+    let third = s.path("third");
+    std::fs::remove_dir_all(s.path("locks")).unwrap();
+    let o = wrapper(&third, 0);
+    assert!(!third.exists(), "{}", stderr(&o));
+    assert!(marks(&s).is_empty(), "{:?}", marks(&s));
+}
+
+/// Every recorded run makes its mark first; a recorded run whose mark exists (another wrapper
+/// of this node took the slot) skips. Under etcd a cut-off wrapper is not rescued: its run
+/// needs the leader's fence.
+#[test]
+fn a_recorded_run_takes_the_slots_mark_and_etcd_keeps_ran_here() {
+    let s = Sandbox::new("recorded");
+    let sock = s.path("rcron.sock");
+    let conf = s.conf(&format!("virtual_router_id 9\ncontrol_socket {}\n", sock.display()));
+    let conf = conf.to_str().unwrap();
+    clear_of_the_hour(20);
+    let recorded = "decision=run\nreason=recorded\nstate=active\n";
+    let mut ran = Vec::new();
+    for name in ["first", "second"] {
+        let daemon = fake_daemon(&sock, 0, recorded);
+        let path = s.path(name);
+        let o = s.rcron(&[
+            "-v",
+            "--conf",
+            conf,
+            "--id",
+            "j",
+            "--slot",
+            "1h",
+            "touch",
+            path.to_str().unwrap(),
+        ]);
+        daemon.join().unwrap();
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        ran.push((path.exists(), stderr(&o)));
+    }
+    assert!(ran[0].0, "{}", ran[0].1);
+    assert!(!ran[1].0, "a second recorded run of the slot on this node: {}", ran[1].1);
+    assert!(ran[1].1.contains("status=ignore reason=ran_here"), "{}", ran[1].1);
+
+    let etcd = s.write(
+        "etcd.conf",
+        &format!(
+            "cluster_name test\nstate_file {}\nlock_dir {}\ncontrol_socket {}\n\
+             election etcd\netcd_endpoints http://127.0.0.1:1\nnode_name a\n",
+            s.path("state").display(),
+            s.path("locks").display(),
+            sock.display()
+        ),
+    );
+    let daemon = fake_daemon(&sock, 1, "decision=skip\nreason=ran_here\nstate=passive\n");
+    let third = s.path("third");
+    let o = s.rcron(&[
+        "-v",
+        "--conf",
+        etcd.to_str().unwrap(),
+        "--id",
+        "k",
+        "--slot",
+        "1h",
+        "touch",
+        third.to_str().unwrap(),
+    ]);
+    assert!(!daemon.join().unwrap().is_empty(), "never asked again: {}", stderr(&o));
+    assert!(!third.exists(), "an unfenced run under etcd: {}", stderr(&o));
+    assert!(stderr(&o).contains("reason=ran_here"), "{}", stderr(&o));
 }

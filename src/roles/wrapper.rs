@@ -9,6 +9,7 @@ use crate::cli::WrapperOpts;
 use crate::config::{Config, State};
 use crate::control::{JobOutcome, QueryError};
 use crate::exit::Failure;
+use crate::ledger::mark::Mark;
 use crate::os::job::{self, Outcome};
 use crate::os::logging;
 use crate::statefile::{self, Source};
@@ -67,12 +68,13 @@ impl Slot {
 }
 
 /// The daemon's answer: the state to act on, a reason for the log (with the node that holds
-/// the slot when another runs it), and for a run under a lease (etcd) its fencing token and
-/// fence.
+/// the slot when another runs it), for a run under a lease (etcd) its fencing token and
+/// fence, and whether a daemon died holding the question before the one that answered.
 pub struct Verdict {
     pub state: State,
     pub reason: String,
     pub fence: Option<(i64, job::Fence)>,
+    pub cut_off: bool,
 }
 
 /// The fence of a `run` answer under a lease, when the daemon kept the connection open.
@@ -105,12 +107,12 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Ver
     let no_wait = no_wait && !etcd;
     let bound = Duration::from_millis(bound);
     let asked = if no_wait {
-        crate::control::query_open(&cfg.control_socket, &req, bound)
+        crate::control::query_open(&cfg.control_socket, &req, bound).map(|(a, c)| (a, c, false))
     } else {
         ask_again(&cfg.control_socket, &req, bound)
     };
     match asked {
-        Ok((answer, conn)) => {
+        Ok((answer, conn, cut_off)) => {
             let field = |k| crate::control::field(&answer, k);
             let (run, reason) = if no_wait {
                 (field("state") == Some("active"), Some("no_wait"))
@@ -129,14 +131,51 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Ver
                     state: State::Passive,
                     reason: "daemon_bad_answer".into(),
                     fence,
+                    cut_off,
                 };
             }
             let state = if run { State::Active } else { State::Passive };
-            Verdict { state, reason, fence }
+            Verdict { state, reason, fence, cut_off }
         }
         Err(e) => {
             log::warn!("daemon at {} did not answer ({e}): passive", cfg.control_socket.display());
-            Verdict { state: State::Passive, reason: e.reason().to_string(), fence: None }
+            let reason = e.reason().to_string();
+            Verdict { state: State::Passive, reason, fence: None, cut_off: false }
+        }
+    }
+}
+
+/// The slot's run mark ([`crate::ledger::mark`]) settles what the record cannot: a recorded
+/// run goes ahead only as the one wrapper of this node that makes the mark, and a slot held
+/// by this node (`ran_here`) runs for a wrapper whose daemon died holding its question when no
+/// wrapper here made the mark, that is, when none started it. Not under etcd, whose runs come
+/// with the leader's fence. Without a mark (it could not be made) the daemon's answer stands.
+pub fn settle(cfg: &Config, slot: Slot, v: Verdict) -> Verdict {
+    let recorded = v.state == State::Active && v.reason == "recorded";
+    let unanswered = v.cut_off
+        && v.state == State::Passive
+        && v.reason.split(' ').next() == Some("ran_here")
+        && cfg.election != crate::config::Election::Etcd;
+    if !recorded && !unanswered {
+        return v;
+    }
+    let dir = &cfg.lock_dir;
+    match crate::ledger::mark::take(dir, slot.job, slot.time) {
+        Mark::Made if unanswered => {
+            log::warn!(
+                "slot {} held by this node, which no wrapper here started (the daemon died \
+                 before answering): running it",
+                slot.time
+            );
+            Verdict { state: State::Active, reason: "recorded_unanswered".into(), ..v }
+        }
+        Mark::Made => v,
+        Mark::Taken => {
+            Verdict { state: State::Passive, reason: "ran_here".into(), fence: None, ..v }
+        }
+        Mark::Failed(e) => {
+            log::debug!("no run mark in {}: {e}", dir.display());
+            v
         }
     }
 }
@@ -147,19 +186,22 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Ver
 /// every [`ASK_AGAIN_MS`], as long as the first went out less than `bound` ago. Each try gets
 /// the whole `bound`, so the wrapper still outwaits the daemon's hold; the slot's record (etcd,
 /// run ledger) keeps a question asked twice from running twice. No socket file at the first
-/// try: no daemon runs here, passive at once.
+/// try: no daemon runs here, passive at once. The answer comes with whether a try was closed
+/// without one (the question may have been recorded by a daemon that then died: [`settle`]).
 fn ask_again(
     path: &std::path::Path,
     req: &str,
     bound: Duration,
-) -> Result<(String, Option<crate::control::FenceStream>), QueryError> {
+) -> Result<(String, Option<crate::control::FenceStream>, bool), QueryError> {
     let (first, restart) = (Instant::now(), Duration::from_millis(DAEMON_RESTART_WAIT_MS));
     let mut down_since: Option<Instant> = None;
+    let mut cut_off = false;
     loop {
         let e = match crate::control::query_open(path, req, bound) {
-            Ok(answer) => return Ok(answer),
+            Ok((answer, conn)) => return Ok((answer, conn, cut_off)),
             Err(e) => e,
         };
+        cut_off |= matches!(e, QueryError::Closed);
         let gone = match &e {
             QueryError::Closed => Some(Instant::now()),
             QueryError::Unreachable(io) => match (io.kind(), down_since) {
@@ -193,7 +235,8 @@ pub fn run(cfg: &Config, opts: &WrapperOpts, start_ms: u64) -> Result<i32, Failu
     if cfg.expects_daemon() {
         // The original's lines gain the slot here only: state-file setups log as it did.
         let named = format!("slot={} job={:016x} ", slot.time, slot.job);
-        let Verdict { state, reason, fence } = ask_daemon(cfg, opts.no_wait, start_ms, slot);
+        let verdict = settle(cfg, slot, ask_daemon(cfg, opts.no_wait, start_ms, slot));
+        let Verdict { state, reason, fence, .. } = verdict;
         if state == State::Passive {
             logging::line(
                 level,

@@ -37,7 +37,10 @@ cannot survive), and the etcd majority lost (two members SIGSTOPped 3 s); etcdlo
 (on a node whose etcdctl holds the lock) and the majority. A missed slot that falls while no
 node reaches the etcd majority (every node fired it between the fault and TTL+2 s after it)
 is counted apart
-(`missed_no_majority`). --loss P drops P% of VRRP packets on every host (nftables).
+(`missed_no_majority`), and so is one that falls in the window the README documents: a daemon
+killed -9 after recording the slot and before its wrapper had the answer (the node's wrapper
+skipped the slot as `ran_here` and a kill -9 hit that node within a second of its cron firing
+the slot: `missed_unanswered`). --loss P drops P% of VRRP packets on every host (nftables).
 --assert exits 1 if any slot was missed (apart from those) or doubled.
 Needs root. Uses only 192.0.2.0/24 inside namespaces it creates, and removes them.
 """
@@ -100,6 +103,7 @@ if max(PHASES) + BASE_PHASE + args.jitter >= args.slot:
 if any(OFFSETS) and not os.path.exists(FAKETIME):
     raise SystemExit(f"--offsets needs Debian's faketime package ({FAKETIME})")
 fired = [set() for _ in range(N)]  # slot names each node's cron fired
+fired_at = [{} for _ in range(N)]  # slot -> when node i's cron fired it (time.time())
 lock = threading.Lock()
 procs = {}          # node -> Popen of the daemon (rcron supervisor or keepalived parent)
 wrappers = []       # Popen of every wrapper, reaped at the end
@@ -315,6 +319,7 @@ def cron(i):
         if stop.is_set():
             break
         fired[i].add(slot)
+        fired_at[i][slot] = time.time()
         wlog = open(os.path.join(DIRS[i], "wrappers.log"), "a")
         if args.impl == "etcdlock":
             # Held to the end of this slot on this node's clock; waiters give up there.
@@ -461,14 +466,36 @@ def main():
     # slot s at real time s - offset_i): no node could record it.
     def no_majority(s):
         return all(any(a <= s - o <= b + args.slot for a, b in quorum_windows) for o in OFFSETS)
+    # The window rcron documents (README, "What rcron cannot do"): node i's daemon recorded the
+    # slot for its wrapper and was killed (-9) before the answer reached it. The wrapper asks
+    # the restarted daemon, which finds the slot held by its own earlier run and says
+    # `ran_here`; the peers' wrappers were told `ran_on_peer`. Counted apart only with that
+    # evidence: node i's wrapper skipped the slot as `ran_here`, and node i's daemon was
+    # killed -9 within a second after its cron fired the slot.
+    kills = [(t, e) for t, e in events if e.startswith("fault kill9 on node ")]
+    def skipped_here(i, s):
+        path = os.path.join(DIRS[i], "wrappers.log")
+        if not os.path.exists(path):
+            return False
+        return any("reason=ran_here" in l and f" slot={s} " in f" {l}" for l in open(path, errors="replace"))
+    def unanswered(s):
+        for i in range(N):
+            at = fired_at[i].get(s)
+            if at is None or not skipped_here(i, s):
+                continue
+            if any(e == f"fault kill9 on node {i}" and at <= t <= at + 1.0 for t, e in kills):
+                return True
+        return False
     missed_all = [s for s in slots if len(runs.get(s, [])) == 0]
-    missed = [s for s in missed_all if not no_majority(s)]
     missed_nm = [s for s in missed_all if no_majority(s)]
+    missed_un = [s for s in missed_all if s not in missed_nm and unanswered(s)]
+    missed = [s for s in missed_all if s not in missed_nm and s not in missed_un]
     doubled = [s for s in slots if len(runs.get(s, [])) > 1]
     res = {
         "impl": args.impl, "nodes": N, "advert": args.advert, "loss_pct": args.loss,
         "duration_s": args.duration, "faults": nfaults[0], "slots": len(slots),
         "missed": len(missed), "doubled": len(doubled), "missed_no_majority": len(missed_nm),
+        "missed_unanswered": len(missed_un),
         "transitions": sum(samples["transitions"]) - N,
         "double_active_ms": samples["double_active_ms"],
         "missed_slots": [s - first for s in missed], "doubled_slots": [s - first for s in doubled],
@@ -482,6 +509,7 @@ def main():
               f"slot={args.slot}s phases={PHASES} jitter={args.jitter}s offsets={OFFSETS} "
               f"faults={res['faults']} slots={res['slots']} missed={res['missed']} doubled={res['doubled']} "
               f"missed_no_majority={res['missed_no_majority']} "
+              f"missed_unanswered={res['missed_unanswered']} "
               f"transitions={res['transitions']} double_active_ms={res['double_active_ms']}")
         for t, e in events:
             print(f"  +{t - t0:6.2f}s: {e}")
