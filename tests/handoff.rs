@@ -7,9 +7,10 @@
 //! (faketime). Every slot must run on exactly one node: the run ledger. The same with the
 //! etcd backend (3 nodes on a 3-member etcd cluster, lease TTL 4 s), whose faults last past
 //! the lease and add what VRRP cannot survive: the master cut from etcd by nftables, and the
-//! etcd majority lost for 3 s (slots no node could record are counted apart). A slot missed in
-//! the window the README documents (a daemon killed -9 after recording the slot and before
-//! its wrapper had the answer) is counted apart too, only with that evidence in the logs.
+//! etcd majority lost for 3 s (slots no node could record are counted apart). Under etcd a slot
+//! missed in the window the README documents (a leader killed -9 after recording the slot and
+//! before its wrapper had the answer) is counted apart too, only with that evidence in the
+//! wrapper's log.
 
 mod common;
 use common::*;

@@ -420,11 +420,16 @@ fn clear_of_the_hour(margin_s: u64) {
     }
 }
 
-/// The run marks in the sandbox's `lock_dir`.
+/// The run marks in the sandbox's `lock_dir`, as `rcron-ran-JOB/SLOT`.
 fn marks(s: &Sandbox) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(s.path("locks")) else { return Vec::new() };
-    let names = dir.flatten().map(|e| e.file_name().to_string_lossy().into_owned());
-    names.filter(|n| n.starts_with("rcron-ran-")).collect()
+    let jobs = dir.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("rcron-ran-"));
+    let slots = jobs.flat_map(|j| {
+        let job = j.file_name().to_string_lossy().into_owned();
+        let inner = std::fs::read_dir(j.path()).into_iter().flatten().flatten();
+        inner.map(move |e| format!("{job}/{}", e.file_name().to_string_lossy()))
+    });
+    slots.collect()
 }
 
 /// The window the README documents for the run ledger: a daemon killed after its node
@@ -527,6 +532,8 @@ fn a_recorded_run_takes_the_slots_mark_and_etcd_keeps_ran_here() {
         third.to_str().unwrap(),
     ]);
     assert!(!daemon.join().unwrap().is_empty(), "never asked again: {}", stderr(&o));
-    assert!(!third.exists(), "an unfenced run under etcd: {}", stderr(&o));
-    assert!(stderr(&o).contains("reason=ran_here"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!third.exists(), "an unfenced run under etcd: {err}");
+    assert!(err.contains("reason=ran_here"), "{err}");
+    assert!(err.contains("whose daemon died before answering: not run here"), "{err}");
 }

@@ -188,8 +188,6 @@ pub struct Worker {
     fenced: Vec<UnixStream>,
     /// The fence's deadline as last told to them.
     fence_told: Option<u64>,
-    /// When the wrappers' run marks are next swept (on a slot question: no wake-up at rest).
-    next_mark_sweep: u64,
 }
 
 /// Runs the worker until TERM or the supervisor goes away; returns the exit code.
@@ -266,7 +264,6 @@ pub fn run(cfg: Config, conf_path: &Path, supervised: bool) -> Result<i32, Failu
         ledgers_opened: 0,
         fenced: Vec::new(),
         fence_told: None,
-        next_mark_sweep: now,
     };
     // Before the election: a restarted node asks for the records before it may run anything.
     w.open_ledger(&w.shell.cfg.clone(), now);
@@ -919,13 +916,6 @@ impl Worker {
                 };
                 let (stream, slot) = (c.into_stream(), Some((job, slot)));
                 self.pending.push(Pending { stream, cut: cut_ms, slot, arrived: now, deadline });
-                if now >= self.next_mark_sweep {
-                    let cfg = &self.shell.cfg;
-                    let keep_s = timing::retention_ms(cfg.max_clock_offset_s as u64 * 1000) / 1000;
-                    let before = crate::os::sys::wall_secs() as i64 - keep_s as i64;
-                    crate::ledger::mark::sweep(&cfg.lock_dir, before);
-                    self.next_mark_sweep = now + crate::ledger::mark::SWEEP_EVERY_MS;
-                }
                 return;
             }
             Some(Request::Status(format)) => self.status(now).render(format),

@@ -9,7 +9,7 @@ use crate::cli::WrapperOpts;
 use crate::config::{Config, State};
 use crate::control::{JobOutcome, QueryError};
 use crate::exit::Failure;
-use crate::ledger::mark::Mark;
+use crate::ledger::mark::{self, Mark};
 use crate::os::job::{self, Outcome};
 use crate::os::logging;
 use crate::statefile::{self, Source};
@@ -57,13 +57,16 @@ pub struct Slot {
     pub job: u64,
     /// Epoch seconds (`RCRON_SLOT`).
     pub time: u64,
+    /// Its length, seconds (`--slot`).
+    pub len_s: u64,
 }
 
 impl Slot {
     pub fn of(opts: &WrapperOpts) -> Slot {
         let uid = nix::unistd::getuid().as_raw();
         let job = crate::ledger::slot::job_id(opts.id.as_deref(), uid, &opts.argv, opts.slot_s);
-        Slot { job, time: crate::ledger::slot::scheduled(crate::os::sys::wall_secs(), opts.slot_s) }
+        let time = crate::ledger::slot::scheduled(crate::os::sys::wall_secs(), opts.slot_s);
+        Slot { job, time, len_s: opts.slot_s }
     }
 }
 
@@ -149,18 +152,26 @@ pub fn ask_daemon(cfg: &Config, no_wait: bool, start_ms: u64, slot: Slot) -> Ver
 /// run goes ahead only as the one wrapper of this node that makes the mark, and a slot held
 /// by this node (`ran_here`) runs for a wrapper whose daemon died holding its question when no
 /// wrapper here made the mark, that is, when none started it. Not under etcd, whose runs come
-/// with the leader's fence. Without a mark (it could not be made) the daemon's answer stands.
+/// with the leader's fence. Without a mark (it could not be made: `lock_dir` not writable by
+/// this user) the daemon's answer stands.
 pub fn settle(cfg: &Config, slot: Slot, v: Verdict) -> Verdict {
     let recorded = v.state == State::Active && v.reason == "recorded";
-    let unanswered = v.cut_off
-        && v.state == State::Passive
-        && v.reason.split(' ').next() == Some("ran_here")
-        && cfg.election != crate::config::Election::Etcd;
+    let unanswered =
+        v.cut_off && v.state == State::Passive && v.reason.split(' ').next() == Some("ran_here");
+    if unanswered && cfg.election == crate::config::Election::Etcd {
+        log::warn!(
+            "slot {} held by this node, whose daemon died before answering: not run here (a \
+             run under etcd needs the leader's fence), perhaps nowhere",
+            slot.time
+        );
+        return v;
+    }
     if !recorded && !unanswered {
         return v;
     }
     let dir = &cfg.lock_dir;
-    match crate::ledger::mark::take(dir, slot.job, slot.time) {
+    let keep = mark::Keep::around(slot.time, slot.len_s, cfg.max_clock_offset_s as u64);
+    match mark::take(dir, slot.job, slot.time, keep) {
         Mark::Made if unanswered => {
             log::warn!(
                 "slot {} held by this node, which no wrapper here started (the daemon died \
@@ -172,6 +183,15 @@ pub fn settle(cfg: &Config, slot: Slot, v: Verdict) -> Verdict {
         Mark::Made => v,
         Mark::Taken => {
             Verdict { state: State::Passive, reason: "ran_here".into(), fence: None, ..v }
+        }
+        Mark::Failed(e) if unanswered => {
+            log::warn!(
+                "slot {} held by this node, whose daemon died before answering: not run here \
+                 (no run mark in {}: {e}), perhaps nowhere",
+                slot.time,
+                dir.display()
+            );
+            v
         }
         Mark::Failed(e) => {
             log::debug!("no run mark in {}: {e}", dir.display());
