@@ -351,6 +351,14 @@ fn version_and_help() {
     assert!(stdout(&o).contains("usage: rcron"));
 }
 
+/// A sandbox whose config names a control socket of its own: (sandbox, socket, config).
+fn with_socket(name: &str) -> (Sandbox, std::path::PathBuf, std::path::PathBuf) {
+    let s = Sandbox::new(name);
+    let sock = s.path("rcron.sock");
+    let conf = s.conf(&format!("virtual_router_id 9\ncontrol_socket {}\n", sock.display()));
+    (s, sock, conf)
+}
+
 /// A daemon on `sock` that dies holding each of its first `cut` questions unread (a reset, as
 /// a worker killed under a waiting wrapper), then answers the next one with `answer`; returns
 /// the question it answered (empty when none came within 10 s).
@@ -395,9 +403,7 @@ fn fake_daemon(
 /// was `daemon_bad_answer`, passive: the slot ran on no node).
 #[test]
 fn a_daemon_that_dies_holding_the_question_unread_is_asked_again() {
-    let s = Sandbox::new("reset");
-    let sock = s.path("rcron.sock");
-    let conf = s.conf(&format!("virtual_router_id 9\ncontrol_socket {}\n", sock.display()));
+    let (s, sock, conf) = with_socket("reset");
     let daemon = fake_daemon(&sock, 1, "decision=run\nreason=test_answer\nstate=active\n");
     let ran = s.path("ran");
     let o = s.rcron(&["-v", "--conf", conf.to_str().unwrap(), "touch", ran.to_str().unwrap()]);
@@ -439,9 +445,7 @@ fn marks(s: &Sandbox) -> Vec<String> {
 /// it runs. A second wrapper of the slot, cut off the same way, finds the mark and skips.
 #[test]
 fn a_wrapper_cut_off_from_its_answer_runs_a_slot_its_node_holds_and_no_wrapper_here_started() {
-    let s = Sandbox::new("unanswered");
-    let sock = s.path("rcron.sock");
-    let conf = s.conf(&format!("virtual_router_id 9\ncontrol_socket {}\n", sock.display()));
+    let (s, sock, conf) = with_socket("unanswered");
     let conf = conf.to_str().unwrap();
     let held = "decision=skip\nreason=ran_here\nran_on=192.0.2.1\nstate=passive\n";
     clear_of_the_hour(20);
@@ -479,9 +483,7 @@ fn a_wrapper_cut_off_from_its_answer_runs_a_slot_its_node_holds_and_no_wrapper_h
 /// needs the leader's fence.
 #[test]
 fn a_recorded_run_takes_the_slots_mark_and_etcd_keeps_ran_here() {
-    let s = Sandbox::new("recorded");
-    let sock = s.path("rcron.sock");
-    let conf = s.conf(&format!("virtual_router_id 9\ncontrol_socket {}\n", sock.display()));
+    let (s, sock, conf) = with_socket("recorded");
     let conf = conf.to_str().unwrap();
     clear_of_the_hour(20);
     let recorded = "decision=run\nreason=recorded\nstate=active\n";

@@ -473,32 +473,28 @@ def one_failover(impl, kind, version, advert, binaries, sniffer):
         b.stop()
 
 
-def rss_kib(pids):
+def proc_kib(pids, name, key):
+    """The sum of the `key` lines (KiB) of /proc/PID/`name` over `pids` (gone ones: 0)."""
     total = 0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/status") as f:
+            with open(f"/proc/{pid}/{name}") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(key):
                         total += int(line.split()[1])
         except OSError:
             pass
     return total
+
+
+def rss_kib(pids):
+    return proc_kib(pids, "status", "VmRSS:")
 
 
 def pss_kib(pids):
     """Proportional set size: a page mapped by n processes counts 1/n in each (the binary's
     pages, mapped by both of rcron's processes, count once in the sum)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    return proc_kib(pids, "smaps_rollup", "Pss:")
 
 
 # The machine's own timer latency in the same window: a process at the lowest real-time
