@@ -241,21 +241,30 @@ fn a_slot_runs_once_whatever_moment_a_node_dies_restarts_or_its_cron_fires() {
 /// slot is the master's); the restarted master finds the slot held by itself (`ran_here`).
 /// The wrapper it cut off runs it, as no wrapper of its node started it (the run mark); the
 /// backup's cron, later, skips it. Before run marks the slot ran nowhere.
+/// The kill must land within the claim's 150 ms (its tries for the frozen backup); a loaded
+/// machine may miss that, and the job then runs once the ordinary way: up to three tries.
 #[test]
 fn a_master_killed_holding_its_wrappers_question_after_claiming_runs_the_slot_once_restarted() {
-    let (ran, logs) = case(
-        "master killed holding its wrapper's question",
-        &[
-            (0, Freeze(1)),
-            (100, Wrapper(0)),
-            (100, KillOnClaim(0)),
-            (400, Thaw(1)),
-            (600, Restart(0)),
-            (2500, Wrapper(1)),
-        ],
-    );
-    assert!(ran[0].ends_with("h0"), "the slot is the master's: {ran:?}\n{logs}");
-    assert!(logs.contains("which no wrapper here started"), "{logs}");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (ran, logs) = case(
+            "master killed holding its wrapper's question",
+            &[
+                (0, Freeze(1)),
+                (100, Wrapper(0)),
+                (100, KillOnClaim(0)),
+                (400, Thaw(1)),
+                (600, Restart(0)),
+                (2500, Wrapper(1)),
+            ],
+        );
+        assert!(ran[0].ends_with("h0"), "the slot is the master's: {ran:?}\n{logs}");
+        if logs.contains("which no wrapper here started") {
+            return;
+        }
+        seen.push(logs);
+    }
+    panic!("the kill never fell inside the claim in 3 tries:\n{}", seen.join("\n"));
 }
 
 /// Each ledger datagram carries its sender's wall clock: a peer 45 s ahead (faketime on its

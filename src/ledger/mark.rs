@@ -11,7 +11,10 @@
 //! tell that case from a run it did answer. The wrapper that was cut off knows it had no
 //! answer; the mark tells it whether another wrapper of this node started the slot. Of the
 //! wrappers of a node that can write `lock_dir`, exactly one can make a slot's mark: whichever
-//! makes it runs the slot, every other one skips it.
+//! makes it runs the slot, every other one skips it. A wrapper that cannot make it keeps the
+//! daemon's answer: a recorded run still runs, unmarked (so a cut-off wrapper that can make
+//! the mark later would run the slot again; both failing and a daemon dying between two
+//! wrappers of one slot on one node), and a cut-off wrapper skips.
 //!
 //! Guarantees: never follows a symlink it did not make (a job directory that is not a
 //! directory, or a slot name that exists, is not used); nothing here runs in the daemon;
@@ -39,8 +42,10 @@ pub struct Keep {
     /// Older slots go: no wrapper of theirs is still waiting (the slot's length and the
     /// ledger's retention, [`crate::timing::retention_ms`]).
     pub from: u64,
-    /// Later slots go too: a clock stepped back past the ledger's own bound
-    /// (`max_clock_offset` + 2 min ahead) left them, and they must not stop a run.
+    /// Later slots go too: past the ledger's own bound (`max_clock_offset` + 2 min ahead),
+    /// such marks were left by a clock stepped back, and are not kept forever. Nearer ones
+    /// stay: a slot this node ran under its mark is skipped here when a stepped-back clock
+    /// reaches it again (exactly once by the slot's name).
     pub until: u64,
 }
 

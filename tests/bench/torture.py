@@ -39,9 +39,9 @@ node reaches the etcd majority (every node fired it between the fault and TTL+2 
 is counted apart
 (`missed_no_majority`), and so is one that falls in the window the README documents for etcd:
 a daemon killed -9 after recording the slot and before its wrapper had the answer (the node's
-wrapper logged that it does not run the slot its node holds, and a kill -9 hit that node after
-its cron fired the slot: `missed_unanswered`). --loss P drops P% of VRRP packets on every host
-(nftables).
+wrapper logged that it does not run the slot its node holds under etcd, and a kill -9 was the
+first fault on that node after its cron fired the slot, within the wrapper's wait:
+`missed_unanswered`). --loss P drops P% of VRRP packets on every host (nftables).
 --assert exits 1 if any slot was missed (apart from those) or doubled.
 Needs root. Uses only 192.0.2.0/24 inside namespaces it creates, and removes them.
 """
@@ -473,19 +473,26 @@ def main():
     # it does not run unfenced, and says so ("slot S held by this node, whose daemon died
     # before answering: not run here"). Counted apart only with that line and a kill -9 of
     # node i after its cron fired the slot. (With the run ledger the wrapper runs it instead.)
-    kills = [(t, e) for t, e in events if e.startswith("fault kill9 on node ")]
+    # The kill must fall while the wrapper waited (its bound under etcd: the offset allowance,
+    # the TTL and two renewals, 0.25 s; 1 s more for its start), with no other fault on that
+    # node between the cron and the kill (a SIGTERM, a freeze or a cut is not this window).
+    wait_s = args.max_clock_offset + args.ttl * (1 + 2 / 6) + 1.25
     def said_unanswered(i, s):
         path = os.path.join(DIRS[i], "wrappers.log")
         if not os.path.exists(path):
             return False
-        line = f"slot {s} held by this node, whose daemon died before answering: not run here"
+        line = (f"slot {s} held by this node, whose daemon died before answering: not run here "
+                "(a run under etcd needs the leader's fence)")
         return any(line in l for l in open(path, errors="replace"))
     def unanswered(s):
+        if not ETCD:
+            return False
         for i in range(N):
             at = fired_at[i].get(s)
             if at is None or not said_unanswered(i, s):
                 continue
-            if any(e == f"fault kill9 on node {i}" and t >= at for t, e in kills):
+            mine = [(t, e) for t, e in events if e.endswith(f" on node {i}") and t >= at]
+            if mine and mine[0][1] == f"fault kill9 on node {i}" and mine[0][0] <= at + wait_s:
                 return True
         return False
     missed_all = [s for s in slots if len(runs.get(s, [])) == 0]
