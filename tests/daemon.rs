@@ -317,8 +317,10 @@ fn the_daemon_runs_at_daemon_nice_and_its_hooks_at_the_niceness_it_was_started_w
     let started = nice(sup).expect("the supervisor's niceness").to_string();
     assert_ne!(started, "-10");
     assert_eq!(nice(worker), Some(-10), "the worker");
-    assert!(until(Duration::from_secs(3), || hook_out.exists() && track_out.exists()));
+    // The shell creates the file before `nice` writes to it: wait for its line.
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let written = |p: &std::path::Path| read(p).ends_with('\n');
+    assert!(until(Duration::from_secs(3), || written(&hook_out) && written(&track_out)));
     let (hook_nice, track_nice) = (read(&hook_out), read(&track_out));
     assert_eq!((hook_nice.trim(), track_nice.trim()), (&*started, &*started), "hook, track");
     let text = std::fs::read_to_string(&conf).unwrap();
@@ -326,6 +328,6 @@ fn the_daemon_runs_at_daemon_nice_and_its_hooks_at_the_niceness_it_was_started_w
     Host::signal(sup, "HUP");
     assert!(until(Duration::from_secs(3), || nice(worker) == Some(5)), "{:?}", nice(worker));
     std::fs::remove_file(&track_out).unwrap();
-    assert!(until(Duration::from_secs(3), || track_out.exists()));
+    assert!(until(Duration::from_secs(3), || written(&track_out)));
     assert_eq!(read(&track_out).trim(), started, "the track script after the reload");
 }
