@@ -218,7 +218,9 @@ fn hooks_and_jobs_without_a_shebang_run_with_sh_on_the_glibc_and_the_static_buil
         h.spawn(&[&bin, "--daemon", "--foreground", "--conf", c], "rcron.log");
         let ok = until(Duration::from_secs(4), || h.state() == "active");
         assert!(ok, "{name}: a healthy no-#! track script\n{}", diag(&lab));
-        let ok = until(Duration::from_secs(3), || marker.exists());
+        // The shell creates the file before `echo` writes to it: wait for the line.
+        let written = || std::fs::read_to_string(&marker).is_ok_and(|t| t.ends_with('\n'));
+        let ok = until(Duration::from_secs(3), written);
         assert!(ok, "{name}: the no-#! notify_active hook did not run\n{}", diag(&lab));
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "active\n");
 

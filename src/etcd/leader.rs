@@ -619,6 +619,13 @@ impl Leadership {
                 e.unclaimed = false;
                 return SlotAnswer::Run { token: self.leader.as_ref().map_or(0, |h| h.token) };
             }
+            if e.unclaimed {
+                // Ours and told to no wrapper (a txn that timed out while etcd had no
+                // majority, committed later), while this node does not lead: it runs here,
+                // fenced, if this node leads again within the wrapper's wait. `ran_here`
+                // would lose it: the others hold it as this node's.
+                return SlotAnswer::Wait(self.wait_reason());
+            }
             let here = e.runner.as_bytes() == self.name;
             return SlotAnswer::Held { runner: e.runner.clone(), here };
         }
@@ -982,6 +989,30 @@ mod tests {
         // An old-lease record this process never tried (a run before a restart): skipped.
         assert!(l.on_record(10, 60, &record_value(b"a", 6)));
         assert_eq!(l.ask(10, 60), SlotAnswer::Held { runner: "a".into(), here: true });
+    }
+
+    /// Found by CI (ci28, etcd torture: etcd's majority lost, then the leader killed): a
+    /// record txn timed out, the node stopped leading, and the write showed up committed. No
+    /// wrapper was told to run it; the others hold the slot as this node's. It is not `ran_here`:
+    /// the wrapper waits, and runs it if this node leads again.
+    #[test]
+    fn our_unanswered_record_seen_while_not_leading_waits_for_the_lead() {
+        let mut log = Log::default();
+        let mut l = leader(0, &mut log);
+        assert_eq!(l.ask(9, 60), SlotAnswer::Wait("no_record_in_time"));
+        let r = l.next_request(0).unwrap();
+        assert_eq!(r, Request::Record { token: 40, lease: 7, job: 9, slot: 60 });
+        l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), &mut log);
+        let other = Holder { name: b"b".to_vec(), token: 50, lease: 99 };
+        l.on_leader_put(10, other, &mut log);
+        assert_eq!(l.role(), Role::Backup);
+        assert!(l.on_record(9, 60, &record_value(b"a", 7)));
+        assert!(matches!(l.ask(9, 60), SlotAnswer::Wait(_)), "not ran_here: {:?}", l.ask(9, 60));
+        let back = Holder { name: b"a".to_vec(), token: 51, lease: 7 };
+        l.on_leader_put(20, back, &mut log);
+        assert_eq!(l.role(), Role::Master);
+        assert_eq!(l.ask(9, 60), SlotAnswer::Run { token: 51 });
+        assert_eq!(l.ask(9, 60), SlotAnswer::Held { runner: "a".into(), here: true });
     }
 
     /// A leader key put by hand without a lease: the leader steps down at once; the key is
