@@ -937,17 +937,23 @@ mod tests {
         assert_eq!(parse_record_value(b"n-1.x_y 1a2b"), Some(("n-1.x_y", 0x1a2b)));
     }
 
+    /// A leader (lease 7, token 40) whose record txn for (job 9, slot 60) timed out.
+    fn timed_out_record(log: &mut Log) -> Leadership {
+        let mut l = leader(0, log);
+        assert_eq!(l.ask(9, 60), SlotAnswer::Wait("no_record_in_time"));
+        let r = l.next_request(0).unwrap();
+        assert_eq!(r, Request::Record { token: 40, lease: 7, job: 9, slot: 60 });
+        l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), log);
+        l
+    }
+
     /// A record txn that timed out while etcd had no majority, committed when the majority
     /// came back, after the node's lease had changed: the record (on the old lease) is this
     /// node's own write that no wrapper ran, so the slot runs here once.
     #[test]
     fn a_timed_out_record_committed_later_on_an_old_lease_runs_once() {
         let mut log = Log::default();
-        let mut l = leader(0, &mut log);
-        assert_eq!(l.ask(9, 60), SlotAnswer::Wait("no_record_in_time"));
-        let r = l.next_request(0).unwrap();
-        assert_eq!(r, Request::Record { token: 40, lease: 7, job: 9, slot: 60 });
-        l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), &mut log);
+        let mut l = timed_out_record(&mut log);
         // The retries time out too, the lease is gone meanwhile; a new one, and the key again.
         let mut holder = None;
         let mut answer = etcd(&mut holder, 41);
@@ -998,11 +1004,7 @@ mod tests {
     #[test]
     fn our_unanswered_record_seen_while_not_leading_waits_for_the_lead() {
         let mut log = Log::default();
-        let mut l = leader(0, &mut log);
-        assert_eq!(l.ask(9, 60), SlotAnswer::Wait("no_record_in_time"));
-        let r = l.next_request(0).unwrap();
-        assert_eq!(r, Request::Record { token: 40, lease: 7, job: 9, slot: 60 });
-        l.on_reply(5, 0, &r, Reply::Failed(Error::Unreachable("timeout".into())), &mut log);
+        let mut l = timed_out_record(&mut log);
         let other = Holder { name: b"b".to_vec(), token: 50, lease: 99 };
         l.on_leader_put(10, other, &mut log);
         assert_eq!(l.role(), Role::Backup);
