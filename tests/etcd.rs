@@ -268,9 +268,7 @@ fn a_leader_killed_or_frozen_is_replaced_within_the_ttl_and_tokens_rise() {
 
     // Values put by hand: a slot "record" that is not one runs the job once all the same.
     use rcron::ledger::slot::{job_id, scheduled};
-    while rcron::os::sys::wall_secs() % 60 > 45 {
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    clear_of_the_turn(60, 15);
     let slot = scheduled(rcron::os::sys::wall_secs(), 60);
     let key = format!("/rcron/lab/slots/{slot:020}/{:016x}", job_id(Some("junk"), 0, &[], 60));
     assert!(g.etcd.put(&g.lab, &key, "junk"));

@@ -301,11 +301,7 @@ fn a_thousand_wrappers_at_once_on_each_node_run_every_job_exactly_once_on_the_ma
     // Job n is the same job on both nodes (`--id`): the backup's wrapper of n skips on the
     // master's record of n. Hour slots, started clear of an hour's turn: both nodes' wrappers
     // of n name the same slot however long the crowd takes to start.
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    let to_turn = 3600 - secs.as_secs() % 3600;
-    if to_turn < 60 {
-        std::thread::sleep(Duration::from_secs(to_turn + 1));
-    }
+    clear_of_the_turn(3600, 60);
     let crowd = |i: usize, conf: &Path| {
         let h = &lab.hosts[i];
         let s = format!(

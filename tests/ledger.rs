@@ -340,6 +340,7 @@ fn a_reloaded_port_is_heard_and_one_lost_answer_does_not_decide_later_slots() {
             .spawn()
             .unwrap()
     };
+    clear_of_the_turn(60, 3);
     let (a, b) = (wrapper(0, "after-reload"), wrapper(1, "after-reload"));
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let b_err = String::from_utf8_lossy(&b.stderr);
@@ -362,6 +363,8 @@ fn a_reloaded_port_is_heard_and_one_lost_answer_does_not_decide_later_slots() {
     let _ = lonely.wait_with_output().unwrap();
     // Now B's cron fires first, A's 1.5 s later: B must wait for A's record, not decide by
     // advert timing from the old silence; then A dies, and nobody runs it twice or never.
+    // Both name one minute's slot: a minute's turn between them made two slots (ci30).
+    clear_of_the_turn(60, 5);
     let b = wrapper(1, "late-master");
     std::thread::sleep(Duration::from_millis(1500));
     let a = wrapper(0, "late-master");

@@ -416,16 +416,6 @@ fn a_daemon_that_dies_holding_the_question_unread_is_asked_again() {
     assert!(!question.is_empty(), "the second daemon got the question: {err}");
 }
 
-/// Waits, if needed, until the wall clock is at least `margin_s` clear of an hour's turn, so
-/// that the wrappers of a test started now name one `--slot 1h` slot.
-fn clear_of_the_hour(margin_s: u64) {
-    let secs =
-        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    while secs() % 3600 > 3600 - margin_s {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// The run marks in the sandbox's `lock_dir`, as `rcron-ran-JOB/SLOT`.
 fn marks(s: &Sandbox) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(s.path("locks")) else { return Vec::new() };
@@ -448,7 +438,7 @@ fn a_wrapper_cut_off_from_its_answer_runs_a_slot_its_node_holds_and_no_wrapper_h
     let (s, sock, conf) = with_socket("unanswered");
     let conf = conf.to_str().unwrap();
     let held = "decision=skip\nreason=ran_here\nran_on=192.0.2.1\nstate=passive\n";
-    clear_of_the_hour(20);
+    clear_of_the_turn(3600, 20);
     let wrapper = |ran: &std::path::Path, cut: usize| {
         let daemon = fake_daemon(&sock, cut, held);
         let argv = ["-v", "--conf", conf, "--id", "nightly", "--slot", "1h", "touch"];
@@ -485,7 +475,7 @@ fn a_wrapper_cut_off_from_its_answer_runs_a_slot_its_node_holds_and_no_wrapper_h
 fn a_recorded_run_takes_the_slots_mark_and_etcd_keeps_ran_here() {
     let (s, sock, conf) = with_socket("recorded");
     let conf = conf.to_str().unwrap();
-    clear_of_the_hour(20);
+    clear_of_the_turn(3600, 20);
     let recorded = "decision=run\nreason=recorded\nstate=active\n";
     let mut ran = Vec::new();
     for name in ["first", "second"] {
