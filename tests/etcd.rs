@@ -150,8 +150,10 @@ impl Group {
         (code(&o), format!("{}{}", stdout(&o), stderr(&o)))
     }
 
-    /// Every node's wrapper for the same job at once, each on its own thread.
+    /// Every node's wrapper for the same job at once, each on its own thread, clear of a
+    /// minute's turn (one slot).
     fn wrappers(&self, id: &str, script: &str) -> Vec<(i32, String)> {
+        clear_of_the_turn(60, 5);
         std::thread::scope(|s| {
             let h: Vec<_> = (0..3).map(|k| s.spawn(move || self.wrapper(k, id, script))).collect();
             h.into_iter().map(|h| h.join().unwrap()).collect()
@@ -346,6 +348,7 @@ fn a_dead_member_changes_nothing_and_a_partitioned_leader_stops_its_job_before_i
     // A long job on the leader (every node's cron starts it; the others skip).
     let pidfile = g.lab.hosts[0].dir.join("job.pid");
     let script = format!("echo $$ > {}; exec sleep 120", pidfile.display());
+    clear_of_the_turn(60, 5);
     let wrappers: Vec<u32> = (0..3)
         .map(|k| {
             let conf = g.confs[k].to_str().unwrap();

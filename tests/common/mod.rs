@@ -144,7 +144,7 @@ pub fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// multiple of `period_s` (a `--slot` length), so that wrappers started within `margin_s` of
 /// the return, on any node of the lab (one clock), name one slot.
 pub fn clear_of_the_turn(period_s: u64, margin_s: u64) {
-    while rcron::os::sys::wall_secs() % period_s > period_s - margin_s {
+    while rcron::os::sys::wall_secs() % period_s >= period_s - margin_s {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
