@@ -12,9 +12,7 @@
 //! read as before.
 
 use crate::config::State;
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The most the reader looks at.
@@ -213,12 +211,7 @@ pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), S
     let tmp = temp_path(path);
     // A temp file left by a crash of a process with our pid: unlink never follows a symlink.
     let _ = std::fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
+    let mut f = crate::os::sys::open_nofollow(&tmp, true, 0o644)
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     let r = f.write_all(content).and_then(|_| if sync { f.sync_all() } else { Ok(()) });
     drop(f);
@@ -303,13 +296,7 @@ impl Writer {
     fn set_up(&self) -> Option<Pair> {
         use std::os::unix::fs::MetadataExt;
         let open = |p: &Path, new: bool| {
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(new)
-                .mode(0o644)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(p)
-                .ok()?;
+            let file = crate::os::sys::open_nofollow(p, new, 0o644).ok()?;
             let m = file.metadata().ok().filter(|m| m.is_file())?;
             Some(Inode { file, ino: m.ino(), len: m.len() })
         };

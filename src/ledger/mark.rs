@@ -21,7 +21,6 @@
 //! errors are returned, never panic.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// What [`take`] found.
@@ -79,13 +78,7 @@ pub fn take(dir: &Path, job: u64, slot: u64, keep: Keep) -> Mark {
         Ok(_) => return Mark::Failed(std::io::Error::from(ErrorKind::AlreadyExists)),
         Err(e) => return Mark::Failed(e),
     }
-    let made = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(jobs.join(slot.to_string()));
-    let mark = match made {
+    let mark = match crate::os::sys::open_nofollow(&jobs.join(slot.to_string()), true, 0o600) {
         Ok(_) => Mark::Made,
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Mark::Taken,
         Err(e) => return Mark::Failed(e),

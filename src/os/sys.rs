@@ -223,6 +223,21 @@ pub fn needs_shell(file: &Path) -> bool {
     }
 }
 
+/// Opens `path` for writing, never through a symlink (`O_NOFOLLOW`: a planted link fails with
+/// ELOOP). `new`: the file must not exist yet (`O_EXCL`, else `AlreadyExists`); otherwise it
+/// is created when missing and kept as it is when present. `mode` applies to a created file
+/// (0600 for private files, 0644 for ones scripts read). Errors: open(2)'s.
+pub fn open_nofollow(path: &Path, new: bool, mode: u32) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .create_new(new)
+        .truncate(false)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Swaps the names `a` and `b` atomically (`renameat2(RENAME_EXCHANGE)`, Linux >= 3.15): both
 /// must exist. Called through the system call itself: musl's libc has no wrapper that works
 /// on every build, and the static binary must do what a glibc build does. Errors: EINVAL or

@@ -367,18 +367,8 @@ fn take_lock(cfg: &Config, argv: &[OsString]) -> Result<Option<Flock<std::fs::Fi
     std::fs::create_dir_all(&cfg.lock_dir)
         .map_err(|e| format!("{}: {e}", cfg.lock_dir.display()))?;
     let path: PathBuf = cfg.lock_dir.join(format!("rcron-{h:016x}.lock"));
-    let f = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-    };
+    let f = crate::os::sys::open_nofollow(&path, false, 0o600)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(Some(l)),
         Err((_, Errno::EWOULDBLOCK)) => Ok(None),
