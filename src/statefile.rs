@@ -12,6 +12,7 @@
 //! read as before.
 
 use crate::config::State;
+use crate::os::sys::Create;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -211,7 +212,7 @@ pub fn write_atomic_opt(path: &Path, content: &[u8], sync: bool) -> Result<(), S
     let tmp = temp_path(path);
     // A temp file left by a crash of a process with our pid: unlink never follows a symlink.
     let _ = std::fs::remove_file(&tmp);
-    let mut f = crate::os::sys::open_nofollow(&tmp, true, 0o644)
+    let mut f = crate::os::sys::open_nofollow(&tmp, Create::New, 0o644)
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     let r = f.write_all(content).and_then(|_| if sync { f.sync_all() } else { Ok(()) });
     drop(f);
@@ -295,15 +296,15 @@ impl Writer {
     /// The pair after a plain write: the file as written, and a new, empty spare.
     fn set_up(&self) -> Option<Pair> {
         use std::os::unix::fs::MetadataExt;
-        let open = |p: &Path, new: bool| {
-            let file = crate::os::sys::open_nofollow(p, new, 0o644).ok()?;
+        let open = |p: &Path, create: Create| {
+            let file = crate::os::sys::open_nofollow(p, create, 0o644).ok()?;
             let m = file.metadata().ok().filter(|m| m.is_file())?;
             Some(Inode { file, ino: m.ino(), len: m.len() })
         };
-        let current = open(&self.path, false)?;
+        let current = open(&self.path, Create::Never)?;
         // A spare left by an earlier daemon: unlink never follows a symlink.
         let _ = std::fs::remove_file(&self.spare_path);
-        let spare = open(&self.spare_path, true)?;
+        let spare = open(&self.spare_path, Create::New)?;
         Some(Pair { current, spare })
     }
 }

@@ -20,6 +20,7 @@
 //! directory, or a slot name that exists, is not used); nothing here runs in the daemon;
 //! errors are returned, never panic.
 
+use crate::os::sys::Create;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -78,7 +79,8 @@ pub fn take(dir: &Path, job: u64, slot: u64, keep: Keep) -> Mark {
         Ok(_) => return Mark::Failed(std::io::Error::from(ErrorKind::AlreadyExists)),
         Err(e) => return Mark::Failed(e),
     }
-    let mark = match crate::os::sys::open_nofollow(&jobs.join(slot.to_string()), true, 0o600) {
+    let made = crate::os::sys::open_nofollow(&jobs.join(slot.to_string()), Create::New, 0o600);
+    let mark = match made {
         Ok(_) => Mark::Made,
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Mark::Taken,
         Err(e) => return Mark::Failed(e),

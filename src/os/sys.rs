@@ -223,15 +223,25 @@ pub fn needs_shell(file: &Path) -> bool {
     }
 }
 
+/// Whether [`open_nofollow`] creates the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Create {
+    /// The file must not exist yet (`O_CREAT | O_EXCL`, else `AlreadyExists`).
+    New,
+    /// Created when missing, kept as it is when present (`O_CREAT`).
+    IfMissing,
+    /// It must exist (else `NotFound`).
+    Never,
+}
+
 /// Opens `path` for writing, never through a symlink (`O_NOFOLLOW`: a planted link fails with
-/// ELOOP). `new`: the file must not exist yet (`O_EXCL`, else `AlreadyExists`); otherwise it
-/// is created when missing and kept as it is when present. `mode` applies to a created file
-/// (0600 for private files, 0644 for ones scripts read). Errors: open(2)'s.
-pub fn open_nofollow(path: &Path, new: bool, mode: u32) -> std::io::Result<File> {
+/// ELOOP), creating it as `create` says; `mode` applies to a created file (0600 for private
+/// files, 0644 for ones scripts read). Never truncates. Errors: open(2)'s.
+pub fn open_nofollow(path: &Path, create: Create, mode: u32) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .create_new(new)
+        .create(create == Create::IfMissing)
+        .create_new(create == Create::New)
         .truncate(false)
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)

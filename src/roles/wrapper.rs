@@ -367,7 +367,7 @@ fn take_lock(cfg: &Config, argv: &[OsString]) -> Result<Option<Flock<std::fs::Fi
     std::fs::create_dir_all(&cfg.lock_dir)
         .map_err(|e| format!("{}: {e}", cfg.lock_dir.display()))?;
     let path: PathBuf = cfg.lock_dir.join(format!("rcron-{h:016x}.lock"));
-    let f = crate::os::sys::open_nofollow(&path, false, 0o600)
+    let f = crate::os::sys::open_nofollow(&path, crate::os::sys::Create::IfMissing, 0o600)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(Some(l)),
