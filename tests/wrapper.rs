@@ -193,6 +193,36 @@ fn lock_skips_an_overlapping_run_of_the_same_command_line() {
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "x\nx\n");
 }
 
+/// Found by the newcomer pass: a FIFO planted at a `--lock` file's name made the wrapper hang
+/// in open(2) (opened write-only, it waits for a reader); it opens at once, and the job runs.
+#[test]
+fn a_fifo_planted_at_the_lock_files_name_does_not_hang_the_wrapper() {
+    let s = Sandbox::new("lockfifo");
+    let conf = s.conf("");
+    s.set_state("active\n");
+    let ran = s.path("ran");
+    let argv = ["touch", ran.to_str().unwrap()];
+    let hash = rcron::ledger::slot::argv_hash(&argv.map(std::ffi::OsString::from));
+    std::fs::create_dir_all(s.path("locks")).unwrap();
+    let fifo = s.path("locks").join(format!("rcron-{hash:016x}.lock"));
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let c = conf.to_str().unwrap();
+    let mut child =
+        s.command(RCRON, &[&["-c", c, "--lock"][..], &argv[..]].concat()).spawn().unwrap();
+    let mut status = None;
+    let done = until(Duration::from_secs(10), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !done {
+        let _ = child.kill();
+    }
+    assert!(done, "the wrapper hangs on the FIFO");
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert!(ran.exists(), "the job did not run");
+}
+
 #[test]
 fn signals_to_the_wrapper_reach_the_job() {
     let s = Sandbox::new("signal");

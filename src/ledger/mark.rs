@@ -76,7 +76,10 @@ pub fn take(dir: &Path, job: u64, slot: u64, keep: Keep) -> Mark {
     // A name planted in the way (a symlink, a file) is not followed: the mark is not made.
     match std::fs::symlink_metadata(&jobs) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Mark::Failed(std::io::Error::from(ErrorKind::AlreadyExists)),
+        Ok(_) => {
+            let planted = format!("{} is not a directory (planted in the way)", jobs.display());
+            return Mark::Failed(std::io::Error::new(ErrorKind::AlreadyExists, planted));
+        }
         Err(e) => return Mark::Failed(e),
     }
     let made = crate::os::sys::open_nofollow(&jobs.join(slot.to_string()), Create::New, 0o600);

@@ -234,17 +234,20 @@ pub enum Create {
     Never,
 }
 
-/// Opens `path` for writing, never through a symlink (`O_NOFOLLOW`: a planted link fails with
-/// ELOOP), creating it as `create` says; `mode` applies to a created file (0600 for private
+/// Opens `path` for reading and writing, never through a symlink (`O_NOFOLLOW`: a planted
+/// link fails with ELOOP) and never blocking in the open itself (`O_RDWR | O_NONBLOCK`: a
+/// FIFO or device planted at the name opens at once; callers that need a regular file check
+/// it), creating it as `create` says; `mode` applies to a created file (0600 for private
 /// files, 0644 for ones scripts read). Never truncates. Errors: open(2)'s.
 pub fn open_nofollow(path: &Path, create: Create, mode: u32) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .create(create == Create::IfMissing)
         .create_new(create == Create::New)
         .truncate(false)
         .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
 }
 
